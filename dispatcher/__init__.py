@@ -1,0 +1,8 @@
+"""The dispatcher: clients that enqueue code into a pool's Redis Stream and return its Result."""
+
+from dispatcher.aio import AsyncClient
+from dispatcher.client import Client
+from dispatcher.errors import InvalidJob, NoFleetConfigured, WaitTimeout
+from warmfleet.schema import FleetLimits, Result, Status
+
+__all__ = ["AsyncClient", "Client", "FleetLimits", "InvalidJob", "NoFleetConfigured", "Result", "Status", "WaitTimeout"]

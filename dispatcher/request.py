@@ -1,0 +1,78 @@
+"""What the sync and async clients share: URL resolution, building and validating
+jobs, the Lua for idempotent submission, decoding replies."""
+
+from __future__ import annotations
+
+import uuid
+
+from dispatcher.errors import InvalidJob, NoFleetConfigured
+from dispatcher.settings import ClientSettings
+from warmfleet import keys
+from warmfleet.local import discovery
+from warmfleet.schema import FleetLimits, Job, JobError, Result, check_request
+
+# Create the job only if this idempotency key is new; either way return the job id.
+IDEMPOTENT_SUBMIT = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'job', ARGV[3])
+return ARGV[1]
+"""
+
+
+def resolve_url(redis_url: str | None, settings: ClientSettings) -> str:
+    url = redis_url or settings.redis_url or discovery.read_url()
+    if not url:
+        raise NoFleetConfigured(
+            "no Redis URL: pass redis_url=..., set WARMFLEET_REDIS_URL, or start a local fleet with `warmfleet up`"
+        )
+    return url
+
+
+def new_client_id() -> str:
+    return uuid.uuid4().hex
+
+
+def build_job(
+    code: object,
+    *,
+    limits: FleetLimits,
+    reply_to: str,
+    language: object = "python",
+    timeout: object = 30.0,
+    cpu_time: object = 10.0,
+    memory_mb: object = 256,
+) -> Job:
+    """Validate against the fleet's published limits and build the job, or raise InvalidJob."""
+    try:
+        check_request(code, language=language, timeout=timeout, cpu_time=cpu_time, memory_mb=memory_mb, limits=limits)
+    except JobError as exc:
+        raise InvalidJob(str(exc)) from None
+    return Job(
+        job_id=uuid.uuid4().hex,
+        code=code,  # type: ignore[arg-type]  # checked above
+        language=language,  # type: ignore[arg-type]
+        timeout=float(timeout),  # type: ignore[arg-type]
+        cpu_time=float(cpu_time),  # type: ignore[arg-type]
+        memory_mb=memory_mb,  # type: ignore[arg-type]
+        reply_to=reply_to,
+    )
+
+
+def check_idempotency_key(key: object) -> str:
+    if not isinstance(key, str) or not 1 <= len(key) <= 200:
+        raise InvalidJob("idempotency_key must be a non-empty str of at most 200 characters")
+    return key
+
+
+def parse_limits(raw: str | None) -> FleetLimits:
+    return FleetLimits.model_validate_json(raw) if raw else FleetLimits()
+
+
+def parse_result(raw: str | bytes) -> Result:
+    return Result.from_json(raw)
+
+
+def stream_key(pool: str) -> str:
+    return keys.stream(pool)

@@ -1,0 +1,18 @@
+"""Client settings, read from WARMFLEET_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ClientSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARMFLEET_", extra="ignore")
+
+    redis_url: str | None = None
+    pool: str = "default"
+    idempotency_ttl_s: int = Field(default=86400, ge=1)
+    # A safety net, not the wake-up path: results arrive by pub/sub; if a notification is
+    # lost (reconnect, another client's idempotent job) the stored result is re-read this often.
+    recheck_s: float = Field(default=1.0, gt=0)
+    max_connections: int = Field(default=32, ge=2)

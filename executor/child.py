@@ -1,0 +1,219 @@
+"""The job child: forked ahead of time by a slot runner, it locks itself down, waits
+for code, runs it and leaves only through ``os._exit``.
+
+Order matters and is the security boundary inside the sandbox:
+new session -> stdio onto pipes -> close every other descriptor -> drop to the slot's
+uid/gid -> kill whatever the previous job left running as that uid -> empty the
+workspace -> rlimits -> minimal environment -> tell the runner "ready" -> read code.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import math
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+
+from executor.workspace import empty_dir
+
+# Bytes the child writes on its status pipe.
+READY = b"R"
+MEMORY_ERROR = b"M"
+SETUP_FAILED = b"F"
+
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class ChildSpec:
+    """Everything a child needs, fixed when the runner starts."""
+
+    def __init__(self, cfg: dict) -> None:
+        self.uid: int = cfg["uid"]
+        self.gid: int = cfg["gid"]
+        self.workspace: str = cfg["workspace"]
+        self.file_size: int = cfg["file_size_bytes"]
+        self.processes: int = cfg["processes"]
+        self.open_files: int = cfg["open_files"]
+        self.max_memory_mb: int = cfg["max_memory_mb"]
+        self.max_cpu_time: float = cfg["max_cpu_time"]
+        self.drop_privileges: bool = cfg["drop_privileges"]
+
+
+def child_main(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int) -> None:
+    """Entry point right after fork. Never returns."""
+    try:
+        _prepare(spec, code_r, status_w, out_w, err_w)
+    except BaseException as exc:  # noqa: BLE001 - report any setup failure, then die
+        try:
+            os.write(status_w, SETUP_FAILED + repr(exc).encode()[:1000])
+        finally:
+            os._exit(70)
+    os.write(status_w, READY)
+    _run(spec, _read_all(code_r), status_w)
+
+
+def _prepare(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int) -> None:
+    os.setsid()
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    keep = {0, 1, 2, code_r, status_w}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    os.set_inheritable(code_r, False)
+    os.set_inheritable(status_w, False)
+
+    if spec.drop_privileges:
+        os.setgroups([])
+        os.setresgid(spec.gid, spec.gid, spec.gid)
+        os.setresuid(spec.uid, spec.uid, spec.uid)
+        _kill_leftovers()
+    empty_dir(spec.workspace)
+    os.chdir(spec.workspace)
+
+    _limit(resource.RLIMIT_NPROC, spec.processes)
+    _limit(resource.RLIMIT_FSIZE, spec.file_size)
+    _limit(resource.RLIMIT_NOFILE, spec.open_files)
+    _limit(resource.RLIMIT_CORE, 0)
+    # Hard caps at the fleet maxima now; the job's own (lower) budgets are set once it arrives.
+    _limit(resource.RLIMIT_AS, spec.max_memory_mb << 20)
+    _limit(resource.RLIMIT_CPU, math.ceil(spec.max_cpu_time) + 1)
+
+    os.environ.clear()
+    os.environ.update(
+        PATH=SAFE_PATH,
+        HOME=spec.workspace,
+        TMPDIR=spec.workspace,
+        LANG="C.UTF-8",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    sys.argv = [""]
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+    )
+
+
+def _kill_leftovers() -> None:
+    """SIGKILL every process of this uid but ourselves: catches daemons that left the
+    job's process group with setsid. On Linux kill(-1) reports success whenever any
+    process exists (even ones we may not signal), so confirm through /proc that none of ours is still alive (zombies are
+    harmless and are reaped by the supervisor, the subreaper)."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            return  # gVisor says so directly when nothing of ours is left
+        if not _live_processes_of(os.getuid()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("processes of the job uid survived SIGKILL for 2 s")
+        time.sleep(0.001)
+
+
+def _live_processes_of(uid: int) -> list[int]:
+    me = os.getpid()
+    alive = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if state not in (b"Z", b"X"):
+            alive.append(int(name))
+    return alive
+
+
+def _limit(which: int, value: int) -> None:
+    resource.setrlimit(which, (value, value))
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _run(spec: ChildSpec, payload: bytes, status_w: int) -> None:
+    header, _, code = payload.partition(b"\n")
+    job = json.loads(header)
+    # RLIMIT_CPU counts whole seconds and includes the few ms of setup: ceil the budget.
+    _limit(resource.RLIMIT_CPU, math.ceil(job["cpu_time"]))
+    _limit(resource.RLIMIT_AS, job["memory_mb"] << 20)
+    signal.setitimer(signal.ITIMER_REAL, job["timeout"])
+    code_text = code.decode("utf-8", "surrogatepass")
+    namespace = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
+    status = 0
+    try:
+        compiled = compile(code_text, "<job>", "exec")
+        exec(compiled, namespace)
+    except SystemExit as exc:
+        status = _exit_status(exc)
+    except MemoryError:
+        os.write(status_w, MEMORY_ERROR)
+        _print_exception(sys.exc_info()[1])
+        status = 1
+    except BaseException as exc:  # noqa: BLE001 - the job's own failure, reported as Python would
+        _print_exception(exc)
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - a closed or broken pipe must not change the status
+            pass
+    os._exit(status)
+
+
+def _exit_status(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001
+        pass
+    return 1
+
+
+def _print_exception(exc: BaseException | None) -> None:
+    """Print the traceback without the harness's own frame, like `python file.py` would."""
+    try:
+        tb = exc.__traceback__ if exc is not None else None
+        if tb is not None and tb.tb_frame.f_code is _run.__code__:
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
+    except BaseException:  # noqa: BLE001 - under memory pressure even printing may fail
+        try:
+            os.write(2, f"{type(exc).__name__}\n".encode())
+        except BaseException:  # noqa: BLE001
+            pass

@@ -1,0 +1,275 @@
+"""A slot runner: a small, warmed process that keeps one job child forked ahead of
+time, hands it code, enforces the wall clock and output caps, and reports.
+
+It is started as a fresh ``python -S -I`` so its memory map stays small: inside gVisor
+fork cost grows with the parent's mappings (FIELD-NOTES: ~9 ms lean vs ~22 ms after
+heavy imports). It imports only the stdlib and talks to the supervisor over a
+socketpair (executor.protocol). Statuses are plain strings equal to
+``warmfleet.schema.Status`` values (a test pins that).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+from executor import protocol
+from executor.child import MEMORY_ERROR, READY, SETUP_FAILED, ChildSpec, child_main
+
+SPARE_READY_TIMEOUT = 10.0
+
+
+class Spare:
+    """A forked child waiting for code, and the runner's ends of its pipes."""
+
+    def __init__(self, pid: int, code_w: int, status_r: int, out_r: int, err_r: int) -> None:
+        self.pid, self.code_w, self.status_r, self.out_r, self.err_r = pid, code_w, status_r, out_r, err_r
+
+    def close(self) -> None:
+        for fd in (self.code_w, self.status_r, self.out_r, self.err_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Runner:
+    def __init__(self, chan: int, cfg: dict) -> None:
+        self.chan = chan
+        self.cfg = cfg
+        self.spec = ChildSpec(cfg)
+        self.output_cap: int = cfg["output_bytes"]
+        self.grace: float = cfg["kill_grace_s"]
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        # The supervisor decides when we stop; a terminal's SIGINT must not kill a job mid-run.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A hard stop from the supervisor: take the job child's whole group down with us.
+        signal.signal(signal.SIGTERM, self._on_term)
+        self.child_pid: int | None = None
+        compile("print(1)", "<warm>", "exec")  # warm the compiler before any fork (FIELD-NOTES)
+        self.spare: Spare | None = None
+
+    # -- spare management -------------------------------------------------------------
+    def fork_spare(self) -> Spare:
+        code_r, code_w = os.pipe2(os.O_CLOEXEC)
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        # Block signals across fork so the child never runs a handler meant for the runner.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            pid = os.fork()
+            if pid == 0:  # child: never returns
+                try:
+                    child_main(self.spec, code_r, status_w, out_w, err_w)
+                finally:
+                    os._exit(70)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for fd in (code_r, status_w, out_w, err_w):
+            os.close(fd)
+        self.child_pid = pid
+        return Spare(pid, code_w, status_r, out_r, err_r)
+
+    def prepare_spare(self) -> None:
+        """Fork a spare and wait until it reports ready (leftovers killed, workspace empty)."""
+        spare = self.fork_spare()
+        fl = select.poll()
+        fl.register(spare.status_r, select.POLLIN)
+        events = fl.poll(SPARE_READY_TIMEOUT * 1000)
+        msg = os.read(spare.status_r, 4096) if events else b""
+        if msg[:1] != READY:
+            _kill(spare.pid)
+            os.waitpid(spare.pid, 0)
+            spare.close()
+            why = msg[1:].decode(errors="replace") if msg[:1] == SETUP_FAILED else "no ready signal"
+            raise RuntimeError(f"spare child failed to start: {why}")
+        self.spare = spare
+
+    def _on_term(self, *_: object) -> None:
+        if self.child_pid is not None:
+            _kill(self.child_pid)
+        os._exit(143)
+
+    # -- one job ----------------------------------------------------------------------
+    def run_job(self, job: dict) -> dict:
+        spare, self.spare = self.spare, None
+        assert spare is not None
+        header = json.dumps(
+            {"timeout": job["timeout"], "cpu_time": job["cpu_time"], "memory_mb": job["memory_mb"]}
+        ).encode()
+        started = time.monotonic()
+        deadline = started + job["timeout"] + self.grace
+        try:
+            _write_all(spare.code_w, header + b"\n" + job["code"].encode("utf-8", "surrogatepass"))
+        except BrokenPipeError:
+            pass  # the child died before reading; its wait status tells why
+        os.close(spare.code_w)
+
+        out, err = bytearray(), bytearray()
+        buffers = {spare.out_r: out, spare.err_r: err}
+        truncated = {spare.out_r: False, spare.err_r: False}
+        poller = select.poll()
+        for fd in (spare.out_r, spare.err_r, spare.status_r, self.wake_r):
+            poller.register(fd, select.POLLIN)
+        memory_error = False
+        killed_for: str | None = None
+        waited = None
+        while waited is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                killed_for = killed_for or "timeout"
+                _kill(spare.pid)
+                waited = os.wait4(spare.pid, 0)
+                break
+            for fd, _ev in poller.poll(remaining * 1000):
+                if fd == self.wake_r:
+                    _drain(self.wake_r)
+                elif fd == spare.status_r:
+                    data = _read_some(fd)
+                    if not data:
+                        poller.unregister(fd)
+                    elif MEMORY_ERROR in data:
+                        memory_error = True
+                else:
+                    data = _read_some(fd)
+                    if not data:
+                        poller.unregister(fd)
+                        continue
+                    buf = buffers[fd]
+                    room = self.output_cap - len(buf)
+                    buf += data[:room]
+                    if len(data) > room:
+                        truncated[fd] = True
+                        if killed_for is None:
+                            killed_for = "output_limit"
+                            _kill(spare.pid)
+            pid, status, rusage = os.wait4(spare.pid, os.WNOHANG)
+            if pid:
+                waited = (pid, status, rusage)
+        duration = time.monotonic() - started
+        _, status, rusage = waited
+        # Whatever the child wrote before it died is still in the pipe buffers.
+        for fd, buf in buffers.items():
+            fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
+            while len(buf) <= self.output_cap and (data := _read_some(fd)):
+                room = self.output_cap - len(buf)
+                buf += data[:room]
+                truncated[fd] = truncated[fd] or len(data) > room
+        if MEMORY_ERROR in _read_nonblocking(spare.status_r):
+            memory_error = True
+        # Kill the rest of the job's process group now; setsid escapees die when the
+        # next spare, running as the same uid, calls kill(-1) before it reports ready.
+        _kill(spare.pid)
+        spare.close()
+        cpu_s = rusage.ru_utime + rusage.ru_stime
+        res = classify(status, cpu_s, job, killed_for, memory_error)
+        res.update(
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            stdout_truncated=truncated[spare.out_r],
+            stderr_truncated=truncated[spare.err_r],
+            duration_s=round(duration, 6),
+            cpu_s=round(cpu_s, 6),
+            max_rss_bytes=rusage.ru_maxrss * 1024,
+        )
+        return res
+
+    def serve(self) -> int:
+        protocol.write_msg(self.chan, {"t": "hello", "pid": os.getpid()})
+        while True:
+            try:
+                self.prepare_spare()
+            except RuntimeError as exc:
+                protocol.write_msg(self.chan, {"t": "broken", "error": str(exc)})
+                return 3
+            protocol.write_msg(self.chan, {"t": "ready"})
+            try:
+                msg = protocol.read_msg(self.chan)
+            except EOFError:
+                msg = {"t": "stop"}
+            if msg["t"] == "stop":
+                if self.spare is not None:
+                    _kill(self.spare.pid)
+                    os.waitpid(self.spare.pid, 0)
+                return 0
+            protocol.write_msg(self.chan, {"t": "result", **self.run_job(msg)})
+
+
+def classify(status: int, cpu_s: float, job: dict, killed_for: str | None, memory_error: bool) -> dict:
+    """Map how the child ended to (status, exit_code, error)."""
+    if os.WIFEXITED(status):
+        exit_code = os.WEXITSTATUS(status)
+        sig = None
+    else:
+        sig = os.WTERMSIG(status)
+        exit_code = -sig
+    if killed_for == "output_limit":
+        return _res("output_limit", exit_code, "output exceeded the per-stream cap; the job was killed")
+    if killed_for == "timeout" or sig == signal.SIGALRM:
+        return _res("timeout", exit_code, f"wall-clock limit of {job['timeout']} s exceeded")
+    if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_s >= job["cpu_time"] * 0.95:
+        return _res("cpu_limit", exit_code, f"CPU-time limit of {job['cpu_time']} s exceeded")
+    if memory_error:
+        return _res("memory_limit", exit_code, f"memory limit of {job['memory_mb']} MiB exceeded")
+    if exit_code == 0:
+        return _res("ok", 0, None)
+    if sig is not None:
+        return _res("error", exit_code, f"killed by signal {signal.Signals(sig).name}")
+    return _res("error", exit_code, f"exited with code {exit_code}")
+
+
+def _res(status: str, exit_code: int | None, error: str | None) -> dict:
+    return {"status": status, "exit_code": exit_code, "error": error}
+
+
+def _kill(pid: int) -> None:
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_some(fd: int) -> bytes:
+    try:
+        return os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return b""
+
+
+def _read_nonblocking(fd: int) -> bytes:
+    fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
+    return _read_some(fd)
+
+
+def _drain(fd: int) -> None:
+    while _read_some(fd):
+        pass
+
+
+def main() -> int:
+    """argv: CHANNEL_FD CONFIG_JSON."""
+    chan = int(sys.argv[1])
+    cfg = json.loads(sys.argv[2])
+    for path in cfg.get("extra_sys_path", []):
+        if path not in sys.path:
+            sys.path.append(path)
+    return Runner(chan, cfg).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Settings of one executor pod, read from WARMFLEET_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from warmfleet.schema import FleetLimits
+
+
+class ExecutorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARMFLEET_", env_nested_delimiter="__", extra="ignore")
+
+    redis_url: str
+    pool: str = "default"
+    pod_id: str = Field(default_factory=socket.gethostname)
+    slots: int = Field(default=2, ge=1, le=64)
+    limits: FleetLimits = FleetLimits()
+
+    # Slot i runs its jobs as uid/gid uid_base + i, in workspace_root/i.
+    uid_base: int = Field(default=61000, ge=1000)
+    workspace_root: str = "/tmp/warmfleet-ws"
+    drop_privileges: bool = True
+    python: str = sys.executable
+
+    result_ttl_s: int = Field(default=3600, ge=10)
+    block_ms: int = Field(default=1000, ge=10, le=4000)  # below redis-py's 5 s socket timeout
+    heartbeat_s: float = Field(default=1.0, gt=0)
+    pod_ttl_s: float = Field(default=10.0, gt=0)
+    drain_timeout_s: float = Field(default=330.0, gt=0)
+    kill_grace_s: float = Field(default=0.5, ge=0)
+    max_deliveries: int = Field(default=3, ge=1)
+    log_level: str = "INFO"
+
+    @property
+    def consumer_prefix(self) -> str:
+        return f"{self.pod_id}/"
+
+    def slot_uid(self, slot: int) -> int:
+        return self.uid_base + slot
+
+    def slot_workspace(self, slot: int) -> str:
+        return os.path.join(self.workspace_root, str(slot))

@@ -1,0 +1,256 @@
+"""One slot: a consumer in the pool's group, feeding one runner process.
+
+It reads only when its runner has a spare child ready, one entry at a time, so the
+lag KEDA sees is the real backlog. It reads its own pending entries first (after a
+start or a runner crash), then new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import redis.exceptions
+from pydantic import ValidationError
+
+from executor.runner_handle import RunnerGone, RunnerHandle
+from warmfleet import keys
+from warmfleet.schema import JOB_ID_RE, Job, JobError, Result, Status, explain
+
+if TYPE_CHECKING:
+    from executor.supervisor import Supervisor
+
+log = logging.getLogger("warmfleet.slot")
+
+
+class SlotState(str, enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    BUSY = "busy"
+    BROKEN = "broken"
+    STOPPED = "stopped"
+
+
+class Slot:
+    def __init__(self, sup: "Supervisor", index: int) -> None:
+        self.sup = sup
+        self.index = index
+        self.settings = sup.settings
+        self.consumer = f"{self.settings.pod_id}/{index}"
+        self.name = self.consumer
+        self.state = SlotState.STARTING
+        self.jobs_done = 0
+        self.runner = RunnerHandle(self.settings.python, sup.runner_config(index))
+        self._pending_first = True
+        self._ready = asyncio.Event()  # set while the runner has a spare child waiting
+        self._ready.set()
+
+    def _set(self, state: SlotState) -> None:
+        if state is not self.state:
+            self.state = state
+            self.sup.state_changed.set()
+
+    async def start_runner(self) -> None:
+        """(Re)start the runner and wait for its first spare child."""
+        delay = 0.05
+        while True:
+            self._set(SlotState.STARTING)
+            try:
+                await self.runner.start()
+                self.sup.runner_pids[self.runner.pid] = self
+                await self._await_ready()
+                self._set(SlotState.READY)
+                return
+            except RunnerGone as exc:
+                self._set(SlotState.BROKEN)
+                log.error("runner failed to start", extra={"slot": self.name, "error": str(exc)})
+                self.runner.kill()
+                self.runner.close()
+                if self.sup.stopping.is_set():
+                    return
+                await asyncio.sleep(delay)  # backoff before a respawn, not synchronisation
+                delay = min(delay * 2, 5.0)
+
+    async def _await_ready(self) -> None:
+        msg = await self.runner.recv()
+        if msg.get("t") != "ready":
+            raise RunnerGone(msg.get("error") or f"runner said {msg!r}")
+
+    async def run(self) -> None:
+        """Consume until the supervisor drains."""
+        await self.start_runner()
+        backoff = 0.1
+        while not self.sup.draining.is_set():
+            await self._ready.wait()
+            if self.sup.draining.is_set():
+                break
+            try:
+                entries = await self._read()
+                backoff = 0.1
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                log.warning("redis unavailable; retrying", extra={"slot": self.name, "error": str(exc)})
+                await self.sup.wait_draining(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for entry_id, fields in entries:
+                await self._handle(entry_id, fields)
+        self._set(SlotState.STOPPED)
+
+    async def _read(self) -> list[tuple[str, dict]]:
+        stream = keys.stream(self.settings.pool)
+        if self._pending_first:
+            resp = await self.sup.redis.xreadgroup(
+                keys.CONSUMER_GROUP, self.consumer, {stream: "0"}, count=1
+            )
+            entries = resp[0][1] if resp else []
+            if not entries:
+                self._pending_first = False
+            return [(eid, fields) for eid, fields in entries]
+        resp = await self.sup.redis.xreadgroup(
+            keys.CONSUMER_GROUP, self.consumer, {stream: ">"}, count=1, block=self.settings.block_ms
+        )
+        return [(eid, fields) for eid, fields in (resp[0][1] if resp else [])]
+
+    async def _handle(self, entry_id: str, fields: dict | None) -> None:
+        store = self.sup.store
+        if not fields:  # deleted while pending: nothing to run, nobody to answer
+            await store.ack_only(entry_id)
+            return
+        job, problem = parse_entry(fields, self.sup.settings.limits)
+        if job is None:
+            job_id = _salvage_job_id(fields)
+            if job_id is None:
+                log.warning("dead-lettered malformed entry", extra={"entry_id": entry_id, "reason": problem})
+                await store.dead_letter(entry_id, fields, problem)
+                return
+            result = Result(job_id=job_id, status=Status.REJECTED, error=problem, executor=self.name)
+            await store.store_and_ack(entry_id, result, _salvage_reply_to(fields))
+            log.info("job rejected", extra={"job_id": job_id, "reason": problem})
+            return
+        if await store.exists(job.job_id):  # a redelivery of a job already answered
+            await store.ack_only(entry_id)
+            log.info("duplicate delivery skipped", extra={"job_id": job.job_id})
+            return
+        if self._pending_first and await self._too_many_deliveries(entry_id):
+            result = Result(
+                job_id=job.job_id,
+                status=Status.FAILED,
+                executor=self.name,
+                error=f"gave up after {self.settings.max_deliveries} deliveries: the job kept killing its executor",
+            )
+            await store.store_and_ack(entry_id, result, job.reply_to)
+            self.sup.dead_letters += 1
+            log.error("job dead-lettered", extra={"job_id": job.job_id})
+            return
+        result = await self._execute(job)
+        if result is None:
+            return  # runner died mid-job: the entry stays pending and is read again
+        await store.store_and_ack(entry_id, result, job.reply_to)
+        self.jobs_done += 1
+        self.sup.jobs_done += 1
+        log.info(
+            "job done",
+            extra={
+                "job_id": job.job_id,
+                "status": result.status.value,
+                "duration_s": result.duration_s,
+                "code_bytes": len(job.code),
+                "stdout_bytes": len(result.stdout),
+                "stderr_bytes": len(result.stderr),
+            },
+        )
+
+    async def _too_many_deliveries(self, entry_id: str) -> bool:
+        info = await self.sup.redis.xpending_range(
+            keys.stream(self.settings.pool), keys.CONSUMER_GROUP, min=entry_id, max=entry_id, count=1
+        )
+        return bool(info) and info[0]["times_delivered"] > self.settings.max_deliveries
+
+    async def _execute(self, job: Job) -> Result | None:
+        self._set(SlotState.BUSY)
+        started = time.time()
+        try:
+            await self.runner.send(
+                {"t": "job", "code": job.code, "timeout": job.timeout, "cpu_time": job.cpu_time, "memory_mb": job.memory_mb}
+            )
+            reply = await self.runner.recv()
+        except RunnerGone as exc:
+            log.error("runner died mid-job", extra={"slot": self.name, "job_id": job.job_id, "error": str(exc)})
+            await self._restart_runner()
+            return None
+        reply.pop("t", None)
+        result = Result(
+            job_id=job.job_id,
+            executor=self.name,
+            queue_wait_s=round(max(0.0, started - job.submitted_at), 6),
+            **reply,
+        )
+        # The runner forks the next spare while the result travels back to the client.
+        self._ready.clear()
+        self._spare_task = asyncio.get_running_loop().create_task(self._next_spare())
+        return result
+
+    async def _next_spare(self) -> None:
+        try:
+            await self._await_ready()
+            self._set(SlotState.READY)
+        except RunnerGone as exc:
+            log.error("runner lost after a job", extra={"slot": self.name, "error": str(exc)})
+            await self._restart_runner()
+        finally:
+            self._ready.set()
+
+    async def _restart_runner(self) -> None:
+        self.runner.kill()
+        self.runner.close()
+        self._pending_first = True
+        await self.start_runner()
+
+    async def stop(self) -> None:
+        if self.runner.pid is None:
+            return
+        try:
+            await self.runner.send({"t": "stop"})
+        except RunnerGone:
+            pass
+        self.runner.close()
+        self._set(SlotState.STOPPED)
+
+
+def parse_entry(fields: dict, limits: Any) -> tuple[Job | None, str]:
+    raw = fields.get("job")
+    if raw is None:
+        return None, "entry has no 'job' field"
+    if len(raw) > limits.max_code_bytes * 6 + 4096:
+        return None, f"job field is {len(raw)} bytes, over the fleet's maximum"
+    try:
+        job = Job.from_json(raw)
+    except ValidationError as exc:
+        return None, f"malformed job: {explain(exc)}"
+    try:
+        job.check(limits)
+    except JobError as exc:
+        return None, str(exc)
+    return job, ""
+
+
+def _salvage_json(fields: dict) -> dict:
+    try:
+        data = json.loads(fields.get("job", ""))
+        return data if isinstance(data, dict) else {}
+    except (ValueError, TypeError):
+        return {}
+
+
+def _salvage_job_id(fields: dict) -> str | None:
+    job_id = _salvage_json(fields).get("job_id")
+    return job_id if isinstance(job_id, str) and JOB_ID_RE.match(job_id) else None
+
+
+def _salvage_reply_to(fields: dict) -> str | None:
+    reply = _salvage_json(fields).get("reply_to")
+    return reply if isinstance(reply, str) else None

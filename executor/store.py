@@ -1,0 +1,92 @@
+"""What an executor writes to Redis: results (stored before the ack), pod heartbeats,
+the fleet's limits, dead letters."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from redis.asyncio import Redis
+
+from warmfleet import keys
+from warmfleet.schema import FleetLimits, Result
+
+# Store the result only if none exists (reclaim and failover deliver twice), publish it
+# to the waiting client only if we stored it, then acknowledge and delete the entry.
+# Deleting an acknowledged entry is safe for lag: with one group, every acked entry is
+# at or before the group's last-delivered id, so XINFO GROUPS lag stays defined.
+_STORE_AND_ACK = """
+local stored = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+if stored and ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[1]) end
+redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+redis.call('XDEL', KEYS[2], ARGV[4])
+if stored then return 1 end
+return 0
+"""
+
+
+class ResultStore:
+    def __init__(self, redis: Redis, pool: str, ttl_s: int) -> None:
+        self.redis = redis
+        self.pool = pool
+        self.ttl_s = ttl_s
+        self._store_and_ack = redis.register_script(_STORE_AND_ACK)
+
+    async def exists(self, job_id: str) -> bool:
+        return bool(await self.redis.exists(keys.result(self.pool, job_id)))
+
+    async def store_and_ack(self, entry_id: str, result: Result, reply_to: str | None) -> bool:
+        """True if this call stored the result, False if one was already there."""
+        channel = ""
+        if reply_to and reply_to.startswith(keys.reply_channel(self.pool, "")):
+            channel = reply_to  # never publish outside the pool's own namespace
+        stored = await self._store_and_ack(
+            keys=[keys.result(self.pool, result.job_id), keys.stream(self.pool)],
+            args=[result.to_json(), self.ttl_s, keys.CONSUMER_GROUP, entry_id, channel],
+        )
+        return bool(stored)
+
+    async def ack_only(self, entry_id: str) -> None:
+        stream = keys.stream(self.pool)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(stream, keys.CONSUMER_GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            await pipe.execute()
+
+    async def dead_letter(self, entry_id: str, fields: dict, reason: str) -> None:
+        """Keep an entry nobody can be answered for (no job id), then ack it."""
+        sample = {str(k)[:64]: str(v)[:256] for k, v in list((fields or {}).items())[:8]}
+        await self.redis.xadd(
+            keys.dead_letters(self.pool),
+            {"entry_id": entry_id, "reason": reason[:1000], "fields": json.dumps(sample), "ts": time.time()},
+            maxlen=10000,
+            approximate=True,
+        )
+        await self.ack_only(entry_id)
+
+
+async def ensure_group(redis: Redis, pool: str) -> None:
+    try:
+        await redis.xgroup_create(keys.stream(pool), keys.CONSUMER_GROUP, id="0", mkstream=True)
+    except Exception as exc:  # redis.ResponseError; BUSYGROUP means it already exists
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def publish_limits(redis: Redis, pool: str, limits: FleetLimits) -> None:
+    await redis.set(keys.limits(pool), limits.model_dump_json())
+
+
+async def heartbeat(redis: Redis, pool: str, pod_id: str, snapshot: dict, ttl_s: float) -> None:
+    now = time.time()
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(keys.pod(pool, pod_id), json.dumps({**snapshot, "heartbeat": now}), px=int(ttl_s * 1000))
+        pipe.zadd(keys.pods(pool), {pod_id: now})
+        await pipe.execute()
+
+
+async def deregister(redis: Redis, pool: str, pod_id: str) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.delete(keys.pod(pool, pod_id))
+        pipe.zrem(keys.pods(pool), pod_id)
+        await pipe.execute()

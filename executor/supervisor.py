@@ -1,0 +1,250 @@
+"""The pod supervisor: starts N slots, keeps their runners alive, heartbeats the pod's
+state to Redis, reaps orphans (it is the sandbox's pid 1 and a child subreaper), and
+shuts down in order: stop reading, finish in-flight jobs, acknowledge, exit.
+
+A first SIGTERM/SIGINT drains; a second one, or the drain deadline, kills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import enum
+import logging
+import os
+import signal
+import time
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from executor import store
+from executor.settings import ExecutorSettings
+from executor.slot import Slot, SlotState
+from warmfleet import keys
+
+log = logging.getLogger("warmfleet.supervisor")
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    DRAIN_TIMEOUT = 3  # jobs were still running at the drain deadline and were killed
+    HARD_STOP = 4  # a second signal arrived while draining
+    REDIS_UNAVAILABLE = 5  # could not reach Redis at start-up
+    CONFIG = 78  # EX_CONFIG
+
+
+class Supervisor:
+    def __init__(self, settings: ExecutorSettings) -> None:
+        self.settings = settings
+        self.redis = aioredis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+        self.store = store.ResultStore(self.redis, settings.pool, settings.result_ttl_s)
+        self.slots = [Slot(self, i) for i in range(settings.slots)]
+        self.runner_pids: dict[int, Slot] = {}
+        self.state_changed = asyncio.Event()
+        self.draining = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.started_at = time.time()
+        self.jobs_done = 0
+        self.dead_letters = 0
+        self.orphans_reaped = 0
+
+    # -- configuration handed to each runner (no secrets: it is on the command line) --
+    def runner_config(self, index: int) -> dict:
+        s, lim = self.settings, self.settings.limits
+        return {
+            "slot": index,
+            "uid": s.slot_uid(index),
+            "gid": s.slot_uid(index),
+            "workspace": s.slot_workspace(index),
+            "drop_privileges": s.drop_privileges,
+            "output_bytes": lim.output_bytes,
+            "file_size_bytes": lim.file_size_bytes,
+            "processes": lim.processes,
+            "open_files": lim.open_files,
+            "max_memory_mb": lim.max_memory_mb,
+            "max_cpu_time": lim.max_cpu_time,
+            "kill_grace_s": s.kill_grace_s,
+        }
+
+    def prepare_workspaces(self) -> None:
+        for slot in self.slots:
+            path = self.settings.slot_workspace(slot.index)
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            os.chmod(path, 0o700)  # before chown: without CAP_FOWNER root cannot chmod what it gave away
+            if self.settings.drop_privileges:
+                uid = self.settings.slot_uid(slot.index)
+                os.chown(path, uid, uid)
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        _become_subreaper()
+        if not await self._connect():
+            return ExitCode.REDIS_UNAVAILABLE
+        self.prepare_workspaces()
+        slot_tasks = [asyncio.create_task(slot.run(), name=slot.name) for slot in self.slots]
+        beat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        log.info("pod started", extra={"pod_id": self.settings.pod_id, "slots": len(self.slots)})
+        await self.draining.wait()
+        log.info("draining", extra={"pod_id": self.settings.pod_id})
+        code = await self._drain(slot_tasks)
+        beat.cancel()
+        await self._deregister()
+        await self.redis.aclose()
+        log.info("pod stopped", extra={"pod_id": self.settings.pod_id, "exit_code": int(code)})
+        return code
+
+    async def _connect(self) -> bool:
+        deadline = time.monotonic() + 60
+        delay = 0.05
+        while True:
+            try:
+                await store.ensure_group(self.redis, self.settings.pool)
+                await store.publish_limits(self.redis, self.settings.pool, self.settings.limits)
+                return True
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+                if time.monotonic() > deadline or self.draining.is_set():
+                    log.error("redis unavailable at start-up", extra={"error": str(exc)})
+                    return False
+                log.warning("waiting for redis", extra={"error": str(exc)})
+                await asyncio.sleep(delay)  # reconnect backoff
+                delay = min(delay * 2, 2.0)
+
+    def _on_signal(self, sig: int) -> None:
+        if not self.draining.is_set():
+            log.info("signal: draining", extra={"signal": signal.Signals(sig).name})
+            self.draining.set()
+        else:
+            log.warning("second signal: stopping now", extra={"signal": signal.Signals(sig).name})
+            self.stopping.set()
+
+    async def wait_draining(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.draining.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def _drain(self, slot_tasks: list[asyncio.Task]) -> ExitCode:
+        self.state_changed.set()
+        done_waiting = asyncio.gather(*slot_tasks, return_exceptions=True)
+        stop = asyncio.create_task(self.stopping.wait())
+        finished, _ = await asyncio.wait(
+            {done_waiting, stop}, timeout=self.settings.drain_timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        code = ExitCode.OK
+        if done_waiting not in finished:
+            code = ExitCode.HARD_STOP if stop in finished else ExitCode.DRAIN_TIMEOUT
+            log.error("killing in-flight jobs", extra={"reason": code.name})
+            for slot in self.slots:
+                slot.runner.signal(signal.SIGTERM)  # the runner kills its job's group, then exits
+            done_waiting.cancel()
+        stop.cancel()
+        for slot in self.slots:
+            await slot.stop()
+        await self._wait_runners_exit(5.0)
+        return code
+
+    async def _wait_runners_exit(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while any(s.runner.exit_status is None and s.runner.pid for s in self.slots):
+            if time.monotonic() > deadline:
+                for s in self.slots:
+                    s.runner.kill()
+                deadline = time.monotonic() + timeout
+            self.state_changed.clear()
+            try:
+                await asyncio.wait_for(self.state_changed.wait(), 0.05)
+            except TimeoutError:
+                self._reap()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = self.runner_pids.pop(pid, None)
+            if slot is None:
+                self.orphans_reaped += 1
+                continue
+            slot.runner.exit_status = status
+            self.state_changed.set()
+
+    # -- state published for status, probes and the GC sidecar ------------------------
+    def snapshot(self) -> dict:
+        states = [s.state for s in self.slots]
+        return {
+            "pod_id": self.settings.pod_id,
+            "slots": len(self.slots),
+            "ready": sum(st is SlotState.READY for st in states),
+            "busy": sum(st is SlotState.BUSY for st in states),
+            "broken": sum(st is SlotState.BROKEN for st in states),
+            "draining": self.draining.is_set(),
+            "jobs_done": self.jobs_done,
+            "dead_letters": self.dead_letters,
+            "started_at": self.started_at,
+            "sandbox": _kernel_is_gvisor(),
+        }
+
+    async def _heartbeat_loop(self) -> None:
+        s = self.settings
+        while True:
+            self.state_changed.clear()
+            try:
+                await store.heartbeat(self.redis, s.pool, s.pod_id, self.snapshot(), s.pod_ttl_s)
+                command = await self.redis.lpop(keys.control(s.pool, s.pod_id))
+                if command == "drain":
+                    log.info("drain requested through redis", extra={"pod_id": s.pod_id})
+                    self.draining.set()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                log.warning("heartbeat failed", extra={"error": str(exc)})
+            try:  # wake on a slot state change, or at the heartbeat period
+                await asyncio.wait_for(self.state_changed.wait(), s.heartbeat_s)
+            except TimeoutError:
+                pass
+
+    async def _deregister(self) -> None:
+        s = self.settings
+        try:
+            await store.deregister(self.redis, s.pool, s.pod_id)
+            stream = keys.stream(s.pool)
+            for slot in self.slots:
+                pending = await self.redis.xpending_range(
+                    stream, keys.CONSUMER_GROUP, min="-", max="+", count=1, consumername=slot.consumer
+                )
+                if not pending:  # never delete a consumer that still owns jobs
+                    await self.redis.xgroup_delconsumer(stream, keys.CONSUMER_GROUP, slot.consumer)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("could not deregister", extra={"error": str(exc)})
+
+
+def _become_subreaper() -> None:
+    """Orphans of jobs (daemons) reparent to us, so we can reap them, also outside gVisor."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except OSError:
+        log.warning("could not become a child subreaper")
+
+
+_GVISOR: bool | None = None
+
+
+def _kernel_is_gvisor() -> bool:
+    """gVisor's Sentry reports Linux 4.4.0 (FIELD-NOTES)."""
+    global _GVISOR
+    if _GVISOR is None:
+        try:
+            with open("/proc/version") as f:
+                _GVISOR = f.read().startswith("Linux version 4.4.0")
+        except OSError:
+            _GVISOR = False
+    return _GVISOR

@@ -1,0 +1,1 @@
+"""The GC sidecar: recycles pods that stayed warm too long, drained first."""

@@ -1,0 +1,221 @@
+"""The `warmfleet` command: up, run, status, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+EXIT_USAGE = 2
+EXIT_NO_RESULT = 3
+
+
+class _Shutdown(Exception):
+    """A signal arrived while the fleet was still starting."""
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from warmfleet.local.fleet import NO_SANDBOX_WARNING, FleetSettings, LocalFleet
+    from warmfleet.local.sandbox import RunscMissing
+
+    overrides = {k: v for k, v in (("pods", args.pods), ("slots", args.slots), ("redis_url", args.redis_url), ("pool", args.pool)) if v is not None}
+    if args.no_sandbox:
+        overrides["sandbox"] = False
+        print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
+    settings = FleetSettings(**overrides)
+    try:
+        fleet = LocalFleet(settings)
+    except RunscMissing as exc:
+        print(f"warmfleet up: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    stop = threading.Event()
+    started = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not started:
+            raise _Shutdown()
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    t0 = time.monotonic()
+    try:
+        fleet.start()
+        started = True
+    except _Shutdown:
+        print("warmfleet up: interrupted while starting; cleaned up", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - report start-up failure plainly; fleet.start cleaned up
+        print(f"warmfleet up: could not start the fleet: {exc}", file=sys.stderr)
+        return 1
+    where = "in gVisor (runsc) sandboxes" if settings.sandbox else "as plain processes (NO SANDBOX)"
+    print(
+        f"warmfleet: {settings.pods} pod(s) x {settings.slots} slot(s) ready {where} "
+        f"in {time.monotonic() - t0:.2f} s\n"
+        f"warmfleet: clients use WARMFLEET_REDIS_URL={fleet.client_url}\n"
+        f"warmfleet: Ctrl-C or SIGTERM drains and stops",
+        flush=True,
+    )
+    stop.wait()
+    print("warmfleet: draining and stopping...", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # finish cleaning up even on a second Ctrl-C
+    fleet.stop()
+    print("warmfleet: stopped; nothing left behind", file=sys.stderr, flush=True)
+    return 0
+
+
+def _read_code(args: argparse.Namespace) -> str:
+    if args.code is not None:
+        return args.code
+    if args.file in (None, "-"):
+        return sys.stdin.read()
+    with open(args.file, encoding="utf-8") as f:
+        return f.read()
+
+
+def _exit_code_for(result) -> int:
+    if result.exit_code is None:
+        return EXIT_USAGE if result.status.value == "rejected" else EXIT_NO_RESULT
+    if result.exit_code < 0:
+        return 128 - result.exit_code
+    return result.exit_code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dispatcher import Client, InvalidJob, NoFleetConfigured
+
+    try:
+        code = _read_code(args)
+        with Client(args.redis_url, pool=args.pool) as client:
+            result = client.run(code, timeout=args.timeout, cpu_time=args.cpu_time, memory_mb=args.memory_mb)
+    except (InvalidJob, NoFleetConfigured, OSError) as exc:
+        print(f"warmfleet run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        if result.status.value != "ok":
+            print(f"warmfleet: {result.status.value}: {result.error}", file=sys.stderr)
+    return _exit_code_for(result)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import redis
+
+    from dispatcher.request import resolve_url
+    from dispatcher.settings import ClientSettings
+    from warmfleet import status as fleet_status
+
+    try:
+        url = resolve_url(args.redis_url, ClientSettings())
+    except RuntimeError as exc:
+        print(f"warmfleet status: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    r = redis.Redis.from_url(url, decode_responses=True)
+    if args.wait_ready is not None:
+        try:
+            st = fleet_status.wait_ready(r, args.pool, args.wait_ready, args.timeout)
+        except TimeoutError as exc:
+            print(f"warmfleet status: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(st.as_dict()) if args.json else fleet_status.format_table(st))
+        return 0
+    while True:
+        try:
+            st = fleet_status.read_status(r, args.pool)
+        except redis.exceptions.ConnectionError as exc:
+            print(f"warmfleet status: cannot reach {url}: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(st.as_dict()), flush=True)
+        else:
+            if args.watch:
+                print("\x1b[2J\x1b[H", end="")
+            print(fleet_status.format_table(st), flush=True)
+        if not args.watch:
+            return 0
+        time.sleep(args.interval)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Bring up a one-pod fleet on an embedded Redis, run one job in gVisor, shut down."""
+    from dispatcher import Client
+    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.sandbox import RunscMissing
+
+    try:
+        fleet = LocalFleet(FleetSettings(pods=1, slots=args.slots, redis_url=None, sandbox=True))
+    except RunscMissing as exc:
+        print(f"warmfleet demo: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        t0 = time.monotonic()
+        fleet.start()
+        print(f"fleet up in {time.monotonic() - t0:.2f} s at {fleet.client_url}")
+        code = 'import os; print(open("/proc/version").read().strip()); print("uid", os.getuid(), "cwd", os.getcwd())'
+        with Client(fleet.client_url) as client:
+            client.run("print(1)")  # warm path
+            t1 = time.perf_counter()
+            result = client.run(code)
+            elapsed = (time.perf_counter() - t1) * 1000
+        print(f"job {result.job_id}: status={result.status.value} exit_code={result.exit_code} in {elapsed:.1f} ms")
+        print(result.stdout, end="")
+        return 0 if result.ok else 1
+    finally:
+        fleet.stop()
+        print("fleet stopped; nothing left behind")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="warmfleet", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run a fleet on this machine until SIGINT/SIGTERM")
+    up.add_argument("--pods", type=int)
+    up.add_argument("--slots", type=int)
+    up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
+    up.add_argument("--pool")
+    up.add_argument("--no-sandbox", action="store_true", help="run executors WITHOUT gVisor (unsafe)")
+    up.set_defaults(func=cmd_up)
+
+    run = sub.add_parser("run", help="submit one job, print its output, exit with its exit code")
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument("-c", dest="code", help="code to run")
+    src.add_argument("file", nargs="?", help="file with code, or - for stdin")
+    run.add_argument("--redis-url")
+    run.add_argument("--pool", default=os.environ.get("WARMFLEET_POOL", "default"))
+    run.add_argument("--timeout", type=float, default=30.0, help="wall-clock seconds")
+    run.add_argument("--cpu-time", type=float, default=10.0, help="CPU seconds")
+    run.add_argument("--memory-mb", type=int, default=256)
+    run.add_argument("--json", action="store_true", help="print the whole Result as JSON")
+    run.set_defaults(func=cmd_run)
+
+    st = sub.add_parser("status", help="pods, slots, backlog")
+    st.add_argument("--redis-url")
+    st.add_argument("--pool", default=os.environ.get("WARMFLEET_POOL", "default"))
+    st.add_argument("--wait-ready", type=int, metavar="N", help="block until N slots are ready")
+    st.add_argument("--timeout", type=float, default=60.0)
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--watch", action="store_true")
+    st.add_argument("--interval", type=float, default=1.0)
+    st.set_defaults(func=cmd_status)
+
+    demo = sub.add_parser("demo", help="start a fleet, run one job in gVisor, stop")
+    demo.add_argument("--slots", type=int, default=2)
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

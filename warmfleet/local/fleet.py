@@ -1,0 +1,252 @@
+"""`warmfleet up`: a fleet of pods on this machine, each a runsc sandbox holding one
+executor supervisor, fed by an embedded Redis (or the operator's, via --redis-url).
+
+Owns everything it creates in one private runtime directory, and removes it all on
+stop: sandboxes (drained, then deleted), Redis, sockets, temp files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.parse
+
+import redis
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from warmfleet import status as fleet_status
+from warmfleet.local import discovery
+from warmfleet.local.redis_server import EmbeddedRedis
+from warmfleet.local.sandbox import (
+    SOCKET_DIR_IN_SANDBOX,
+    WORKSPACE_ROOT_IN_SANDBOX,
+    Sandbox,
+    bundle_config,
+    find_runsc,
+)
+from warmfleet.local.uds_proxy import UnixSocketProxy
+
+log = logging.getLogger("warmfleet.fleet")
+
+NO_SANDBOX_WARNING = (
+    "WARNING: --no-sandbox: executors run as plain processes on this host, WITHOUT gVisor. "
+    "Jobs can reach the network and the host kernel directly. Never use this for untrusted code."
+)
+
+
+class FleetSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARMFLEET_", extra="ignore")
+
+    pods: int = Field(default=1, ge=1, le=64)
+    slots: int = Field(default=2, ge=1, le=64)
+    redis_url: str | None = None
+    pool: str = "default"
+    sandbox: bool = True
+    workspace_mb: int = Field(default=64, ge=1)
+    drain_timeout_s: float = Field(default=60.0, gt=0)
+    monitor_s: float = Field(default=0.5, gt=0)
+
+
+class Pod:
+    """A pod: a runsc sandbox, or with --no-sandbox a plain supervisor process."""
+
+    def __init__(self, fleet: "LocalFleet", index: int) -> None:
+        self.fleet = fleet
+        self.index = index
+        self.pod_id = f"{socket.gethostname()[:16]}-p{index}-{secrets.token_hex(3)}"
+        self.dir = os.path.join(fleet.runtime_dir, "pods", self.pod_id)
+        self.log_path = os.path.join(fleet.runtime_dir, "logs", f"{self.pod_id}.log")
+        self.sandbox: Sandbox | None = None
+        self.proc: subprocess.Popen | None = None
+
+    def env(self, redis_url: str, workspace_root: str, uid_base: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k.startswith("WARMFLEET_")}
+        env.update(
+            PATH="/usr/local/bin:/usr/bin:/bin",
+            WARMFLEET_REDIS_URL=redis_url,
+            WARMFLEET_POOL=self.fleet.settings.pool,
+            WARMFLEET_POD_ID=self.pod_id,
+            WARMFLEET_SLOTS=str(self.fleet.settings.slots),
+            WARMFLEET_WORKSPACE_ROOT=workspace_root,
+            WARMFLEET_UID_BASE=str(uid_base),
+            WARMFLEET_DRAIN_TIMEOUT_S=str(self.fleet.settings.drain_timeout_s),
+        )
+        return env
+
+    def start(self) -> None:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        args = [sys.executable, "-m", "executor"]
+        s = self.fleet.settings
+        if s.sandbox:
+            url = self.fleet.executor_url(f"{SOCKET_DIR_IN_SANDBOX}/redis.sock")
+            config = bundle_config(
+                args=args,
+                env=self.env(url, WORKSPACE_ROOT_IN_SANDBOX, 61000),
+                hostname=self.pod_id,
+                socket_dir=self.fleet.socket_dir,
+                slots=s.slots,
+                workspace_mb=s.workspace_mb,
+            )
+            self.sandbox = Sandbox(
+                self.fleet.runsc, self.fleet.runsc_root, os.path.join(self.dir, "bundle"), self.pod_id, self.log_path
+            )
+            self.sandbox.start(config)
+        else:
+            print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
+            url = self.fleet.executor_url(self.fleet.socket_path)
+            # Distinct uids per pod: on a shared host, kill(-1) as a slot uid must hit only that slot.
+            env = self.env(url, os.path.join(self.dir, "ws"), 61000 + 100 * self.index)
+            with open(self.log_path, "ab") as logf:
+                self.proc = subprocess.Popen(
+                    args, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True
+                )
+
+    def alive(self) -> bool:
+        if self.sandbox is not None:
+            return self.sandbox.alive()
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, drain_timeout: float) -> None:
+        if self.sandbox is not None:
+            self.sandbox.destroy(drain_timeout)
+        elif self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # first SIGTERM drains
+            try:
+                self.proc.wait(drain_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()  # second one kills in-flight jobs
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+
+
+class LocalFleet:
+    def __init__(self, settings: FleetSettings) -> None:
+        self.settings = settings
+        self.runsc = find_runsc() if settings.sandbox else ""
+        self.runtime_dir = tempfile.mkdtemp(prefix="warmfleet-")  # 0700
+        self.socket_dir = os.path.join(self.runtime_dir, "sock")
+        self.socket_path = os.path.join(self.socket_dir, "redis.sock")
+        self.runsc_root = os.path.join(self.runtime_dir, "runsc")
+        for d in (self.socket_dir, self.runsc_root, os.path.join(self.runtime_dir, "logs")):
+            os.makedirs(d, mode=0o700)
+        self.redis: EmbeddedRedis | None = None
+        self.proxy: UnixSocketProxy | None = None
+        self.pods: list[Pod] = []
+        self.client_url = ""
+        self._upstream_url = settings.redis_url
+        self._stopping = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self.restarts = 0
+
+    # -- redis ------------------------------------------------------------------------
+    def _start_redis(self) -> None:
+        if self._upstream_url is None:
+            self.redis = EmbeddedRedis(os.path.join(self.runtime_dir, "redis"), self.socket_path)
+            self.redis.start()
+            self.client_url = self.redis.url
+            return
+        parsed = urllib.parse.urlparse(self._upstream_url)
+        if parsed.scheme == "unix":
+            target: str | tuple[str, int] = parsed.path
+        elif parsed.scheme == "redis":
+            target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        else:
+            raise ValueError(f"unsupported redis URL scheme {parsed.scheme!r}: use redis:// or unix://")
+        self.proxy = UnixSocketProxy(self.socket_path, target)
+        self.proxy.start()
+        self.client_url = self._upstream_url
+
+    def executor_url(self, socket_path: str) -> str:
+        """The URL executors use: the same credentials and db, over our Unix socket."""
+        if self._upstream_url is None:
+            return f"unix://{socket_path}"
+        parsed = urllib.parse.urlparse(self._upstream_url)
+        auth = ""
+        if parsed.username or parsed.password:
+            auth = f"{urllib.parse.quote(parsed.username or '')}:{urllib.parse.quote(parsed.password or '')}@"
+        db = urllib.parse.parse_qs(parsed.query).get("db", ["0"])[0] if parsed.scheme == "unix" else (
+            (parsed.path or "/0").lstrip("/") or "0"
+        )
+        return f"unix://{auth}{socket_path}?db={db}"
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self, ready_timeout: float = 60.0) -> None:
+        try:
+            self._start_redis()
+            for i in range(self.settings.pods):
+                pod = Pod(self, i)
+                self.pods.append(pod)
+                pod.start()
+            self.wait_ready(self.settings.pods * self.settings.slots, ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        if self._upstream_url is None:
+            discovery.write_url(self.client_url)
+        self._monitor = threading.Thread(target=self._watch, name="pod-monitor", daemon=True)
+        self._monitor.start()
+
+    def wait_ready(self, slots: int, timeout: float) -> fleet_status.PoolStatus:
+        r = redis.Redis.from_url(self.client_url, decode_responses=True)
+        try:
+            return fleet_status.wait_ready(r, self.settings.pool, slots, timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.log_tails()}") from None
+        finally:
+            r.close()
+
+    def log_tails(self, lines: int = 15) -> str:
+        """The end of every pod's log: what a failed start-up needs to show before cleanup."""
+        out = []
+        for pod in self.pods:
+            try:
+                with open(pod.log_path, errors="replace") as f:
+                    tail = f.read().splitlines()[-lines:]
+            except OSError:
+                tail = ["(no log)"]
+            out.append(f"--- {pod.pod_id} ---\n" + "\n".join(tail))
+        return "\n".join(out)
+
+    def _watch(self) -> None:
+        """Replace a pod whose sandbox died (the OOM killer, an operator's kill)."""
+        while not self._stopping.wait(self.settings.monitor_s):
+            for i, pod in enumerate(list(self.pods)):
+                if self._stopping.is_set() or pod.alive():
+                    continue
+                log.warning("pod died; replacing it", extra={"pod_id": pod.pod_id})
+                pod.stop(1.0)
+                fresh = Pod(self, pod.index)
+                self.pods[i] = fresh
+                try:
+                    fresh.start()
+                    self.restarts += 1
+                except (OSError, subprocess.SubprocessError) as exc:
+                    log.error("could not replace pod", extra={"error": str(exc)})
+
+    def stop(self) -> None:
+        """Drain every pod, then remove everything this fleet created."""
+        self._stopping.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=10)
+        threads = [threading.Thread(target=p.stop, args=(self.settings.drain_timeout_s,)) for p in self.pods]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if self.proxy is not None:
+            self.proxy.stop()
+        if self.redis is not None:
+            discovery.clear_url(self.client_url)
+            self.redis.stop()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)

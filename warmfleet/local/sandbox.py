@@ -1,0 +1,142 @@
+"""One pod as a long-lived runsc (gVisor) sandbox: its OCI bundle and its lifecycle.
+
+The bundle (FIELD-NOTES): host root read-only, no network (`--network=none`), Redis
+reached through a bind-mounted Unix socket (`--host-uds=open`), /tmp a small tmpfs
+the job uids cannot write, one size-bounded tmpfs per slot as its workspace, new
+pid/ipc/uts/mount/network namespaces, and only the capabilities the supervisor needs:
+SETUID/SETGID (drop to slot uids), KILL (signal them), CHOWN (give each slot its
+workspace).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN"]
+SOCKET_DIR_IN_SANDBOX = "/run"  # exists on the host: the gofer creates missing mount points there
+WORKSPACE_ROOT_IN_SANDBOX = "/tmp/ws"
+
+
+class RunscMissing(RuntimeError):
+    pass
+
+
+def find_runsc() -> str:
+    path = shutil.which("runsc")
+    if path is None:
+        raise RunscMissing(
+            "runsc (gVisor) is not installed. Install it with `apt-get install runsc` "
+            "(Debian/Ubuntu), or pass --no-sandbox to run executors as plain processes "
+            "WITHOUT isolation."
+        )
+    return path
+
+
+def bundle_config(
+    *,
+    args: list[str],
+    env: dict[str, str],
+    hostname: str,
+    socket_dir: str,
+    slots: int,
+    workspace_mb: int,
+) -> dict:
+    mounts = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755", "size=1m"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", "size=8m"]},
+        {"destination": SOCKET_DIR_IN_SANDBOX, "type": "bind", "source": socket_dir, "options": ["rbind", "rw"]},
+    ]
+    for slot in range(slots):
+        mounts.append(
+            {
+                "destination": f"{WORKSPACE_ROOT_IN_SANDBOX}/{slot}",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=700", f"size={workspace_mb}m"],
+            }
+        )
+    return {
+        "ociVersion": "1.0.0",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": [f"{k}={v}" for k, v in env.items()],
+            "cwd": "/",
+            "capabilities": {k: CAPABILITIES for k in ("bounding", "effective", "permitted")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 4096}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "/", "readonly": True},
+        "hostname": hostname[:63],
+        "mounts": mounts,
+        "linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]},
+    }
+
+
+class Sandbox:
+    """A runsc container by id, under a private runsc --root."""
+
+    def __init__(self, runsc: str, state_root: str, bundle_dir: str, container_id: str, log_path: str) -> None:
+        self.runsc = runsc
+        self.state_root = state_root
+        self.bundle_dir = bundle_dir
+        self.id = container_id
+        self.log_path = log_path
+        self.pid: int | None = None
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [self.runsc, "--root", self.state_root, "--network=none", "--host-uds=open", *args]
+
+    def start(self, config: dict) -> None:
+        os.makedirs(self.bundle_dir, mode=0o700, exist_ok=True)
+        with open(os.path.join(self.bundle_dir, "config.json"), "w") as f:
+            json.dump(config, f)
+        with open(self.log_path, "ab") as log:
+            subprocess.run(
+                self._cmd("run", "--detach", "--bundle", self.bundle_dir, self.id),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True, timeout=60,
+            )
+        self.pid = self.state().get("pid")
+
+    def state(self) -> dict:
+        out = subprocess.run(self._cmd("state", self.id), capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            return {"status": "missing"}
+        return json.loads(out.stdout)
+
+    def alive(self) -> bool:
+        """Cheap: the sandbox process exits when its supervisor does."""
+        if self.pid is None:
+            return False
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+        except (OSError, IndexError):
+            return False
+
+    def signal(self, sig: str) -> None:
+        subprocess.run(self._cmd("kill", self.id, sig), capture_output=True, timeout=30)
+
+    def wait_stopped(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return True
+            time.sleep(0.05)  # poll with a deadline: runsc offers no wait after detach
+        return not self.alive()
+
+    def destroy(self, drain_timeout: float) -> None:
+        """SIGTERM (drain), wait, SIGKILL if needed, delete. Leaves no runsc state."""
+        if self.alive():
+            self.signal("TERM")
+            if not self.wait_stopped(drain_timeout):
+                self.signal("KILL")
+                self.wait_stopped(10)
+        subprocess.run(self._cmd("delete", "--force", self.id), capture_output=True, timeout=30)

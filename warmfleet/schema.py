@@ -1,0 +1,170 @@
+"""The contract between dispatcher and executor: job, result, status, limits.
+
+Defined once here; both sides import it. A job travels as one JSON field on the
+stream entry; a result as one JSON string under its result key.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+LANGUAGES = ("python",)
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Status(str, enum.Enum):
+    OK = "ok"  # exit 0
+    ERROR = "error"  # non-zero exit, uncaught exception, killed by a signal it raised itself
+    TIMEOUT = "timeout"  # wall clock
+    CPU_LIMIT = "cpu_limit"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    REJECTED = "rejected"  # invalid job; `error` says why
+    FAILED = "failed"  # the fleet could not run it after retries; `error` says why
+
+
+class FleetLimits(BaseModel):
+    """Defaults a job gets when it asks for nothing, and maxima it may not exceed.
+
+    Defaults follow the field's norm (Judge0, Piston, Riza): wall 30 s, CPU 10 s,
+    memory 256 MiB, 1 MiB of output per stream, 16 MiB files, 64 processes.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    timeout: float = 30.0
+    cpu_time: float = 10.0
+    memory_mb: int = 256
+    max_timeout: float = 300.0
+    max_cpu_time: float = 300.0
+    max_memory_mb: int = 4096
+    max_code_bytes: int = 1 << 20
+    output_bytes: int = 1 << 20
+    file_size_bytes: int = 16 << 20
+    processes: int = 64
+    open_files: int = 256
+
+
+class JobError(ValueError):
+    """A job the fleet will not run; the message says why, in words a caller can act on."""
+
+
+class Job(BaseModel):
+    """One unit of work as it sits on the stream."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    v: Literal[1] = SCHEMA_VERSION
+    job_id: str = Field(pattern=JOB_ID_RE.pattern)
+    code: str = Field(min_length=1)
+    language: str = "python"
+    timeout: float = 30.0
+    cpu_time: float = 10.0
+    memory_mb: int = 256
+    submitted_at: float = Field(default_factory=time.time)
+    reply_to: str | None = None
+
+    def check(self, limits: FleetLimits) -> "Job":
+        """Raise JobError unless this job fits the fleet's rules. Returns self."""
+        check_request(
+            self.code,
+            language=self.language,
+            timeout=self.timeout,
+            cpu_time=self.cpu_time,
+            memory_mb=self.memory_mb,
+            limits=limits,
+        )
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "Job":
+        return cls.model_validate_json(raw)
+
+
+def check_request(
+    code: object,
+    *,
+    language: object,
+    timeout: object,
+    cpu_time: object,
+    memory_mb: object,
+    limits: FleetLimits,
+) -> None:
+    """The single validation both the client (before enqueueing) and the executor run."""
+    if not isinstance(code, str):
+        raise JobError(f"code must be a str, got {type(code).__name__}")
+    if not code.strip():
+        raise JobError("code is empty")
+    size = len(code.encode("utf-8", "surrogatepass"))
+    if size > limits.max_code_bytes:
+        raise JobError(f"code is {size} bytes; this fleet accepts at most {limits.max_code_bytes}")
+    if "\x00" in code:
+        raise JobError("code contains a NUL byte")
+    if language not in LANGUAGES:
+        raise JobError(f"unknown language {language!r}; this fleet runs {', '.join(LANGUAGES)}")
+    _check_budget("timeout", timeout, limits.max_timeout, "s")
+    _check_budget("cpu_time", cpu_time, limits.max_cpu_time, "s")
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int):
+        raise JobError(f"memory_mb must be an int, got {type(memory_mb).__name__}")
+    _check_budget("memory_mb", memory_mb, limits.max_memory_mb, " MiB")
+    if memory_mb < 32:
+        raise JobError("memory_mb must be at least 32: the interpreter alone needs that")
+
+
+def _check_budget(name: str, value: object, maximum: float, unit: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise JobError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise JobError(f"{name} must be a positive finite number, got {value!r}")
+    if value > maximum:
+        raise JobError(f"{name}={value}{unit} exceeds this fleet's maximum of {maximum}{unit}")
+
+
+class Result(BaseModel):
+    """What a client gets back for every job, whatever happened to it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    status: Status
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None
+    duration_s: float = 0.0
+    cpu_s: float = 0.0
+    max_rss_bytes: int = 0
+    queue_wait_s: float = 0.0
+    executor: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "Result":
+        return cls.model_validate_json(raw)
+
+
+def explain(exc: ValidationError) -> str:
+    """One line per problem, without pydantic's URLs: the reason stored in a `rejected` result."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ())) or "job"
+        parts.append(f"{where}: {err.get('msg')}")
+    return "; ".join(parts)

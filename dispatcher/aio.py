@@ -25,12 +25,16 @@ class AsyncClient:
         self.settings = ClientSettings()
         self.pool = keys.check_pool(pool)
         self.url = request.resolve_url(redis_url, self.settings)
+        self.client_id = request.new_client_id()
         self.redis = aioredis.Redis(
             connection_pool=aioredis.BlockingConnectionPool.from_url(
-                self.url, decode_responses=True, max_connections=self.settings.max_connections, timeout=None
+                self.url,
+                decode_responses=True,
+                max_connections=self.settings.max_connections,
+                timeout=None,
+                client_name=request.connection_name(self.client_id),
             )
         )
-        self.client_id = request.new_client_id()
         self.channel = keys.reply_channel(self.pool, self.client_id)
         self._waiters: dict[str, asyncio.Future[Result]] = {}
         self._arrived: dict[str, Result] = {}

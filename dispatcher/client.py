@@ -25,10 +25,13 @@ class Client:
         self.settings = ClientSettings()
         self.pool = keys.check_pool(pool)
         self.url = request.resolve_url(redis_url, self.settings)
-        self.redis = redis.Redis.from_url(
-            self.url, decode_responses=True, max_connections=self.settings.max_connections
-        )
         self.client_id = request.new_client_id()
+        self.redis = redis.Redis.from_url(
+            self.url,
+            decode_responses=True,
+            max_connections=self.settings.max_connections,
+            client_name=request.connection_name(self.client_id),
+        )
         self.channel = keys.reply_channel(self.pool, self.client_id)
         self._pubsub: redis.client.PubSub | None = None
         self._arrived: dict[str, Result] = {}

@@ -34,6 +34,11 @@ def new_client_id() -> str:
     return uuid.uuid4().hex
 
 
+def connection_name(client_id: str) -> str:
+    """CLIENT SETNAME for every connection of one client: operators can count them."""
+    return f"warmfleet-client-{client_id}"
+
+
 def build_job(
     code: object,
     *,

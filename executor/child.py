@@ -125,14 +125,14 @@ def _kill_leftovers() -> None:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
             return  # gVisor says so directly when nothing of ours is left
-        if not _live_processes_of(os.getuid()):
+        if not live_processes_of(os.getuid()):
             return
         if time.monotonic() > deadline:
             raise RuntimeError("processes of the job uid survived SIGKILL for 2 s")
         time.sleep(0.001)
 
 
-def _live_processes_of(uid: int) -> list[int]:
+def live_processes_of(uid: int) -> list[int]:
     me = os.getpid()
     alive = []
     for name in os.listdir("/proc"):

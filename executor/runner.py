@@ -19,7 +19,7 @@ import sys
 import time
 
 from executor import protocol
-from executor.child import MEMORY_ERROR, READY, SETUP_FAILED, ChildSpec, child_main
+from executor.child import MEMORY_ERROR, READY, SETUP_FAILED, ChildSpec, live_processes_of, child_main
 
 SPARE_READY_TIMEOUT = 10.0
 
@@ -186,7 +186,8 @@ class Runner:
         protocol.write_msg(self.chan, {"t": "hello", "pid": os.getpid()})
         while True:
             try:
-                self.prepare_spare()
+                if self.spare is None:
+                    self.prepare_spare()
             except RuntimeError as exc:
                 protocol.write_msg(self.chan, {"t": "broken", "error": str(exc)})
                 return 3
@@ -200,7 +201,18 @@ class Runner:
                     _kill(self.spare.pid)
                     os.waitpid(self.spare.pid, 0)
                 return 0
-            protocol.write_msg(self.chan, {"t": "result", **self.run_job(msg)})
+            result = self.run_job(msg)
+            if self.spec.drop_privileges and live_processes_of(self.spec.uid):
+                # The job left processes behind (a daemon that called setsid). Kill them
+                # through the next spare (kill(-1) as the job uid) before answering, so
+                # no later job, on any slot, can see them.
+                try:
+                    self.prepare_spare()
+                except RuntimeError as exc:
+                    protocol.write_msg(self.chan, {"t": "result", **result})
+                    protocol.write_msg(self.chan, {"t": "broken", "error": str(exc)})
+                    return 3
+            protocol.write_msg(self.chan, {"t": "result", **result})
 
 
 def classify(status: int, cpu_s: float, job: dict, killed_for: str | None, memory_error: bool) -> dict:

@@ -116,6 +116,7 @@ class Slot:
         return [(eid, fields) for eid, fields in (resp[0][1] if resp else [])]
 
     async def _handle(self, entry_id: str, fields: dict | None) -> None:
+        t_received = time.perf_counter()
         store = self.sup.store
         if not fields:  # deleted while pending: nothing to run, nobody to answer
             await store.ack_only(entry_id)
@@ -131,7 +132,9 @@ class Slot:
             await store.store_and_ack(entry_id, result, _salvage_reply_to(fields))
             log.info("job rejected", extra={"job_id": job_id, "reason": problem})
             return
-        if await store.exists(job.job_id):  # a redelivery of a job already answered
+        # Only a redelivery (own pending list, reclaim) can find its result already stored;
+        # a fresh entry skips the round trip.
+        if self._pending_first and await store.exists(job.job_id):
             await store.ack_only(entry_id)
             log.info("duplicate delivery skipped", extra={"job_id": job.job_id})
             return
@@ -146,10 +149,13 @@ class Slot:
             self.sup.dead_letters += 1
             log.error("job dead-lettered", extra={"job_id": job.job_id})
             return
+        t_parsed = time.perf_counter()
         result = await self._execute(job)
         if result is None:
             return  # runner died mid-job: the entry stays pending and is read again
+        t_ran = time.perf_counter()
         await store.store_and_ack(entry_id, result, job.reply_to)
+        t_stored = time.perf_counter()
         self.jobs_done += 1
         self.sup.jobs_done += 1
         log.info(
@@ -161,6 +167,9 @@ class Slot:
                 "code_bytes": len(job.code),
                 "stdout_bytes": len(result.stdout),
                 "stderr_bytes": len(result.stderr),
+                "run_ms": round((t_ran - t_parsed) * 1000, 2),
+                "store_ms": round((t_stored - t_ran) * 1000, 2),
+                "received_ms": round((t_parsed - t_received) * 1000, 2),
             },
         )
 

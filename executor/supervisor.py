@@ -26,6 +26,7 @@ from warmfleet import keys
 log = logging.getLogger("warmfleet.supervisor")
 
 PR_SET_CHILD_SUBREAPER = 36
+HEARTBEAT_MIN_INTERVAL_S = 0.1
 
 
 class ExitCode(enum.IntEnum):
@@ -208,6 +209,9 @@ class Supervisor:
                 log.warning("heartbeat failed", extra={"error": str(exc)})
             try:  # wake on a slot state change, or at the heartbeat period
                 await asyncio.wait_for(self.state_changed.wait(), s.heartbeat_s)
+                # Slots flip ready/busy on every job: publish at most every 100 ms, not per
+                # flip (each publish is two round trips through the sandbox).
+                await self.wait_draining(HEARTBEAT_MIN_INTERVAL_S)
             except TimeoutError:
                 pass
 

@@ -82,7 +82,8 @@ class Pod:
         return env
 
     def start(self) -> None:
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        os.makedirs(self.dir, mode=0o711, exist_ok=True)
+        os.chmod(os.path.dirname(self.dir), 0o711)
         args = [sys.executable, "-m", "executor"]
         s = self.fleet.settings
         if s.sandbox:
@@ -134,7 +135,10 @@ class LocalFleet:
     def __init__(self, settings: FleetSettings) -> None:
         self.settings = settings
         self.runsc = find_runsc() if settings.sandbox else ""
-        self.runtime_dir = tempfile.mkdtemp(prefix="warmfleet-")  # 0700
+        self.runtime_dir = tempfile.mkdtemp(prefix="warmfleet-")
+        # 0711: job uids of --no-sandbox pods must traverse to their workspaces below;
+        # nobody but us can list it, and the socket directory inside stays 0700.
+        os.chmod(self.runtime_dir, 0o711)
         self.socket_dir = os.path.join(self.runtime_dir, "sock")
         self.socket_path = os.path.join(self.socket_dir, "redis.sock")
         self.runsc_root = os.path.join(self.runtime_dir, "runsc")

@@ -1,0 +1,82 @@
+"""The dispatcher against a real fleet: many in flight, validation, the executor's own checks."""
+
+import asyncio
+import json
+
+import pytest
+import redis
+
+from dispatcher import AsyncClient, Client, InvalidJob
+from warmfleet import keys
+from warmfleet.schema import Status
+
+
+def test_map_of_200_returns_results_in_order(client):
+    results = client.map([f"print({i} * {i})" for i in range(200)])
+    assert [r.stdout for r in results] == [f"{i * i}\n" for i in range(200)]
+    assert {r.status for r in results} == {Status.OK}
+
+
+@pytest.mark.timeout(180)
+def test_async_client_holds_1000_in_flight_on_few_connections(fleet):
+    async def go():
+        async with AsyncClient(fleet.client_url) as ac:
+            ids = [await ac.submit(f"print({i})") for i in range(1000)]
+            waits = asyncio.gather(*(ac.wait(j) for j in ids))
+            peak = 0
+            while not waits.done():  # sample the server's view while all 1,000 are in flight
+                names = [c["name"] for c in await ac.redis.client_list()]
+                peak = max(peak, names.count(f"warmfleet-client-{ac.client_id}"))
+                await asyncio.wait([waits], timeout=0.5)
+            return waits.result(), peak
+
+    results, peak = asyncio.run(go())
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(1000)]
+    assert 1 <= peak <= 33  # the pool's bound plus the one pub/sub connection
+
+
+def test_invalid_arguments_raise_before_anything_is_enqueued(client, fleet):
+    r = redis.Redis.from_url(fleet.client_url)
+    before = r.xinfo_stream(keys.stream("default"))["entries-added"]
+    for bad in (
+        dict(code=""),
+        dict(code="x" * (2 << 20)),
+        dict(code="print(1)", language="cobol"),
+        dict(code="print(1)", timeout=10_000),
+        dict(code="print(1)", cpu_time=-1),
+        dict(code="print(1)", memory_mb="lots"),
+    ):
+        with pytest.raises(InvalidJob):
+            client.submit(**bad)
+    assert r.xinfo_stream(keys.stream("default"))["entries-added"] == before
+
+
+def test_executor_rejects_malformed_entries_and_keeps_serving(client, fleet):
+    r = redis.Redis.from_url(fleet.client_url, decode_responses=True)
+    stream = keys.stream("default")
+    good = {"job_id": "manual1", "code": "print(1)", "timeout": 5.0, "cpu_time": 5.0, "memory_mb": 128}
+    r.xadd(stream, {"job": json.dumps({**good, "job_id": "bad-types", "timeout": "5"})})
+    r.xadd(stream, {"job": json.dumps({**good, "job_id": "bad-lang", "language": "cobol"})})
+    r.xadd(stream, {"job": json.dumps({**good, "job_id": "too-long", "timeout": 99999.0})})
+    r.xadd(stream, {"nothing": "here"})
+    r.xadd(stream, {"job": "{not json"})
+    for job_id, why in (("bad-types", "timeout"), ("bad-lang", "unknown language"), ("too-long", "maximum")):
+        res = client.wait(job_id, timeout=30)
+        assert res.status is Status.REJECTED and why in res.error, res
+    assert client.run("print('still serving')").stdout == "still serving\n"
+    deadline_ok = False
+    for _ in range(100):
+        if r.xlen(keys.dead_letters("default")) >= 2:
+            deadline_ok = True
+            break
+        client.run("pass")  # each job is a round trip: the dead letters are written by then
+    assert deadline_ok
+
+
+def test_idempotency_key_enqueues_once(client):
+    a = client.submit("print('once')", idempotency_key="k-123")
+    b = client.submit("print('twice')", idempotency_key="k-123")
+    assert a == b
+    assert client.wait(a).stdout == "once\n"
+    with Client(client.url) as other:  # another client waiting on the same job gets it too
+        assert other.wait(other.submit("print('x')", idempotency_key="k-123"), timeout=10).stdout == "once\n"

@@ -1,0 +1,106 @@
+"""What one job can see of the last, of the executor, of Redis and of the network."""
+
+import json
+
+
+def test_workspace_is_empty_after_a_job_wrote_files(client):
+    r = client.run(
+        "import os\n"
+        "open('a.txt', 'w').write('secret')\n"
+        "os.makedirs('d/e/f'); open('d/e/f/g', 'w').write('x')\n"
+        "os.symlink('/etc/passwd', 'link')\n"
+        "os.mkdir('locked'); open('locked/x', 'w').write('x'); os.chmod('locked', 0)\n"
+        "print(sorted(os.listdir('.')))"
+    )
+    assert r.stdout.strip() == "['a.txt', 'd', 'link', 'locked']", r
+    # Whichever slot runs them, every later job starts in an empty workspace.
+    for res in client.map(["import os; print(os.listdir('.'), os.listdir(os.environ['HOME']))"] * 6):
+        assert res.stdout.strip() == "[] []", res
+
+
+def test_scratch_outside_the_workspace_is_not_writable(client):
+    r = client.run(
+        "import os\n"
+        "for p in ('/tmp/x', '/dev/shm/x', '/x', '/run/x'):\n"
+        "    try:\n"
+        "        open(p, 'w'); print(p, 'WROTE')\n"
+        "    except OSError as e:\n"
+        "        print(p, type(e).__name__)"
+    )
+    assert "WROTE" not in r.stdout, r.stdout
+
+
+def test_background_processes_are_gone_before_the_next_job(client):
+    r = client.run(
+        "import os, signal, time\n"
+        "pids = []\n"
+        "for setsid in (False, True):\n"
+        "    r, w = os.pipe()\n"
+        "    if os.fork() == 0:\n"
+        "        if setsid:\n"
+        "            os.setsid()\n"
+        "            if os.fork(): os._exit(0)\n"  # double fork: the daemon is reparented
+        "        signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "        os.write(w, str(os.getpid()).encode()); os.close(w)\n"
+        "        time.sleep(120); os._exit(0)\n"
+        "    os.close(w); pids.append(int(os.read(r, 32)))\n"
+        "print(*pids)"
+    )
+    pids = [int(p) for p in r.stdout.split()]
+    assert len(pids) == 2, r
+    # Alive means present and not a zombie (a zombie runs nothing; pid 1 reaps it).
+    probe = (
+        "def alive(pid):\n"
+        "    try:\n"
+        "        return open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z'\n"
+        "    except OSError:\n"
+        "        return False\n"
+        f"print(alive({pids[0]}), alive({pids[1]}))"
+    )
+    for res in client.map([probe] * 4):
+        assert res.stdout.strip() == "False False", res
+
+
+def test_job_cannot_open_the_redis_socket(client):
+    r = client.run(
+        "import os, socket\n"
+        "print(os.listdir('/run'))\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    s.connect('/run/redis.sock'); print('CONNECTED')\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)"
+    )
+    assert "CONNECTED" not in r.stdout
+    assert "PermissionError" in r.stdout, r
+
+
+def test_job_has_no_tcp_not_even_loopback(client):
+    r = client.run(
+        "import socket\n"
+        "for host, port in (('127.0.0.1', 6379), ('127.0.0.1', 80), ('::1', 6379)):\n"
+        "    try:\n"
+        "        socket.create_connection((host, port), timeout=2); print('CONNECTED')\n"
+        "    except OSError as e:\n"
+        "        print(type(e).__name__)"
+    )
+    assert "CONNECTED" not in r.stdout and len(r.stdout.split()) == 3, r
+
+
+def test_environment_is_minimal_and_secret_free(client, fleet):
+    r = client.run(
+        "import json, os\n"
+        "env = dict(os.environ)\n"
+        "leaks = {}\n"
+        "for path in ('/proc/self/environ', '/proc/1/environ', '/proc/1/cmdline', f'/proc/{os.getppid()}/environ'):\n"
+        "    try:\n"
+        "        leaks[path] = open(path, 'rb').read().decode('latin-1')\n"
+        "    except OSError as e:\n"
+        "        leaks[path] = type(e).__name__\n"
+        "print(json.dumps({'env': env, 'leaks': leaks}))"
+    )
+    data = json.loads(r.stdout)
+    assert set(data["env"]) <= {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE"}
+    everything = r.stdout
+    assert "redis" not in everything.lower(), everything
+    assert data["leaks"]["/proc/1/environ"] == "PermissionError"

@@ -1,0 +1,77 @@
+import pytest
+
+from executor import runner
+from warmfleet import keys
+from warmfleet.schema import FleetLimits, Job, JobError, Result, Status, check_request
+
+LIMITS = FleetLimits()
+
+
+def ok_request(**over):
+    args = dict(language="python", timeout=30.0, cpu_time=10.0, memory_mb=256, limits=LIMITS)
+    args.update(over)
+    return args
+
+
+@pytest.mark.parametrize(
+    "code, over, message",
+    [
+        ("", {}, "empty"),
+        ("   \n", {}, "empty"),
+        (b"print(1)", {}, "must be a str"),
+        ("x" * (LIMITS.max_code_bytes + 1), {}, "at most"),
+        ("print(1)\x00", {}, "NUL"),
+        ("print(1)", {"language": "ruby"}, "unknown language"),
+        ("print(1)", {"timeout": 0}, "positive"),
+        ("print(1)", {"timeout": -1.0}, "positive"),
+        ("print(1)", {"timeout": float("nan")}, "finite"),
+        ("print(1)", {"timeout": LIMITS.max_timeout + 1}, "maximum"),
+        ("print(1)", {"cpu_time": "10"}, "number"),
+        ("print(1)", {"cpu_time": True}, "number"),
+        ("print(1)", {"memory_mb": 256.0}, "int"),
+        ("print(1)", {"memory_mb": LIMITS.max_memory_mb + 1}, "maximum"),
+        ("print(1)", {"memory_mb": 8}, "at least 32"),
+    ],
+)
+def test_invalid_requests_say_why(code, over, message):
+    with pytest.raises(JobError, match=message):
+        check_request(code, **ok_request(**over))
+
+
+def test_valid_request_passes():
+    check_request("print(1)", **ok_request())
+
+
+def test_job_round_trips_and_forbids_unknown_fields():
+    job = Job(job_id="abc", code="print(1)")
+    assert Job.from_json(job.to_json()) == job
+    with pytest.raises(Exception, match="extra"):
+        Job.from_json('{"job_id": "abc", "code": "x", "surprise": 1}')
+    with pytest.raises(Exception):
+        Job.from_json('{"job_id": "abc", "code": "x", "timeout": "30"}')  # strict: no coercion
+
+
+def test_result_round_trips():
+    r = Result(job_id="a", status=Status.TIMEOUT, exit_code=-9, stdout="\x00\udcff".encode("utf-8", "replace").decode())
+    assert Result.from_json(r.to_json()) == r
+
+
+def test_runner_statuses_are_schema_statuses():
+    """The lean runner speaks plain strings; they must all be valid Status values."""
+    produced = {
+        runner.classify(0, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, False)["status"],
+        runner.classify(256, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, False)["status"],
+        runner.classify(9, 1.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, False)["status"],
+        runner.classify(14, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, False)["status"],
+        runner.classify(256, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, True)["status"],
+        runner.classify(9, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, "output_limit", False)["status"],
+    }
+    assert produced == {"ok", "error", "cpu_limit", "timeout", "memory_limit", "output_limit"}
+    assert produced <= {s.value for s in Status}
+
+
+def test_keys_live_under_the_pool_prefix():
+    for k in (keys.stream("p1"), keys.result("p1", "j"), keys.reply_channel("p1", "c"), keys.pod("p1", "x")):
+        assert k.startswith("warmfleet:p1:")
+    with pytest.raises(ValueError):
+        keys.stream("Bad Pool!")

@@ -19,7 +19,7 @@ def main() -> int:
     from executor.supervisor import ExitCode, Supervisor
 
     try:
-        settings = ExecutorSettings()
+        settings = ExecutorSettings.load()
     except ValidationError as exc:
         log.error("invalid settings", extra={"error": str(exc)})
         return ExitCode.CONFIG

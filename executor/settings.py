@@ -36,6 +36,17 @@ class ExecutorSettings(BaseSettings):
     max_deliveries: int = Field(default=3, ge=1)
     log_level: str = "INFO"
 
+    @classmethod
+    def load(cls) -> "ExecutorSettings":
+        """Environment first, then the dotenv file named by WARMFLEET_CONFIG_FILE.
+
+        Secrets (the Redis URL's password) belong in that file, mode 0600 in a 0700
+        directory, or in a mounted Kubernetes Secret, never in the environment: inside
+        gVisor a job running as another uid can read /proc/1/environ (checked; Linux
+        would refuse), while the file is out of its reach.
+        """
+        return cls(_env_file=os.environ.get("WARMFLEET_CONFIG_FILE") or None)
+
     @property
     def consumer_prefix(self) -> str:
         return f"{self.pod_id}/"

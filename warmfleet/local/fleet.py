@@ -7,6 +7,7 @@ stop: sandboxes (drained, then deleted), Redis, sockets, temp files.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -36,6 +37,7 @@ from warmfleet.local.uds_proxy import UnixSocketProxy
 
 log = logging.getLogger("warmfleet.fleet")
 
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 NO_SANDBOX_WARNING = (
     "WARNING: --no-sandbox: executors run as plain processes on this host, WITHOUT gVisor. "
     "Jobs can reach the network and the host kernel directly. Never use this for untrusted code."
@@ -67,10 +69,11 @@ class Pod:
         self.sandbox: Sandbox | None = None
         self.proc: subprocess.Popen | None = None
 
-    def env(self, redis_url: str, workspace_root: str, uid_base: int) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k.startswith("WARMFLEET_")}
-        env.update(
-            PATH="/usr/local/bin:/usr/bin:/bin",
+    def settings_file(self, redis_url: str, workspace_root: str, uid_base: int) -> str:
+        """Write the pod's settings (Redis URL included) to a 0600 file in the 0700 socket
+        directory, and return its name there. The environment stays secret-free."""
+        values = {k: v for k, v in os.environ.items() if k.startswith("WARMFLEET_") and k != "WARMFLEET_STATE_DIR"}
+        values.update(
             WARMFLEET_REDIS_URL=redis_url,
             WARMFLEET_POOL=self.fleet.settings.pool,
             WARMFLEET_POD_ID=self.pod_id,
@@ -79,7 +82,18 @@ class Pod:
             WARMFLEET_UID_BASE=str(uid_base),
             WARMFLEET_DRAIN_TIMEOUT_S=str(self.fleet.settings.drain_timeout_s),
         )
-        return env
+        name = f"pod-{self.pod_id}.env"
+        path = os.path.join(self.fleet.socket_dir, name)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
+            for key, value in values.items():
+                f.write(f"{key}={json.dumps(value)}\n")
+        return name
+
+    def remove_settings_file(self) -> None:
+        try:
+            os.unlink(os.path.join(self.fleet.socket_dir, f"pod-{self.pod_id}.env"))
+        except FileNotFoundError:
+            pass
 
     def start(self) -> None:
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
@@ -88,9 +102,10 @@ class Pod:
         s = self.fleet.settings
         if s.sandbox:
             url = self.fleet.executor_url(f"{SOCKET_DIR_IN_SANDBOX}/redis.sock")
+            name = self.settings_file(url, WORKSPACE_ROOT_IN_SANDBOX, 61000)
             config = bundle_config(
                 args=args,
-                env=self.env(url, WORKSPACE_ROOT_IN_SANDBOX, 61000),
+                env={"PATH": SAFE_PATH, "WARMFLEET_CONFIG_FILE": f"{SOCKET_DIR_IN_SANDBOX}/{name}"},
                 hostname=self.pod_id,
                 socket_dir=self.fleet.socket_dir,
                 slots=s.slots,
@@ -104,7 +119,8 @@ class Pod:
             print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
             url = self.fleet.executor_url(self.fleet.socket_path)
             # Distinct uids per pod: on a shared host, kill(-1) as a slot uid must hit only that slot.
-            env = self.env(url, os.path.join(self.dir, "ws"), 61000 + 100 * self.index)
+            name = self.settings_file(url, os.path.join(self.dir, "ws"), 61000 + 100 * self.index)
+            env = {"PATH": SAFE_PATH, "WARMFLEET_CONFIG_FILE": os.path.join(self.fleet.socket_dir, name)}
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
                     args, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True
@@ -116,6 +132,12 @@ class Pod:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, drain_timeout: float) -> None:
+        try:
+            self._stop(drain_timeout)
+        finally:
+            self.remove_settings_file()
+
+    def _stop(self, drain_timeout: float) -> None:
         if self.sandbox is not None:
             self.sandbox.destroy(drain_timeout)
         elif self.proc is not None and self.proc.poll() is None:

@@ -34,7 +34,14 @@ class ExecutorSettings(BaseSettings):
     drain_timeout_s: float = Field(default=330.0, gt=0)
     kill_grace_s: float = Field(default=0.5, ge=0)
     max_deliveries: int = Field(default=3, ge=1)
+    # An entry idle this long in a consumer's pending list is taken over by a live slot;
+    # running jobs refresh their claim every third of it.
+    reclaim_idle_s: float = Field(default=30.0, ge=0.3)
     log_level: str = "INFO"
+    # Prometheus /metrics of this pod (executor/metrics.py); 0 disables the HTTP server.
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_addr: str = "0.0.0.0"
+    metrics_refresh_s: float = Field(default=5.0, gt=0)
 
     @classmethod
     def load(cls) -> "ExecutorSettings":

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import redis.exceptions
 from pydantic import ValidationError
 
+from executor.delivery import Entry, EntrySource
 from executor.runner_handle import RunnerGone, RunnerHandle
 from warmfleet import keys
 from warmfleet.schema import JOB_ID_RE, Job, JobError, Result, Status, explain
@@ -45,7 +46,13 @@ class Slot:
         self.state = SlotState.STARTING
         self.jobs_done = 0
         self.runner = RunnerHandle(self.settings.python, sup.runner_config(index))
-        self._pending_first = True
+        self.source = EntrySource(
+            sup.redis,
+            self.settings.pool,
+            self.consumer,
+            block_ms=self.settings.block_ms,
+            reclaim_idle_s=self.settings.reclaim_idle_s,
+        )
         self._ready = asyncio.Event()  # set while the runner has a spare child waiting
         self._ready.set()
 
@@ -89,34 +96,20 @@ class Slot:
             if self.sup.draining.is_set():
                 break
             try:
-                entries = await self._read()
+                entries = await self.source.next()
                 backoff = 0.1
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 log.warning("redis unavailable; retrying", extra={"slot": self.name, "error": str(exc)})
                 await self.sup.wait_draining(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            for entry_id, fields in entries:
-                await self._handle(entry_id, fields)
+            for entry in entries:
+                await self._handle(entry)
         self._set(SlotState.STOPPED)
 
-    async def _read(self) -> list[tuple[str, dict]]:
-        stream = keys.stream(self.settings.pool)
-        if self._pending_first:
-            resp = await self.sup.redis.xreadgroup(
-                keys.CONSUMER_GROUP, self.consumer, {stream: "0"}, count=1
-            )
-            entries = resp[0][1] if resp else []
-            if not entries:
-                self._pending_first = False
-            return [(eid, fields) for eid, fields in entries]
-        resp = await self.sup.redis.xreadgroup(
-            keys.CONSUMER_GROUP, self.consumer, {stream: ">"}, count=1, block=self.settings.block_ms
-        )
-        return [(eid, fields) for eid, fields in (resp[0][1] if resp else [])]
-
-    async def _handle(self, entry_id: str, fields: dict | None) -> None:
+    async def _handle(self, entry: Entry) -> None:
         t_received = time.perf_counter()
+        entry_id, fields = entry.entry_id, entry.fields
         store = self.sup.store
         if not fields:  # deleted while pending: nothing to run, nobody to answer
             await store.ack_only(entry_id)
@@ -134,11 +127,11 @@ class Slot:
             return
         # Only a redelivery (own pending list, reclaim) can find its result already stored;
         # a fresh entry skips the round trip.
-        if self._pending_first and await store.exists(job.job_id):
+        if entry.redelivered and await store.exists(job.job_id):
             await store.ack_only(entry_id)
             log.info("duplicate delivery skipped", extra={"job_id": job.job_id})
             return
-        if self._pending_first and await self._too_many_deliveries(entry_id):
+        if entry.redelivered and await self.source.delivery_count(entry_id) > self.settings.max_deliveries:
             result = Result(
                 job_id=job.job_id,
                 status=Status.FAILED,
@@ -150,11 +143,14 @@ class Slot:
             log.error("job dead-lettered", extra={"job_id": job.job_id})
             return
         t_parsed = time.perf_counter()
-        result = await self._execute(job)
+        async with self.source.keep_claim(entry_id):
+            result = await self._execute(job)
         if result is None:
             return  # runner died mid-job: the entry stays pending and is read again
         t_ran = time.perf_counter()
-        await store.store_and_ack(entry_id, result, job.reply_to)
+        if not await self._store(entry_id, result, job.reply_to):
+            self.sup.duplicates += 1
+            log.info("result already stored by an earlier delivery", extra={"job_id": job.job_id})
         t_stored = time.perf_counter()
         self.jobs_done += 1
         self.sup.jobs_done += 1
@@ -173,11 +169,20 @@ class Slot:
             },
         )
 
-    async def _too_many_deliveries(self, entry_id: str) -> bool:
-        info = await self.sup.redis.xpending_range(
-            keys.stream(self.settings.pool), keys.CONSUMER_GROUP, min=entry_id, max=entry_id, count=1
-        )
-        return bool(info) and info[0]["times_delivered"] > self.settings.max_deliveries
+    async def _store(self, entry_id: str, result: Result, reply_to: str | None) -> bool:
+        """Store, publish, ack. A job's result is precious: retry through a Redis outage."""
+        backoff = 0.1
+        started = time.monotonic()
+        while True:
+            try:
+                return await self.sup.store.store_and_ack(entry_id, result, reply_to)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                level = logging.ERROR if time.monotonic() - started > 30 else logging.WARNING
+                log.log(level, "cannot store result; retrying", extra={"job_id": result.job_id, "error": str(exc)})
+                if self.sup.stopping.is_set():
+                    return False
+                await asyncio.sleep(backoff)  # reconnect backoff
+                backoff = min(backoff * 2, 2.0)
 
     async def _execute(self, job: Job) -> Result | None:
         self._set(SlotState.BUSY)
@@ -216,7 +221,7 @@ class Slot:
     async def _restart_runner(self) -> None:
         self.runner.kill()
         self.runner.close()
-        self._pending_first = True
+        self.source.reread_pending()
         await self.start_runner()
 
     async def stop(self) -> None:

@@ -50,6 +50,7 @@ class Supervisor:
         self.started_at = time.time()
         self.jobs_done = 0
         self.dead_letters = 0
+        self.duplicates = 0
         self.orphans_reaped = 0
 
     # -- configuration handed to each runner (no secrets: it is on the command line) --
@@ -191,6 +192,9 @@ class Supervisor:
             "draining": self.draining.is_set(),
             "jobs_done": self.jobs_done,
             "dead_letters": self.dead_letters,
+            "duplicates": self.duplicates,
+            "reclaimed": sum(s.source.reclaimed for s in self.slots),
+            "runner_pids": [s.runner.pid for s in self.slots if s.runner.pid],
             "started_at": self.started_at,
             "sandbox": _kernel_is_gvisor(),
         }

@@ -16,7 +16,7 @@ import redis.exceptions
 from dispatcher import request
 from dispatcher.errors import WaitTimeout
 from dispatcher.settings import ClientSettings
-from warmfleet import keys
+from warmfleet import keys, redis_retry
 from warmfleet.schema import FleetLimits, Result
 
 
@@ -33,6 +33,8 @@ class AsyncClient:
                 max_connections=self.settings.max_connections,
                 timeout=None,
                 client_name=request.connection_name(self.client_id),
+                retry=redis_retry.async_retry(),
+                retry_on_error=redis_retry.RETRY_ON,
             )
         )
         self.channel = keys.reply_channel(self.pool, self.client_id)

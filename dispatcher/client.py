@@ -10,7 +10,7 @@ import redis
 from dispatcher import request
 from dispatcher.errors import InvalidJob, WaitTimeout
 from dispatcher.settings import ClientSettings
-from warmfleet import keys
+from warmfleet import keys, redis_retry
 from warmfleet.schema import FleetLimits, Result
 
 
@@ -31,6 +31,8 @@ class Client:
             decode_responses=True,
             max_connections=self.settings.max_connections,
             client_name=request.connection_name(self.client_id),
+            retry=redis_retry.sync_retry(),
+            retry_on_error=redis_retry.RETRY_ON,
         )
         self.channel = keys.reply_channel(self.pool, self.client_id)
         self._pubsub: redis.client.PubSub | None = None
@@ -75,15 +77,23 @@ class Client:
         self._subscribe()
         deadline = None if timeout is None else time.monotonic() + timeout
         next_check = time.monotonic()
+        outage_since: float | None = None
         while job_id not in self._arrived:
             now = time.monotonic()
-            if now >= next_check:  # safety net for a lost notification
-                self._recheck([job_id])
-                next_check = now + self.settings.recheck_s
-                continue
             if deadline is not None and now >= deadline:
                 raise WaitTimeout(job_id, timeout or 0.0)
-            self._pump(min(next_check, deadline or next_check) - now)
+            try:
+                if now >= next_check:  # safety net for a lost notification
+                    self._recheck([job_id])
+                    next_check = now + self.settings.recheck_s
+                    continue
+                self._pump(min(next_check, deadline or next_check) - now)
+                outage_since = None
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                outage_since = outage_since or now
+                if now - outage_since > self.settings.outage_s:
+                    raise ConnectionError(f"Redis at {self.url} unreachable for {self.settings.outage_s} s: {exc}") from exc
+                time.sleep(min(1.0, self.settings.recheck_s))  # reconnect backoff
         return self._arrived.pop(job_id)
 
     def run(self, code: str, **kwargs) -> Result:

@@ -16,3 +16,5 @@ class ClientSettings(BaseSettings):
     # lost (reconnect, another client's idempotent job) the stored result is re-read this often.
     recheck_s: float = Field(default=1.0, gt=0)
     max_connections: int = Field(default=32, ge=2)
+    # How long wait() rides out an unreachable Redis before raising ConnectionError.
+    outage_s: float = Field(default=60.0, gt=0)

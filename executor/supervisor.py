@@ -18,10 +18,10 @@ import time
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from executor import store
+from executor import metrics, store
 from executor.settings import ExecutorSettings
 from executor.slot import Slot, SlotState
-from warmfleet import keys
+from warmfleet import keys, redis_retry
 
 log = logging.getLogger("warmfleet.supervisor")
 
@@ -40,7 +40,13 @@ class ExitCode(enum.IntEnum):
 class Supervisor:
     def __init__(self, settings: ExecutorSettings) -> None:
         self.settings = settings
-        self.redis = aioredis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+        self.redis = aioredis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            health_check_interval=30,
+            retry=redis_retry.async_retry(),
+            retry_on_error=redis_retry.RETRY_ON,
+        )
         self.store = store.ResultStore(self.redis, settings.pool, settings.result_ttl_s)
         self.slots = [Slot(self, i) for i in range(settings.slots)]
         self.runner_pids: dict[int, Slot] = {}
@@ -90,6 +96,7 @@ class Supervisor:
         if not await self._connect():
             return ExitCode.REDIS_UNAVAILABLE
         self.prepare_workspaces()
+        exporter = metrics.start(self)
         slot_tasks = [asyncio.create_task(slot.run(), name=slot.name) for slot in self.slots]
         beat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         log.info("pod started", extra={"pod_id": self.settings.pod_id, "slots": len(self.slots)})
@@ -97,6 +104,7 @@ class Supervisor:
         log.info("draining", extra={"pod_id": self.settings.pod_id})
         code = await self._drain(slot_tasks)
         beat.cancel()
+        exporter.stop()
         await self._deregister()
         await self.redis.aclose()
         log.info("pod stopped", extra={"pod_id": self.settings.pod_id, "exit_code": int(code)})
@@ -194,7 +202,10 @@ class Supervisor:
             "dead_letters": self.dead_letters,
             "duplicates": self.duplicates,
             "reclaimed": sum(s.source.reclaimed for s in self.slots),
-            "runner_pids": [s.runner.pid for s in self.slots if s.runner.pid],
+            "slot_states": [
+                {"slot": s.index, "state": s.state.value, "runner_pid": s.runner.pid, "jobs_done": s.jobs_done}
+                for s in self.slots
+            ],
             "started_at": self.started_at,
             "sandbox": _kernel_is_gvisor(),
         }

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import redis.exceptions
 from pydantic import ValidationError
 
+from executor import metrics
 from executor.delivery import Entry, EntrySource
 from executor.runner_handle import RunnerGone, RunnerHandle
 from warmfleet import keys
@@ -111,6 +112,7 @@ class Slot:
         t_received = time.perf_counter()
         entry_id, fields = entry.entry_id, entry.fields
         store = self.sup.store
+        metrics.JOBS_RECEIVED.labels(self.settings.pool).inc()
         if not fields:  # deleted while pending: nothing to run, nobody to answer
             await store.ack_only(entry_id)
             return
@@ -120,9 +122,11 @@ class Slot:
             if job_id is None:
                 log.warning("dead-lettered malformed entry", extra={"entry_id": entry_id, "reason": problem})
                 await store.dead_letter(entry_id, fields, problem)
+                metrics.DEAD_LETTERS.labels(self.settings.pool, "malformed").inc()
                 return
             result = Result(job_id=job_id, status=Status.REJECTED, error=problem, executor=self.name)
             await store.store_and_ack(entry_id, result, _salvage_reply_to(fields))
+            metrics.job_finished(self.settings.pool, result)
             log.info("job rejected", extra={"job_id": job_id, "reason": problem})
             return
         # Only a redelivery (own pending list, reclaim) can find its result already stored;
@@ -140,6 +144,8 @@ class Slot:
             )
             await store.store_and_ack(entry_id, result, job.reply_to)
             self.sup.dead_letters += 1
+            metrics.DEAD_LETTERS.labels(self.settings.pool, "max_deliveries").inc()
+            metrics.job_finished(self.settings.pool, result)
             log.error("job dead-lettered", extra={"job_id": job.job_id})
             return
         t_parsed = time.perf_counter()
@@ -152,6 +158,7 @@ class Slot:
             self.sup.duplicates += 1
             log.info("result already stored by an earlier delivery", extra={"job_id": job.job_id})
         t_stored = time.perf_counter()
+        metrics.job_finished(self.settings.pool, result)
         self.jobs_done += 1
         self.sup.jobs_done += 1
         log.info(
@@ -219,6 +226,7 @@ class Slot:
             self._ready.set()
 
     async def _restart_runner(self) -> None:
+        metrics.RUNNER_RESTARTS.labels(self.settings.pool).inc()
         self.runner.kill()
         self.runner.close()
         self.source.reread_pending()

@@ -1,0 +1,223 @@
+"""Prometheus metrics of one executor pod, counted in the supervisor process.
+
+The supervisor sees every job's outcome (status, duration, CPU, queue wait), every
+runner restart and every dead letter, so it is the one exporter per pod. Runners and
+job children never import prometheus_client: they are lean `python -S -I` processes
+whose fork cost grows with their memory map (FIELD-NOTES).
+
+Served over HTTP on WARMFLEET_METRICS_PORT (default 9464, 0 disables). Stream gauges
+(lag, pending, dead letters, oldest pending age) describe the whole pool, so every pod
+reports the same value: aggregate them with max(), not sum().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import psutil
+import redis.exceptions
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from warmfleet import keys
+
+if TYPE_CHECKING:
+    from executor.supervisor import Supervisor
+    from warmfleet.schema import Result
+
+log = logging.getLogger("warmfleet.metrics")
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)  # process_* of the supervisor itself
+
+# Snippets run for milliseconds to minutes: fine buckets at the low end, up to the max timeout.
+SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+JOBS_RECEIVED = Counter(
+    "warmfleet_jobs_received", "Stream entries a slot read (new or redelivered).", ["pool"], registry=REGISTRY
+)
+JOBS_COMPLETED = Counter(
+    "warmfleet_jobs_completed", "Jobs answered with a stored result, by status.", ["pool", "status"], registry=REGISTRY
+)
+JOB_DURATION = Histogram(
+    "warmfleet_job_duration_seconds", "Wall-clock time a job's code ran.", ["pool"],
+    buckets=SECONDS_BUCKETS, registry=REGISTRY,
+)
+JOB_QUEUE_WAIT = Histogram(
+    "warmfleet_job_queue_wait_seconds", "Time from submission to a slot starting the job.", ["pool"],
+    buckets=SECONDS_BUCKETS, registry=REGISTRY,
+)
+JOB_CPU = Counter("warmfleet_job_cpu_seconds", "CPU time used by jobs (user + system).", ["pool"], registry=REGISTRY)
+DEAD_LETTERS = Counter(
+    "warmfleet_dead_letters",
+    "Entries the pod gave up on: malformed beyond reply, or too many deliveries.",
+    ["pool", "reason"], registry=REGISTRY,
+)
+# Counted by whoever decides a recycle (the GC sidecar, or this pod on a drain request).
+RECYCLES = Counter("warmfleet_recycles", "Pod recycles started, by reason.", ["pool", "reason"], registry=REGISTRY)
+RUNNER_RESTARTS = Counter(
+    "warmfleet_runner_restarts", "Slot runner processes restarted after they died.", ["pool"], registry=REGISTRY
+)
+STREAM_LAG = Gauge(
+    "warmfleet_stream_lag", "Entries not yet delivered to the group (pool-wide: use max()).", ["pool"],
+    registry=REGISTRY,
+)
+STREAM_PENDING = Gauge(
+    "warmfleet_stream_pending", "Entries delivered but not acknowledged (pool-wide: use max()).", ["pool"],
+    registry=REGISTRY,
+)
+STREAM_OLDEST_PENDING = Gauge(
+    "warmfleet_stream_oldest_pending_age_seconds", "Age of the oldest pending entry, 0 if none (pool-wide).",
+    ["pool"], registry=REGISTRY,
+)
+DEAD_LETTER_STREAM = Gauge(
+    "warmfleet_dead_letter_stream_length", "Entries in the pool's dead-letter stream (pool-wide).", ["pool"],
+    registry=REGISTRY,
+)
+
+
+def job_finished(pool: str, result: "Result") -> None:
+    """One result stored and acknowledged."""
+    JOBS_COMPLETED.labels(pool, result.status.value).inc()
+    if result.duration_s or result.exit_code is not None:  # rejected/failed jobs never ran
+        JOB_DURATION.labels(pool).observe(result.duration_s)
+        JOB_QUEUE_WAIT.labels(pool).observe(result.queue_wait_s)
+        JOB_CPU.labels(pool).inc(max(0.0, result.cpu_s))
+
+
+class SupervisorCollector:
+    """Values read at scrape time from the live supervisor: slots and memory."""
+
+    def __init__(self, sup: "Supervisor") -> None:
+        self.sup = sup
+
+    def describe(self):
+        return []  # unchecked collector: its families are only known at collect()
+
+    def collect(self):
+        pool = self.sup.settings.pool
+        snap = self.sup.snapshot()
+        for name, key, doc in (
+            ("warmfleet_slots", "slots", "Slots in this pod."),
+            ("warmfleet_slots_ready", "ready", "Slots with a child forked ahead, waiting for a job."),
+            ("warmfleet_slots_busy", "busy", "Slots running a job."),
+            ("warmfleet_slots_broken", "broken", "Slots whose runner failed to start."),
+        ):
+            g = GaugeMetricFamily(name, doc, labels=["pool"])
+            g.add_metric([pool], snap.get(key, 0))
+            yield g
+        # Counted by the slots' own fields (executor/delivery.py, slot.py): read, not duplicated.
+        for name, key, doc in (
+            ("warmfleet_reclaims", "reclaimed", "Entries this pod took over from a silent consumer (XAUTOCLAIM)."),
+            ("warmfleet_duplicate_deliveries", "duplicates", "Results already stored by an earlier delivery."),
+            ("warmfleet_orphans_reaped", "orphans_reaped", "Leftover processes of jobs reaped by the supervisor."),
+        ):
+            c = CounterMetricFamily(name, doc, labels=["pool"])
+            c.add_metric([pool], snap.get(key, 0) if key in snap else getattr(self.sup, key, 0))
+            yield c
+        g = GaugeMetricFamily("warmfleet_draining", "1 while this pod drains.", labels=["pool"])
+        g.add_metric([pool], 1 if snap.get("draining") else 0)
+        yield g
+        mem = GaugeMetricFamily(
+            "warmfleet_executor_memory_bytes", "Resident memory of this pod's processes, by kind.",
+            labels=["pool", "process"],
+        )
+        for kind, rss in memory_by_kind(set(self.sup.runner_pids)).items():
+            mem.add_metric([pool, kind], rss)
+        yield mem
+
+
+def memory_by_kind(runner_pids: set[int]) -> dict[str, int]:
+    """RSS of the supervisor, its runners, and everything else below it (jobs, leftovers)."""
+    me = psutil.Process()
+    totals = {"supervisor": me.memory_info().rss, "runner": 0, "job": 0}
+    for proc in me.children(recursive=True):
+        try:
+            rss = proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue  # it exited between listing and reading
+        totals["runner" if proc.pid in runner_pids else "job"] += rss
+    return totals
+
+
+async def refresh_stream_gauges(r, pool: str) -> None:
+    """Lag, pending, oldest pending age and dead letters, from Redis (pool-wide values)."""
+    stream = keys.stream(pool)
+    lag, pending = 0, 0
+    try:
+        groups = await r.xinfo_groups(stream)
+    except redis.exceptions.ResponseError:
+        groups = []  # no stream yet
+    for g in groups:
+        if g.get("name") == keys.CONSUMER_GROUP:
+            lag, pending = g.get("lag") or 0, g.get("pending") or 0
+    oldest = 0.0
+    if pending:
+        first = await r.xpending_range(stream, keys.CONSUMER_GROUP, min="-", max="+", count=1)
+        if first:
+            oldest = max(0.0, time.time() - int(first[0]["message_id"].split("-")[0]) / 1000)
+    STREAM_LAG.labels(pool).set(lag)
+    STREAM_PENDING.labels(pool).set(pending)
+    STREAM_OLDEST_PENDING.labels(pool).set(round(oldest, 3))
+    DEAD_LETTER_STREAM.labels(pool).set(await r.xlen(keys.dead_letters(pool)))
+
+
+def exposition() -> bytes:
+    """The text a scrape returns."""
+    return generate_latest(REGISTRY)
+
+
+class Exporter:
+    """The pod's /metrics endpoint plus the task refreshing the stream gauges."""
+
+    def __init__(self, sup: "Supervisor") -> None:
+        self.sup = sup
+        self.collector = SupervisorCollector(sup)
+        self.server = None
+        self.port: int | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> "Exporter":
+        from prometheus_client import start_http_server
+
+        s = self.sup.settings
+        REGISTRY.register(self.collector)
+        self._task = asyncio.get_running_loop().create_task(self._refresh_loop(), name="metrics-refresh")
+        if s.metrics_port:
+            try:
+                self.server, _thread = start_http_server(s.metrics_port, addr=s.metrics_addr, registry=REGISTRY)
+                self.port = self.server.server_port
+                log.info("metrics served", extra={"addr": s.metrics_addr, "port": self.port})
+            except OSError as exc:  # never let metrics take a pod down
+                log.warning("metrics port unavailable", extra={"port": s.metrics_port, "error": str(exc)})
+        return self
+
+    async def _refresh_loop(self) -> None:
+        s = self.sup.settings
+        while True:
+            try:
+                await refresh_stream_gauges(self.sup.redis, s.pool)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+                log.debug("stream gauges not refreshed", extra={"error": str(exc)})
+            await asyncio.sleep(s.metrics_refresh_s)  # a period, not synchronisation
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        try:
+            REGISTRY.unregister(self.collector)
+        except KeyError:
+            pass
+
+
+def start(sup: "Supervisor") -> Exporter:
+    return Exporter(sup).start()
+
+
+__all__ = ["Exporter", "REGISTRY", "exposition", "job_finished", "memory_by_kind", "start"]

@@ -23,6 +23,7 @@ import redis
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from warmfleet import keys
 from warmfleet import status as fleet_status
 from warmfleet.local import discovery
 from warmfleet.local.redis_server import EmbeddedRedis
@@ -252,6 +253,7 @@ class LocalFleet:
                     continue
                 log.warning("pod died; replacing it", extra={"pod_id": pod.pod_id})
                 pod.stop(1.0)
+                self._forget(pod.pod_id)
                 fresh = Pod(self, pod.index)
                 self.pods[i] = fresh
                 try:
@@ -259,6 +261,18 @@ class LocalFleet:
                     self.restarts += 1
                 except (OSError, subprocess.SubprocessError) as exc:
                     log.error("could not replace pod", extra={"error": str(exc)})
+
+    def _forget(self, pod_id: str) -> None:
+        """A dead pod cannot deregister itself: drop its snapshot so status is true at once."""
+        try:
+            r = redis.Redis.from_url(self.client_url, decode_responses=True)
+            try:
+                r.delete(keys.pod(self.settings.pool, pod_id))
+                r.zrem(keys.pods(self.settings.pool), pod_id)
+            finally:
+                r.close()
+        except redis.exceptions.RedisError as exc:
+            log.warning("could not deregister a dead pod", extra={"pod_id": pod_id, "error": str(exc)})
 
     def stop(self) -> None:
         """Drain every pod, then remove everything this fleet created."""

@@ -124,6 +124,10 @@ class Sandbox:
     def signal(self, sig: str) -> None:
         subprocess.run(self._cmd("kill", self.id, sig), capture_output=True, timeout=30)
 
+    def exec(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        """Run a command inside the sandbox (operators: inspect; tests: inject faults)."""
+        return subprocess.run(self._cmd("exec", self.id, *args), capture_output=True, text=True, timeout=timeout)
+
     def wait_stopped(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,93 @@
+"""Faults: a slot killed mid-job, a job that keeps killing its executor, a whole
+sandbox killed, SIGTERM mid-job. Every job gets exactly one result."""
+
+import pytest
+import redis
+
+from dispatcher import Client
+from support import fleet_faults as ff
+from warmfleet import keys
+from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.schema import Status
+
+RECLAIM_IDLE_S = "2"
+
+
+@pytest.fixture(scope="module")
+def faulty_fleet():
+    with ff.env(WARMFLEET_RECLAIM_IDLE_S=RECLAIM_IDLE_S, WARMFLEET_MAX_DELIVERIES="3"):
+        f = LocalFleet(FleetSettings(pods=2, slots=1, drain_timeout_s=15, monitor_s=0.2))
+        f.start(ready_timeout=60)
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def r(faulty_fleet):
+    conn = redis.Redis.from_url(faulty_fleet.client_url, decode_responses=True)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def c(faulty_fleet):
+    faulty_fleet.wait_ready(2, 60)  # every test starts with the whole fleet serving
+    with Client(faulty_fleet.client_url) as client:
+        yield client
+
+
+def result_keys(r) -> int:
+    return sum(1 for _ in r.scan_iter(keys.result("default", "*")))
+
+
+def test_runner_killed_mid_job_is_rerun_and_answered_once(faulty_fleet, r, c):
+    before = result_keys(r)
+    job = c.submit("import time; time.sleep(1.5); print('done')")
+    pod_id, slot = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
+    ff.kill_in_sandbox(faulty_fleet, pod_id, slot["runner_pid"])
+    res = c.wait(job, timeout=60)
+    assert (res.status, res.stdout) == (Status.OK, "done\n"), res
+    assert result_keys(r) == before + 1
+
+
+def test_job_that_keeps_killing_its_executor_is_dead_lettered(faulty_fleet, r, c):
+    job = c.submit("import time; time.sleep(30)", timeout=60)
+    kills = 0
+    while kills < 6:
+        found = ff.poll(lambda: ff.busy_slot(r) or r.exists(keys.result("default", job)), 30, "the job to run again")
+        if found == 1:
+            break  # the result exists: the fleet gave up
+        pod_id, slot = found
+        ff.kill_in_sandbox(faulty_fleet, pod_id, slot["runner_pid"])
+        kills += 1
+        ff.poll(lambda: (ff.busy_slot(r) or (None, {}))[1].get("runner_pid") != slot["runner_pid"], 10, "the kill")
+    res = c.wait(job, timeout=30)
+    assert res.status is Status.FAILED, res
+    assert "deliveries" in res.error
+    assert 3 <= kills <= 4
+    assert c.run("print('next')").stdout == "next\n"
+
+
+def test_whole_sandbox_killed_its_job_is_reclaimed(faulty_fleet, r, c):
+    job = c.submit("import time; time.sleep(1); print('survived')")
+    pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
+    ff.pod_by_id(faulty_fleet, pod_id).sandbox.signal("KILL")
+    res = c.wait(job, timeout=60)  # reclaimed by the other pod after ~2 s idle
+    assert (res.status, res.stdout) == (Status.OK, "survived\n"), res
+    assert not res.executor.startswith(pod_id)
+    faulty_fleet.wait_ready(2, 60)  # the monitor replaced the dead pod
+    assert faulty_fleet.restarts >= 1
+
+
+def test_sigterm_drains_in_flight_job_then_exits(faulty_fleet, r, c):
+    job = c.submit("import time; time.sleep(1.5); print('finished')")
+    pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
+    pod = ff.pod_by_id(faulty_fleet, pod_id)
+    pod.sandbox.signal("TERM")
+    res = c.wait(job, timeout=30)
+    assert (res.status, res.stdout) == (Status.OK, "finished\n"), res
+    assert res.executor.startswith(pod_id)  # finished where it ran: not reclaimed
+    assert pod.sandbox.wait_stopped(20)
+    # It left nothing pending behind, and removed its consumer.
+    consumers = {x["name"] for x in r.xinfo_consumers(keys.stream("default"), keys.CONSUMER_GROUP)}
+    assert not any(name.startswith(pod_id) for name in consumers)

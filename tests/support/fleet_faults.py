@@ -1,0 +1,66 @@
+"""Helpers for fault tests: read a pod's state, kill things inside a sandbox, poll with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import redis
+
+from warmfleet import keys
+
+
+def poll(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02):
+    """Return the predicate's first truthy value; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)  # poll with a deadline: the state lives in Redis
+
+
+def snapshots(r: redis.Redis, pool: str = "default") -> dict[str, dict]:
+    ids = r.zrange(keys.pods(pool), 0, -1)
+    raws = r.mget([keys.pod(pool, p) for p in ids]) if ids else []
+    return {p: json.loads(raw) for p, raw in zip(ids, raws) if raw}
+
+
+def busy_slot(r: redis.Redis, pool: str = "default") -> tuple[str, dict] | None:
+    for pod_id, snap in snapshots(r, pool).items():
+        if snap.get("draining"):
+            continue
+        for slot in snap.get("slot_states", []):
+            if slot["state"] == "busy":
+                return pod_id, slot
+    return None
+
+
+def pod_by_id(fleet, pod_id: str):
+    return next(p for p in fleet.pods if p.pod_id == pod_id)
+
+
+def kill_in_sandbox(fleet, pod_id: str, pid: int) -> None:
+    """SIGKILL one process inside a pod's sandbox (pids are the sandbox's own)."""
+    out = pod_by_id(fleet, pod_id).sandbox.exec(sys.executable, "-S", "-c", f"import os; os.kill({pid}, 9)")
+    assert out.returncode == 0, out.stderr
+
+
+@contextmanager
+def env(**values: str):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

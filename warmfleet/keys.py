@@ -73,3 +73,8 @@ def control(pool: str, pod_id: str) -> str:
 def recycle_lease(pool: str) -> str:
     """Sorted set of pods currently recycling, bounding how many recycle at once."""
     return pool_prefix(pool) + "recycling"
+
+
+def recycles(pool: str) -> str:
+    """Hash of recycle counts by reason (max_age, max_jobs, memory, tainted), fleet-wide."""
+    return pool_prefix(pool) + "recycles"

@@ -126,6 +126,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 1
         print(json.dumps(st.as_dict()) if args.json else fleet_status.format_table(st))
         return 0
+    stop = threading.Event()
+    if args.watch:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while True:
         try:
             st = fleet_status.read_status(r, args.pool)
@@ -140,7 +144,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(fleet_status.format_table(st), flush=True)
         if not args.watch:
             return 0
-        time.sleep(args.interval)
+        if stop.wait(args.interval):  # the refresh period; Ctrl-C is how --watch ends
+            return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

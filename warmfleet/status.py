@@ -79,7 +79,7 @@ def wait_ready(r: redis.Redis, pool: str, slots: int, timeout: float) -> PoolSta
 def format_table(st: PoolStatus) -> str:
     lines = [
         f"pool {st.pool}: {len(st.pods)} pods, {st.slots} slots, {st.ready} ready, {st.busy} busy",
-        f"stream {st.stream_length} entries, lag {st.lag}, pending {st.pending}, "
+        f"stream {st.stream_length} entries, lag {'unknown' if st.lag is None else st.lag}, pending {st.pending}, "
         f"dead letters {st.dead_letters}, oldest pending {st.oldest_pending_s if st.oldest_pending_s is not None else '-'} s",
     ]
     if st.pods:

@@ -17,9 +17,12 @@ class RedisServerMissing(RuntimeError):
 
 
 class EmbeddedRedis:
-    def __init__(self, workdir: str, socket_path: str) -> None:
+    def __init__(self, workdir: str, socket_path: str, *, persistent: bool = False) -> None:
         self.workdir = workdir
         self.socket_path = socket_path
+        # Persistent (AOF, fsync always) survives a restart with its streams and groups,
+        # as the operator's production Redis would; the embedded default keeps nothing.
+        self.persistent = persistent
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -41,7 +44,8 @@ class EmbeddedRedis:
                 "--unixsocketperm", "700",  # job uids get EACCES (FIELD-NOTES)
                 "--dir", self.workdir,
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes" if self.persistent else "no",
+                "--appendfsync", "always",
                 "--daemonize", "no",
                 "--loglevel", "warning",
                 "--logfile", os.path.join(self.workdir, "redis.log"),

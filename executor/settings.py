@@ -38,6 +38,9 @@ class ExecutorSettings(BaseSettings):
     # running jobs refresh their claim every third of it.
     reclaim_idle_s: float = Field(default=30.0, ge=0.3)
     log_level: str = "INFO"
+    # Liveness/readiness heartbeat file (warmfleet/probe.py) in a directory jobs cannot write;
+    # in Kubernetes an emptyDir shared with the GC sidecar. None: not written.
+    health_file: str | None = None
     # Prometheus /metrics of this pod (executor/metrics.py); 0 disables the HTTP server.
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_addr: str = "0.0.0.0"

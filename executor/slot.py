@@ -161,6 +161,7 @@ class Slot:
         metrics.job_finished(self.settings.pool, result)
         self.jobs_done += 1
         self.sup.jobs_done += 1
+        self.sup.note_result(result)
         log.info(
             "job done",
             extra={

@@ -21,12 +21,17 @@ import redis.exceptions
 from executor import metrics, store
 from executor.settings import ExecutorSettings
 from executor.slot import Slot, SlotState
-from warmfleet import keys, redis_retry
+from warmfleet import keys, probe, redis_retry
+from warmfleet.schema import Status
 
 log = logging.getLogger("warmfleet.supervisor")
 
 PR_SET_CHILD_SUBREAPER = 36
 HEARTBEAT_MIN_INTERVAL_S = 0.1
+# A job that hit one of these limits pushed against the sandbox and may have left state
+# behind: it "taints" the pod, which the GC sidecar may recycle (WARMFLEET_GC__RECYCLE_TAINTED).
+TAINTING = frozenset({Status.TIMEOUT, Status.CPU_LIMIT, Status.MEMORY_LIMIT, Status.OUTPUT_LIMIT})
+RSS_SAMPLE_S = 5.0
 
 
 class ExitCode(enum.IntEnum):
@@ -55,6 +60,9 @@ class Supervisor:
         self.stopping = asyncio.Event()
         self.started_at = time.time()
         self.jobs_done = 0
+        self.tainted = 0
+        self._redis_ok_at: float | None = None
+        self._rss: tuple[float, int | None] = (0.0, None)
         self.dead_letters = 0
         self.duplicates = 0
         self.orphans_reaped = 0
@@ -106,6 +114,7 @@ class Supervisor:
         beat.cancel()
         exporter.stop()
         await self._deregister()
+        self.write_health(stopped=True)
         await self.redis.aclose()
         log.info("pod stopped", extra={"pod_id": self.settings.pod_id, "exit_code": int(code)})
         return code
@@ -199,6 +208,7 @@ class Supervisor:
             "broken": sum(st is SlotState.BROKEN for st in states),
             "draining": self.draining.is_set(),
             "jobs_done": self.jobs_done,
+            "tainted": self.tainted,
             "dead_letters": self.dead_letters,
             "duplicates": self.duplicates,
             "reclaimed": sum(s.source.reclaimed for s in self.slots),
@@ -214,9 +224,11 @@ class Supervisor:
         s = self.settings
         while True:
             self.state_changed.clear()
+            self.write_health()
             try:
                 await store.heartbeat(self.redis, s.pool, s.pod_id, self.snapshot(), s.pod_ttl_s)
                 command = await self.redis.lpop(keys.control(s.pool, s.pod_id))
+                self._redis_ok_at = time.time()
                 if command == "drain":
                     log.info("drain requested through redis", extra={"pod_id": s.pod_id})
                     self.draining.set()
@@ -229,6 +241,29 @@ class Supervisor:
                 await self.wait_draining(HEARTBEAT_MIN_INTERVAL_S)
             except TimeoutError:
                 pass
+
+    def note_result(self, result) -> None:
+        """Called by a slot for every job it answered."""
+        if result.status in TAINTING:
+            self.tainted += 1
+
+    def write_health(self, stopped: bool = False) -> None:
+        """The liveness heartbeat: written by this loop, never by jobs (warmfleet/probe.py)."""
+        path = self.settings.health_file
+        if not path:
+            return
+        now = time.time()
+        if now - self._rss[0] > RSS_SAMPLE_S:  # psutil walks /proc: sample, not every beat
+            self._rss = (now, _rss_of(os.getpid(), set(self.runner_pids)))
+        snap = self.snapshot()
+        try:
+            probe.write(path, {
+                "pod_id": snap["pod_id"], "slots": snap["slots"], "ready": snap["ready"], "busy": snap["busy"],
+                "draining": snap["draining"], "redis_ok_at": self._redis_ok_at, "rss_bytes": self._rss[1],
+                "stopped": stopped,
+            })
+        except OSError as exc:
+            log.warning("cannot write the health file", extra={"path": path, "error": str(exc)})
 
     async def _deregister(self) -> None:
         s = self.settings
@@ -243,6 +278,19 @@ class Supervisor:
                     await self.redis.xgroup_delconsumer(stream, keys.CONSUMER_GROUP, slot.consumer)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("could not deregister", extra={"error": str(exc)})
+
+
+def _rss_of(pid: int, runner_pids: set[int]) -> int | None:
+    """Resident memory of the supervisor and its runners (not of jobs: they come and go)."""
+    import psutil
+
+    total = 0
+    for p in (pid, *runner_pids):
+        try:
+            total += psutil.Process(p).memory_info().rss
+        except psutil.Error:
+            continue
+    return total
 
 
 def _become_subreaper() -> None:

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import urllib.parse
+from typing import TYPE_CHECKING
 
 import redis
 from pydantic import Field
@@ -35,6 +36,10 @@ from warmfleet.local.sandbox import (
     find_runsc,
 )
 from warmfleet.local.uds_proxy import UnixSocketProxy
+
+if TYPE_CHECKING:
+    from gc_sidecar.local import LocalRecycler
+    from gc_sidecar.policy import RecyclePolicy
 
 log = logging.getLogger("warmfleet.fleet")
 
@@ -69,6 +74,10 @@ class Pod:
         self.log_path = os.path.join(fleet.runtime_dir, "logs", f"{self.pod_id}.log")
         self.sandbox: Sandbox | None = None
         self.proc: subprocess.Popen | None = None
+        self.recycling = False  # the recycler drains and replaces it: the monitor keeps off
+        # The supervisor's liveness heartbeat, in the 0700 socket directory (seen as /run inside).
+        self.health_name = f"health-{self.pod_id}.json"
+        self.health_path = os.path.join(fleet.socket_dir, self.health_name)
 
     def settings_file(self, redis_url: str, workspace_root: str, uid_base: int) -> str:
         """Write the pod's settings (Redis URL included) to a 0600 file in the 0700 socket
@@ -82,6 +91,9 @@ class Pod:
             WARMFLEET_WORKSPACE_ROOT=workspace_root,
             WARMFLEET_UID_BASE=str(uid_base),
             WARMFLEET_DRAIN_TIMEOUT_S=str(self.fleet.settings.drain_timeout_s),
+            WARMFLEET_HEALTH_FILE=os.path.join(
+                SOCKET_DIR_IN_SANDBOX if self.fleet.settings.sandbox else self.fleet.socket_dir, self.health_name
+            ),
         )
         name = f"pod-{self.pod_id}.env"
         path = os.path.join(self.fleet.socket_dir, name)
@@ -91,10 +103,11 @@ class Pod:
         return name
 
     def remove_settings_file(self) -> None:
-        try:
-            os.unlink(os.path.join(self.fleet.socket_dir, f"pod-{self.pod_id}.env"))
-        except FileNotFoundError:
-            pass
+        for name in (f"pod-{self.pod_id}.env", self.health_name):
+            try:
+                os.unlink(os.path.join(self.fleet.socket_dir, name))
+            except FileNotFoundError:
+                pass
 
     def start(self) -> None:
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
@@ -155,8 +168,10 @@ class Pod:
 
 
 class LocalFleet:
-    def __init__(self, settings: FleetSettings) -> None:
+    def __init__(self, settings: FleetSettings, recycle_policy: "RecyclePolicy | None" = None) -> None:
         self.settings = settings
+        self.recycle_policy = recycle_policy  # None: pods are never recycled, only replaced if they die
+        self.recycler: "LocalRecycler | None" = None
         self.runsc = find_runsc() if settings.sandbox else ""
         self.runtime_dir = tempfile.mkdtemp(prefix="warmfleet-")
         # 0711: job uids of --no-sandbox pods must traverse to their workspaces below;
@@ -223,6 +238,11 @@ class LocalFleet:
             discovery.write_url(self.client_url)
         self._monitor = threading.Thread(target=self._watch, name="pod-monitor", daemon=True)
         self._monitor.start()
+        if self.recycle_policy is not None:
+            from gc_sidecar.local import LocalRecycler
+
+            self.recycler = LocalRecycler(self, self.recycle_policy)
+            self.recycler.start()
 
     def wait_ready(self, slots: int, timeout: float) -> fleet_status.PoolStatus:
         r = redis.Redis.from_url(self.client_url, decode_responses=True)
@@ -249,7 +269,7 @@ class LocalFleet:
         """Replace a pod whose sandbox died (the OOM killer, an operator's kill)."""
         while not self._stopping.wait(self.settings.monitor_s):
             for i, pod in enumerate(list(self.pods)):
-                if self._stopping.is_set() or pod.alive():
+                if self._stopping.is_set() or pod.alive() or pod.recycling:
                     continue
                 log.warning("pod died; replacing it", extra={"pod_id": pod.pod_id})
                 pod.stop(1.0)
@@ -261,6 +281,15 @@ class LocalFleet:
                     self.restarts += 1
                 except (OSError, subprocess.SubprocessError) as exc:
                     log.error("could not replace pod", extra={"error": str(exc)})
+
+    def replace_pod(self, old: Pod) -> Pod:
+        """Delete a drained pod's sandbox and start a fresh pod in its place (recycling)."""
+        old.stop(1.0)
+        self._forget(old.pod_id)
+        fresh = Pod(self, old.index)
+        self.pods[self.pods.index(old)] = fresh
+        fresh.start()
+        return fresh
 
     def _forget(self, pod_id: str) -> None:
         """A dead pod cannot deregister itself: drop its snapshot so status is true at once."""
@@ -277,6 +306,8 @@ class LocalFleet:
     def stop(self) -> None:
         """Drain every pod, then remove everything this fleet created."""
         self._stopping.set()
+        if self.recycler is not None:
+            self.recycler.stop()
         if self._monitor is not None:
             self._monitor.join(timeout=10)
         threads = [threading.Thread(target=p.stop, args=(self.settings.drain_timeout_s,)) for p in self.pods]

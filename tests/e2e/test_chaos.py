@@ -1,0 +1,113 @@
+"""Chaos: 2,000 jobs while slots are killed at random and whole sandboxes die.
+
+Every job must end with exactly one result: none lost, none stored twice.
+"""
+
+import asyncio
+import collections
+import random
+import threading
+import time
+
+import pytest
+import redis
+
+from dispatcher import AsyncClient
+from support import fleet_faults as ff
+from warmfleet import keys
+from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.schema import Status
+
+JOBS = 2000
+SANDBOX_KILLS = 3
+
+
+class Killer(threading.Thread):
+    """Kills a random slot's runner every ~0.4 s, and a whole sandbox at 20/45/70% progress."""
+
+    def __init__(self, fleet: LocalFleet, progress) -> None:
+        super().__init__(daemon=True)
+        self.fleet, self.progress = fleet, progress
+        self.stop = threading.Event()
+        self.runner_kills = 0
+        self.sandbox_kills = 0
+        self.r = redis.Redis.from_url(fleet.client_url, decode_responses=True)
+
+    def run(self) -> None:
+        rng = random.Random(7)
+        marks = [0.2, 0.45, 0.7]
+        while not self.stop.wait(rng.uniform(0.2, 0.6)):
+            try:
+                if marks and self.progress() >= marks[0]:
+                    marks.pop(0)
+                    pod = rng.choice([p for p in self.fleet.pods if p.alive()])
+                    pod.sandbox.signal("KILL")
+                    self.sandbox_kills += 1
+                    continue
+                live = {p.pod_id for p in self.fleet.pods if p.alive()}
+                targets = [
+                    (pod_id, s["runner_pid"])
+                    for pod_id, snap in ff.snapshots(self.r).items()
+                    if pod_id in live
+                    for s in snap.get("slot_states", [])
+                    if s.get("runner_pid") and s["state"] in ("busy", "ready")
+                ]
+                if targets:
+                    pod_id, pid = rng.choice(targets)
+                    if ff.pod_by_id(self.fleet, pod_id).sandbox.exec(
+                        "/bin/sh", "-c", f"kill -9 {pid}", timeout=10
+                    ).returncode == 0:
+                        self.runner_kills += 1
+            except (StopIteration, OSError, redis.exceptions.RedisError, AssertionError):
+                continue  # the pod vanished under us: that is the point
+
+
+@pytest.mark.timeout(420)
+def test_chaos_2000_jobs_none_lost_none_duplicated():
+    with ff.env(WARMFLEET_RECLAIM_IDLE_S="2", WARMFLEET_MAX_DELIVERIES="10"):
+        fleet = LocalFleet(FleetSettings(pods=2, slots=2, drain_timeout_s=15, monitor_s=0.2))
+        fleet.start(ready_timeout=60)
+    done = collections.Counter()
+    killer = Killer(fleet, lambda: done["n"] / JOBS)
+    try:
+
+        async def run_all():
+            async with AsyncClient(fleet.client_url) as ac:
+                ids = [await ac.submit(f"print({i} * 3)", timeout=20) for i in range(JOBS)]
+
+                async def one(job_id):
+                    res = await ac.wait(job_id, timeout=300)
+                    done["n"] += 1
+                    return res
+
+                killer.start()
+                return ids, await asyncio.gather(*(one(j) for j in ids))
+
+        t0 = time.monotonic()
+        ids, results = asyncio.run(run_all())
+        elapsed = time.monotonic() - t0
+        killer.stop.set()
+        killer.join(timeout=30)
+
+        r = redis.Redis.from_url(fleet.client_url, decode_responses=True)
+        stored = sum(1 for _ in r.scan_iter(keys.result("default", "*"), count=1000))
+        by_id = collections.Counter(res.job_id for res in results)
+        statuses = collections.Counter(res.status.value for res in results)
+        wrong = [res for i, res in enumerate(results) if res.status is Status.OK and res.stdout != f"{i * 3}\n"]
+        lost = len(set(ids) - set(by_id))
+        duplicated = sum(n - 1 for n in by_id.values()) + max(0, stored - len(ids))
+        reruns = sum(s.get("duplicates", 0) for s in ff.snapshots(r).values())
+        print(
+            f"\nchaos: jobs={JOBS} results={len(results)} stored={stored} lost={lost} duplicated={duplicated} "
+            f"statuses={dict(statuses)} runner_kills={killer.runner_kills} sandbox_kills={killer.sandbox_kills} "
+            f"pod_restarts={fleet.restarts} reruns_suppressed_by_live_pods={reruns} elapsed={elapsed:.1f}s"
+        )
+        assert lost == 0 and duplicated == 0
+        assert stored == JOBS
+        assert not wrong
+        assert statuses["ok"] == JOBS, statuses
+        assert killer.sandbox_kills == SANDBOX_KILLS and killer.runner_kills >= 10
+        fleet.wait_ready(4, 60)  # the fleet ends healthy
+    finally:
+        killer.stop.set()
+        fleet.stop()

@@ -1,0 +1,75 @@
+"""`warmfleet up`, `status --wait-ready`, `run` and a clean shutdown, as a user runs them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+WARMFLEET = os.path.join(os.path.dirname(sys.executable), "warmfleet")
+
+
+def _runsc_containers(runtime_dir: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if runtime_dir in line]
+
+
+@pytest.mark.timeout(180)
+def test_up_run_status_and_clean_shutdown(tmp_path):
+    env = {**os.environ, "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
+    up = subprocess.Popen(
+        [WARMFLEET, "up", "--pods", "1", "--slots", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        url = None
+        for line in up.stdout:  # readiness signal: `up` prints the URL once every slot is ready
+            if "WARMFLEET_REDIS_URL=" in line:
+                url = line.strip().split("WARMFLEET_REDIS_URL=", 1)[1]
+                break
+        assert url and url.startswith("unix://"), up.stderr.read() if up.poll() is not None else url
+        runtime_dir = os.path.dirname(os.path.dirname(url[len("unix://"):]))
+
+        st = subprocess.run([WARMFLEET, "status", "--wait-ready", "2", "--timeout", "30", "--json"],
+                            env=env, capture_output=True, text=True, timeout=60)
+        assert st.returncode == 0, st.stderr
+        assert json.loads(st.stdout)["ready"] == 2
+
+        # No --redis-url: `run` finds the fleet that `up` advertised.
+        run = subprocess.run([WARMFLEET, "run", "-c", 'print(open("/proc/version").read())'],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert "Linux version 4.4.0" in run.stdout
+
+        failing = subprocess.run([WARMFLEET, "run", "--json", "-"], input="import sys; sys.exit(7)",
+                                 env=env, capture_output=True, text=True, timeout=60)
+        assert failing.returncode == 7
+        assert json.loads(failing.stdout)["status"] == "error"
+
+        bad = subprocess.run([WARMFLEET, "run", "-c", "print(1)", "--timeout", "-1"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "positive" in bad.stderr
+
+        redis_pid = int(subprocess.run(["pgrep", "-f", f"unixsocket.*{runtime_dir}"], capture_output=True, text=True).stdout.split()[0])
+        assert _runsc_containers(runtime_dir)
+
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0, up.stderr.read()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    # Nothing left behind: no sandbox, no redis, no socket, no temp dir, no advertisement.
+    assert not os.path.exists(runtime_dir)
+    assert not _runsc_containers(runtime_dir)
+    assert not os.path.exists(f"/proc/{redis_pid}") or open(f"/proc/{redis_pid}/stat").read().split()[2] == "Z"
+    assert not os.path.exists(tmp_path / "state" / "redis-url")
+
+
+def test_up_refuses_without_runsc_and_says_how_to_install(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path), "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
+    out = subprocess.run([WARMFLEET, "up"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "apt-get install runsc" in out.stderr and "--no-sandbox" in out.stderr

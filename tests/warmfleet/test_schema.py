@@ -75,3 +75,11 @@ def test_keys_live_under_the_pool_prefix():
         assert k.startswith("warmfleet:p1:")
     with pytest.raises(ValueError):
         keys.stream("Bad Pool!")
+
+
+def test_install_paths_hidden_by_sandbox_mounts_are_bound_back():
+    from warmfleet.local.sandbox import hidden_by_mounts
+
+    mounts = ["/proc", "/dev", "/tmp", "/run"]
+    assert hidden_by_mounts(("/tmp/ci/.venv", "/tmp/ci", "/usr", "/work/x"), mounts) == ["/tmp/ci"]
+    assert hidden_by_mounts(("/usr", "/opt/app"), mounts) == []

@@ -63,6 +63,13 @@ class FleetSettings(BaseSettings):
     monitor_s: float = Field(default=0.5, gt=0)
 
 
+def install_paths() -> tuple[str, ...]:
+    """What a pod needs to see to run `python -m executor`: the interpreter's prefixes
+    and this source tree (an editable install points at it)."""
+    source_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), source_root)
+
+
 class Pod:
     """A pod: a runsc sandbox, or with --no-sandbox a plain supervisor process."""
 
@@ -124,6 +131,7 @@ class Pod:
                 socket_dir=self.fleet.socket_dir,
                 slots=s.slots,
                 workspace_mb=s.workspace_mb,
+                install_paths=install_paths(),
             )
             self.sandbox = Sandbox(
                 self.fleet.runsc, self.fleet.runsc_root, os.path.join(self.dir, "bundle"), self.pod_id, self.log_path

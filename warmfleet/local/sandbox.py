@@ -44,6 +44,7 @@ def bundle_config(
     socket_dir: str,
     slots: int,
     workspace_mb: int,
+    install_paths: tuple[str, ...] = (),
 ) -> dict:
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -52,6 +53,11 @@ def bundle_config(
         {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", "size=8m"]},
         {"destination": SOCKET_DIR_IN_SANDBOX, "type": "bind", "source": socket_dir, "options": ["rbind", "rw"]},
     ]
+    # The interpreter, venv and source must stay visible at their own paths; a checkout
+    # under /tmp would otherwise vanish under the tmpfs. Mount points inside our tmpfs
+    # are created in the sandbox, not on the host.
+    for path in hidden_by_mounts(install_paths, [m["destination"] for m in mounts]):
+        mounts.append({"destination": path, "type": "bind", "source": path, "options": ["rbind", "ro"]})
     for slot in range(slots):
         mounts.append(
             {
@@ -78,6 +84,16 @@ def bundle_config(
         "mounts": mounts,
         "linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]},
     }
+
+
+def hidden_by_mounts(paths: tuple[str, ...], mount_points: list[str]) -> list[str]:
+    """The paths (deduplicated, outermost first) that lie under one of our mounts."""
+    hidden = []
+    for path in sorted({os.path.realpath(p) for p in paths}):
+        under = any(path == m or path.startswith(m.rstrip("/") + "/") for m in mount_points)
+        if under and not any(path.startswith(h + "/") for h in hidden):
+            hidden.append(path)
+    return hidden
 
 
 class Sandbox:

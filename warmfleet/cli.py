@@ -88,6 +88,10 @@ def _exit_code_for(result) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from dispatcher import Client, InvalidJob, NoFleetConfigured
 
+    if args.batch is not None:
+        from warmfleet import batch
+
+        return batch.main(args)
     try:
         code = _read_code(args)
         with Client(args.redis_url, pool=args.pool) as client:
@@ -193,12 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     src = run.add_mutually_exclusive_group(required=True)
     src.add_argument("-c", dest="code", help="code to run")
     src.add_argument("file", nargs="?", help="file with code, or - for stdin")
+    src.add_argument("--batch", metavar="JOBS.jsonl", help="run every job in a JSON-lines file (- for stdin)")
     run.add_argument("--redis-url")
     run.add_argument("--pool", default=os.environ.get("WARMFLEET_POOL", "default"))
     run.add_argument("--timeout", type=float, default=30.0, help="wall-clock seconds")
     run.add_argument("--cpu-time", type=float, default=10.0, help="CPU seconds")
     run.add_argument("--memory-mb", type=int, default=256)
     run.add_argument("--json", action="store_true", help="print the whole Result as JSON")
+    run.add_argument("-o", "--output", help="--batch: write results (JSON lines) here instead of stdout")
+    run.add_argument("--concurrency", type=int, default=32, help="--batch: jobs in flight at once")
+    run.add_argument("--no-progress", action="store_true", help="--batch: no progress bar")
     run.set_defaults(func=cmd_run)
 
     st = sub.add_parser("status", help="pods, slots, backlog")

@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("warmfleet.gc.local")
 
 
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "\n".join(f.read().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def tree_rss(pid: int | None) -> int | None:
     if pid is None:
         return None
@@ -104,6 +112,8 @@ class LocalRecycler:
         def replace(drained: bool) -> str:
             if self._stop.is_set():
                 return "fleet_stopping"  # fleet.stop removes the old pod with the rest
+            if not drained:
+                log.error("pod did not drain in time", extra={"pod_id": pod.pod_id, "log_tail": _tail(pod.log_path)})
             new = self.fleet.replace_pod(pod)
             fresh.append(new)
             # Hold the lease until the replacement serves: the cap then bounds lost capacity.

@@ -65,7 +65,7 @@ class Recycler:
         answer = self.lease.acquire(pod_id, self.lease_ttl_s)
         if not answer.granted:
             RECYCLES_BLOCKED.labels(self.pool, answer.why).inc()
-            log.info("recycle deferred", extra={"pod_id": pod_id, "reason": reason.value, "why": answer.why,
+            log.debug("recycle deferred", extra={"pod_id": pod_id, "reason": reason.value, "why": answer.why,
                                                 "others_serving": answer.others_serving})
             return answer
         RECYCLES.labels(self.pool, reason.value).inc()
@@ -90,7 +90,7 @@ class Recycler:
             self.request_drain(pod_id)
             rec.drained = wait_until(gone, self.policy.drain_timeout_s, stop)
             rec.drain_s = round(time.monotonic() - t0, 3)
-            if not rec.drained:
+            if not rec.drained and not (stop and stop.is_set()):
                 log.error("drain deadline passed; replacing anyway", extra={"pod_id": pod_id})
             rec.outcome = replace(rec.drained)
         finally:

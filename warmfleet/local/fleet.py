@@ -295,8 +295,12 @@ class LocalFleet:
         old.stop(1.0)
         self._forget(old.pod_id)
         fresh = Pod(self, old.index)
+        try:
+            fresh.start()  # before it joins the list: the monitor would take a starting pod for dead
+        except BaseException:
+            old.recycling = False  # let the monitor replace it
+            raise
         self.pods[self.pods.index(old)] = fresh
-        fresh.start()
         return fresh
 
     def _forget(self, pod_id: str) -> None:

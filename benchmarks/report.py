@@ -58,6 +58,7 @@ def table(r: dict) -> str:
 
 def details(r: dict) -> str:
     wf = r.get("warmfleet") or {}
+    cores = r["machine"]["cpus"]
     lines = []
     if wf.get("latency"):
         ic = wf["latency"]["in_child"]
@@ -68,6 +69,10 @@ def details(r: dict) -> str:
         lines.append(f"- mixed workload ({m['jobs']} jobs: numeric scripts, failures, 1 s time-outs; {m['slots']} slots): "
                      f"completion {m['completion_rate']:.1%}, as expected {m['as_expected_rate']:.1%}, "
                      f"{m['jobs_per_s']} jobs/s, statuses {m['by_status']} (expected {m['expected']})")
+    for slots, t in (wf.get("throughput") or {}).items():
+        cpu = t.get("cpu_ms_per_job") or {}
+        lines.append(f"- CPU per job at {slots} slot(s), ms: " + ", ".join(f"{k} {v}" for k, v in cpu.items())
+                     + f" (total {sum(cpu.values()):.1f}; wall time x {cores} cores = {cores * 1000 / t['jobs_per_s']:.1f} ms per job)")
     for slots, mem in (wf.get("memory") or {}).items():
         lines.append(f"- idle pod with {slots} slot(s): {mem['pss_mb']} MB host PSS ({mem['processes']} host processes; RSS {mem['rss_mb']} MB)")
     per_slot = extra_slot_mb(wf)

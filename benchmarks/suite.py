@@ -109,5 +109,5 @@ def _warmfleet(p: dict, log: Callable[[str], None]) -> dict:
                 log(f"[bench]   mixed workload, {slots} slot(s)")
                 out["mixed"] = {"slots": slots, **warm.mixed(fleet.client_url, p["mixed_n"], p["in_flight"])}
             log(f"[bench]   throughput, {slots} slot(s)")
-            out["throughput"][str(slots)] = warm.throughput(fleet.client_url, p["thr_n"], p["in_flight"])
+            out["throughput"][str(slots)] = warm.throughput(fleet, p["thr_n"], p["in_flight"])
     return out

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import resource
 import time
 from collections.abc import Iterator
 
+import psutil
 import redis
 
 from benchmarks import procs
@@ -91,11 +93,35 @@ async def _run_all(url: str, jobs: list[tuple[str, dict]], in_flight: int) -> tu
         return time.perf_counter() - t0, results
 
 
-def throughput(url: str, n: int, in_flight: int) -> dict:
+def throughput(fleet: LocalFleet, n: int, in_flight: int) -> dict:
+    """Many trivial jobs in flight; also where the CPU went, in ms per job, by host process kind."""
     jobs = [(f"print({i})", {}) for i in range(n)]
-    wall, results = asyncio.run(_run_all(url, jobs, in_flight))
+    before, me0 = _cpu_by_kind(fleet), resource.getrusage(resource.RUSAGE_SELF)
+    wall, results = asyncio.run(_run_all(fleet.client_url, jobs, in_flight))
+    after, me1 = _cpu_by_kind(fleet), resource.getrusage(resource.RUSAGE_SELF)
+    cpu = {k: round((after[k] - before.get(k, 0.0)) * 1000 / n, 2) for k in after}
+    cpu["client"] = round((me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime) * 1000 / n, 2)
     ok = sum(getattr(r, "status", None) is not None and r.status.value == "ok" and r.stdout == f"{i}\n" for i, r in enumerate(results))
-    return {"jobs": n, "in_flight": in_flight, "wall_s": round(wall, 3), "jobs_per_s": round(n / wall, 1), "ok": ok}
+    return {"jobs": n, "in_flight": in_flight, "wall_s": round(wall, 3), "jobs_per_s": round(n / wall, 1), "ok": ok,
+            "cpu_ms_per_job": cpu}
+
+
+def _cpu_by_kind(fleet: LocalFleet) -> dict[str, float]:
+    """CPU seconds so far of the pod's host processes (Sentry, gofer, ptrace stubs, which
+    run the sandboxed code's user time) and of Redis. Stubs that exited are not counted."""
+    out = {"sentry": 0.0, "gofer": 0.0, "stubs": 0.0, "redis": 0.0}
+    ps = procs.processes_with_arg(fleet.runsc_root)
+    if fleet.redis is not None and fleet.redis.proc is not None:
+        ps.append(psutil.Process(fleet.redis.proc.pid))
+    for p in ps:
+        try:
+            t, argv0 = p.cpu_times(), (p.cmdline() or ["stub"])[0]
+        except psutil.NoSuchProcess:
+            continue
+        kind = "sentry" if "runsc-sandbox" in argv0 else "gofer" if "runsc-gofer" in argv0 else (
+            "redis" if "redis" in argv0 else "stubs")
+        out[kind] += t.user + t.system
+    return out
 
 
 def mixed_workload(n: int, seed: int = 6) -> list[tuple[str, dict, str]]:

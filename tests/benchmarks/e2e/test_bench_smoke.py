@@ -34,6 +34,7 @@ def test_smoke_profile_prints_table_and_json(tmp_path):
     assert lat["n"] == 20 and lat["wrong"] == 0
     assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
     assert wf["throughput"]["1"]["ok"] == wf["throughput"]["1"]["jobs"] > 0
+    assert wf["throughput"]["1"]["cpu_ms_per_job"]["sentry"] > 0
     assert wf["mixed"]["completion_rate"] == 1.0 and wf["mixed"]["as_expected_rate"] == 1.0
     assert wf["memory"]["1"]["pss_mb"] > 10 and wf["memory"]["1"]["processes"] >= 3  # sentry, gofer, stubs
     assert 0 < wf["pod_start"]["1"]["runsc_run_s"] < wf["pod_start"]["1"]["ready_s"]

@@ -152,6 +152,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from dispatcher.integrations import mcp_server
+    except ImportError as exc:
+        print(f"warmfleet mcp: {exc}; install it with: pip install 'warmfleet[mcp]'", file=sys.stderr)
+        return EXIT_USAGE
+    return mcp_server.main(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Bring up a one-pod fleet on an embedded Redis, run one job in gVisor, shut down."""
     from dispatcher import Client
@@ -218,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--watch", action="store_true")
     st.add_argument("--interval", type=float, default=1.0)
     st.set_defaults(func=cmd_status)
+
+    mcp = sub.add_parser("mcp", help="serve a run_python tool to MCP clients over stdio (needs warmfleet[mcp])")
+    mcp.add_argument("--redis-url")
+    mcp.add_argument("--pool", default=os.environ.get("WARMFLEET_POOL", "default"))
+    mcp.add_argument("--max-timeout", type=float, default=60.0, help="cap on a tool call's wall-clock seconds")
+    mcp.set_defaults(func=cmd_mcp)
 
     demo = sub.add_parser("demo", help="start a fleet, run one job in gVisor, stop")
     demo.add_argument("--slots", type=int, default=2)

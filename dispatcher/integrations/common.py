@@ -1,0 +1,54 @@
+"""What every integration hands back: the parts of a Result an agent needs, and a text
+rendering of them for a language model."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from warmfleet.schema import Result
+
+TOOL_NAME = "run_python"
+TOOL_DESCRIPTION = (
+    "Run a Python 3 snippet in an isolated, network-less sandbox and return its stdout, stderr, "
+    "exit code and status (ok, error, timeout, cpu_limit, memory_limit, output_limit, rejected, failed). "
+    "Each call starts from an empty working directory; print() what you need to see."
+)
+
+
+class RunOutput(BaseModel):
+    status: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    error: str | None = None
+    duration_s: float
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    job_id: str
+
+    @classmethod
+    def from_result(cls, result: Result) -> "RunOutput":
+        return cls(
+            status=result.status.value,
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            error=result.error,
+            duration_s=result.duration_s,
+            stdout_truncated=result.stdout_truncated,
+            stderr_truncated=result.stderr_truncated,
+            job_id=result.job_id,
+        )
+
+
+def as_text(result: Result) -> str:
+    """A compact rendering for a model's context: status first, then the streams."""
+    lines = [f"status: {result.status.value}", f"exit_code: {result.exit_code}"]
+    if result.error:
+        lines.append(f"error: {result.error}")
+    lines.append("stdout:" + (" (truncated)" if result.stdout_truncated else ""))
+    lines.append(result.stdout.rstrip("\n"))
+    if result.stderr:
+        lines.append("stderr:" + (" (truncated)" if result.stderr_truncated else ""))
+        lines.append(result.stderr.rstrip("\n"))
+    return "\n".join(lines)

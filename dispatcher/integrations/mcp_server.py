@@ -1,0 +1,66 @@
+"""`warmfleet mcp`: an MCP server over stdio, built on the official `mcp` package,
+exposing one tool, ``run_python``, backed by the fleet.
+
+Any MCP-speaking agent can then run code in the fleet's sandboxes, e.g. in a client's
+config: ``{"command": "warmfleet", "args": ["mcp", "--redis-url", "redis://..."]}``.
+Needs ``pip install 'warmfleet[mcp]'``. stdout is the protocol channel: every log line
+goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from dispatcher import AsyncClient, InvalidJob
+from dispatcher.integrations.common import TOOL_DESCRIPTION, TOOL_NAME, RunOutput
+
+try:  # mcp >= 2
+    from mcp.server.mcpserver import MCPServer as _Server
+except ImportError:  # mcp 1.x
+    from mcp.server.fastmcp import FastMCP as _Server
+
+
+def build_server(redis_url: str | None = None, pool: str = "default", *, max_timeout: float = 60.0):
+    """The MCP server object; `run()` it, or drive it in-process in tests."""
+    clients: list[AsyncClient] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_server) -> AsyncIterator[None]:
+        # One client for the whole session: one pub/sub connection, many jobs in flight.
+        client = AsyncClient(redis_url, pool=pool)
+        clients.append(client)
+        try:
+            yield None
+        finally:
+            await client.close()
+
+    server = _Server(name="warmfleet", instructions=TOOL_DESCRIPTION, lifespan=lifespan)
+
+    async def run_python(code: str, timeout: float = 30.0, memory_mb: int = 256) -> RunOutput:
+        """Run a Python 3 snippet in an isolated sandbox; returns its status, exit code, stdout and stderr."""
+        timeout = min(float(timeout), max_timeout)
+        try:
+            result = await clients[-1].run(code, timeout=timeout, cpu_time=timeout, memory_mb=memory_mb)
+        except InvalidJob as exc:
+            return RunOutput(status="rejected", exit_code=None, stdout="", stderr="", error=str(exc), duration_s=0.0, job_id="")
+        return RunOutput.from_result(result)
+
+    server.add_tool(run_python, name=TOOL_NAME, description=TOOL_DESCRIPTION)
+    return server
+
+
+def main(args) -> int:
+    """Entry point of `warmfleet mcp`."""
+    from dispatcher.request import resolve_url
+    from dispatcher.settings import ClientSettings
+
+    try:
+        url = resolve_url(args.redis_url, ClientSettings())
+    except RuntimeError as exc:
+        import sys
+
+        print(f"warmfleet mcp: {exc}", file=sys.stderr)
+        return 2
+    build_server(url, args.pool, max_timeout=args.max_timeout).run()  # stdio until the client hangs up
+    return 0

@@ -1,0 +1,42 @@
+"""The LangChain tool on the real fleet, called the ways LangChain calls tools."""
+
+from __future__ import annotations
+
+import asyncio
+
+from langchain_core.messages import ToolMessage
+
+from dispatcher.integrations.langchain_tool import WarmfleetPythonTool
+
+
+def test_sync_invoke_returns_text_for_the_model(fleet):
+    tool = WarmfleetPythonTool(redis_url=fleet.client_url)
+    text = tool.invoke({"code": "print(sum(range(10)))"})
+    assert text.splitlines()[:4] == ["status: ok", "exit_code: 0", "stdout:", "45"]
+
+
+def test_tool_call_gives_a_tool_message_with_the_result_as_artifact(fleet):
+    tool = WarmfleetPythonTool(redis_url=fleet.client_url)
+    msg = tool.invoke({"type": "tool_call", "id": "call-1", "name": "run_python", "args": {"code": "import sys; print('x', file=sys.stderr); sys.exit(2)"}})
+    assert isinstance(msg, ToolMessage) and msg.tool_call_id == "call-1"
+    assert "status: error" in msg.content and "stderr:\nx" in msg.content
+    assert (msg.artifact["status"], msg.artifact["exit_code"], msg.artifact["stderr"]) == ("error", 2, "x\n")
+
+
+def test_async_invocations_run_concurrently(fleet):
+    tool = WarmfleetPythonTool(redis_url=fleet.client_url, max_timeout=1)
+
+    async def go():
+        return await asyncio.gather(
+            *(tool.ainvoke({"code": f"print({i} ** 2)"}) for i in range(6)),
+            tool.ainvoke({"code": "import time; time.sleep(100)", "timeout": 100}),  # capped at max_timeout
+        )
+
+    *squares, spin = asyncio.run(go())
+    assert [s.splitlines()[3] for s in squares] == [str(i**2) for i in range(6)]
+    assert spin.startswith("status: timeout")
+
+
+def test_schema_the_model_sees(fleet):
+    schema = WarmfleetPythonTool(redis_url=fleet.client_url).tool_call_schema.model_json_schema()
+    assert schema["required"] == ["code"] and set(schema["properties"]) == {"code", "timeout"}

@@ -28,7 +28,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
     settings = FleetSettings(**overrides)
     try:
-        fleet = LocalFleet(settings)
+        fleet = LocalFleet(settings, recycle_policy=_recycle_policy(args))
     except RunscMissing as exc:
         print(f"warmfleet up: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -190,6 +190,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("fleet stopped; nothing left behind")
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from gc_sidecar.main import main as gc_main
+
+    return gc_main()
+
+
+def _recycle_policy(args: argparse.Namespace):
+    """`up --recycle-max-age/--recycle-max-jobs`: the GC sidecar's policy, applied locally."""
+    if args.recycle_max_age is None and args.recycle_max_jobs is None:
+        return None
+    from gc_sidecar.policy import RecyclePolicy
+
+    return RecyclePolicy(
+        max_age_s=args.recycle_max_age or 0, max_jobs=args.recycle_max_jobs or 0,
+        min_serving_slots=args.recycle_min_serving, check_s=1.0,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warmfleet", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -200,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
     up.add_argument("--pool")
     up.add_argument("--no-sandbox", action="store_true", help="run executors WITHOUT gVisor (unsafe)")
+    up.add_argument("--recycle-max-age", type=float, metavar="S", help="recycle a pod warm longer than S seconds")
+    up.add_argument("--recycle-max-jobs", type=int, metavar="N", help="recycle a pod after N jobs")
+    up.add_argument("--recycle-min-serving", type=int, default=0, metavar="N",
+                    help="never recycle while the other pods would serve fewer than N slots")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="submit one job, print its output, exit with its exit code")
@@ -237,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start a fleet, run one job in gVisor, stop")
     demo.add_argument("--slots", type=int, default=2)
     demo.set_defaults(func=cmd_demo)
+
+    from warmfleet import probe
+
+    pr = sub.add_parser("probe", help="executor liveness/readiness from its health file: exit 0 or 1, no Redis")
+    probe.add_arguments(pr)
+    pr.set_defaults(func=probe.run)
+
+    gc = sub.add_parser("gc", help="run the GC sidecar of one executor pod (Kubernetes; settings from WARMFLEET_*)")
+    gc.set_defaults(func=cmd_gc)
 
     from warmfleet import bench
 

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 
 import psutil
 import redis.exceptions
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from warmfleet import keys
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("warmfleet.metrics")
 
+disable_created_metrics()  # no *_created series: half the exposition, nothing a dashboard uses
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)  # process_* of the supervisor itself
 
@@ -131,15 +140,16 @@ class SupervisorCollector:
 
 
 def memory_by_kind(runner_pids: set[int]) -> dict[str, int]:
-    """RSS of the supervisor, its runners, and everything else below it (jobs, leftovers)."""
+    """RSS of the supervisor, its runners, and everything else below it: children (spares
+    forked ahead and running jobs) and any leftovers not yet reaped."""
     me = psutil.Process()
-    totals = {"supervisor": me.memory_info().rss, "runner": 0, "job": 0}
+    totals = {"supervisor": me.memory_info().rss, "runner": 0, "child": 0}
     for proc in me.children(recursive=True):
         try:
             rss = proc.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue  # it exited between listing and reading
-        totals["runner" if proc.pid in runner_pids else "job"] += rss
+        totals["runner" if proc.pid in runner_pids else "child"] += rss
     return totals
 
 

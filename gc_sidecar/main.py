@@ -39,9 +39,12 @@ class Sidecar:
         return json.loads(raw) if raw else None
 
     def executor_gone(self) -> bool:
-        """Drained: the supervisor deregistered (its pod key is gone) or wrote that it stopped."""
-        health = probe.read(self.settings.health_file) or {}
-        return health.get("stopped", False) or self.snapshot() is None
+        """Drained: the supervisor wrote that it stopped (after its last ack and deregistering);
+        without a readable health file, its pod key being gone says the same."""
+        health = probe.read(self.settings.health_file)
+        if health is not None:
+            return bool(health.get("stopped"))
+        return self.snapshot() is None
 
     def check_once(self) -> str | None:
         """One policy check; returns the recycle outcome if it recycled."""

@@ -3,6 +3,7 @@
 from dispatcher.aio import AsyncClient
 from dispatcher.client import Client
 from dispatcher.errors import InvalidJob, NoFleetConfigured, WaitTimeout
+from dispatcher.request import Chunk
 from warmfleet.schema import FleetLimits, Result, Status
 
-__all__ = ["AsyncClient", "Client", "FleetLimits", "InvalidJob", "NoFleetConfigured", "Result", "Status", "WaitTimeout"]
+__all__ = ["AsyncClient", "Chunk", "Client", "FleetLimits", "InvalidJob", "NoFleetConfigured", "Result", "Status", "WaitTimeout"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -59,10 +59,13 @@ class AsyncClient:
         cpu_time: float = 10.0,
         memory_mb: int = 256,
         idempotency_key: str | None = None,
+        files: Mapping[str, bytes | str] | None = None,
+        _stream: bool = False,
     ) -> str:
         job = request.build_job(
             code, limits=await self.limits(), reply_to=self.channel,
             language=language, timeout=timeout, cpu_time=cpu_time, memory_mb=memory_mb,
+            files=dict(files) if files is not None else None, stream=_stream,
         )
         await self._ensure_listener()
         if idempotency_key is None:
@@ -92,6 +95,29 @@ class AsyncClient:
 
     async def run(self, code: str, **kwargs) -> Result:
         return await self.wait(await self.submit(code, **kwargs))
+
+    async def stream(self, code: str, **kwargs) -> AsyncIterator[request.Chunk | Result]:
+        """Async twin of Client.stream: Chunks while the job runs, then its Result."""
+        job_id = await self.submit(code, _stream=True, **kwargs)
+        key = keys.output(self.pool, job_id)
+        last = "0-0"
+        while True:
+            resp = await self.redis.xread({key: last}, count=100, block=int(self.settings.recheck_s * 1000))
+            for _, entries in resp or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    chunk = request.parse_chunk(fields)
+                    if chunk is None:
+                        yield await self.wait(job_id)
+                        return
+                    yield chunk
+            if not resp and await self.redis.exists(keys.result(self.pool, job_id)):
+                for _, entries in await self.redis.xread({key: last}, count=10_000) or []:
+                    for _, fields in entries:
+                        if (chunk := request.parse_chunk(fields)) is not None:
+                            yield chunk
+                yield await self.wait(job_id)
+                return
 
     async def map(self, codes: Iterable[str], **kwargs) -> list[Result]:
         if "idempotency_key" in kwargs:

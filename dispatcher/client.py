@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 import redis
 
@@ -55,11 +55,18 @@ class Client:
         cpu_time: float = 10.0,
         memory_mb: int = 256,
         idempotency_key: str | None = None,
+        files: Mapping[str, bytes | str] | None = None,
+        _stream: bool = False,
     ) -> str:
-        """Enqueue one job and return its id. Raises InvalidJob before enqueueing anything."""
+        """Enqueue one job and return its id. Raises InvalidJob before enqueueing anything.
+
+        `files` are placed in the job's workspace before it runs; files the job writes
+        under out/ come back in Result.files (see Result.file(name)).
+        """
         job = request.build_job(
             code, limits=self.limits(), reply_to=self.channel,
             language=language, timeout=timeout, cpu_time=cpu_time, memory_mb=memory_mb,
+            files=dict(files) if files is not None else None, stream=_stream,
         )
         self._subscribe()
         if idempotency_key is None:
@@ -99,6 +106,31 @@ class Client:
     def run(self, code: str, **kwargs) -> Result:
         """Submit and wait. `timeout` is the job's wall clock; the wait allows for queueing."""
         return self.wait(self.submit(code, **kwargs))
+
+    def stream(self, code: str, **kwargs) -> Iterator[request.Chunk | Result]:
+        """Yield stdout/stderr Chunks while the job runs, then its Result (the same Result
+        `run` returns). A Chunk("restart", "") means the job started over elsewhere."""
+        job_id = self.submit(code, _stream=True, **kwargs)
+        key = keys.output(self.pool, job_id)
+        last = "0-0"
+        while True:
+            resp = self.redis.xread({key: last}, count=100, block=int(self.settings.recheck_s * 1000))
+            for _, entries in resp or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    chunk = request.parse_chunk(fields)
+                    if chunk is None:
+                        yield self.wait(job_id)
+                        return
+                    yield chunk
+            if not resp and self.redis.exists(keys.result(self.pool, job_id)):
+                # Finished without an end marker (rejected, or failed by the fleet): drain, then answer.
+                for _, entries in self.redis.xread({key: last}, count=10_000) or []:
+                    for _, fields in entries:
+                        if (chunk := request.parse_chunk(fields)) is not None:
+                            yield chunk
+                yield self.wait(job_id)
+                return
 
     def map(self, codes: Iterable[str], **kwargs) -> list[Result]:
         """Run many jobs at once; results come back in input order."""

@@ -4,12 +4,13 @@ jobs, the Lua for idempotent submission, decoding replies."""
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
 from dispatcher.errors import InvalidJob, NoFleetConfigured
 from dispatcher.settings import ClientSettings
 from warmfleet import keys
 from warmfleet.local import discovery
-from warmfleet.schema import FleetLimits, Job, JobError, Result, check_request
+from warmfleet.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
 
 # Create the job only if this idempotency key is new; either way return the job id.
 IDEMPOTENT_SUBMIT = """
@@ -48,10 +49,18 @@ def build_job(
     timeout: object = 30.0,
     cpu_time: object = 10.0,
     memory_mb: object = 256,
+    files: object = None,
+    stream: bool = False,
 ) -> Job:
     """Validate against the fleet's published limits and build the job, or raise InvalidJob."""
+    raw_files = {}
+    if files is not None:
+        if not isinstance(files, dict):
+            raise InvalidJob(f"files must be a dict of path -> bytes or str, got {type(files).__name__}")
+        raw_files = {k: v.encode() if isinstance(v, str) else v for k, v in files.items()}
     try:
         check_request(code, language=language, timeout=timeout, cpu_time=cpu_time, memory_mb=memory_mb, limits=limits)
+        check_files(raw_files, limits)
     except JobError as exc:
         raise InvalidJob(str(exc)) from None
     return Job(
@@ -62,6 +71,8 @@ def build_job(
         cpu_time=float(cpu_time),  # type: ignore[arg-type]
         memory_mb=memory_mb,  # type: ignore[arg-type]
         reply_to=reply_to,
+        files={name: encode_file(data) for name, data in raw_files.items()},
+        stream=stream,
     )
 
 
@@ -73,6 +84,23 @@ def check_idempotency_key(key: object) -> str:
 
 def parse_limits(raw: str | None) -> FleetLimits:
     return FleetLimits.model_validate_json(raw) if raw else FleetLimits()
+
+
+class Chunk(NamedTuple):
+    """Output a streaming job wrote: `stream` is "stdout" or "stderr"; "restart" means
+    the job is being run again after its executor died (discard what came before)."""
+
+    stream: str
+    data: str
+
+
+def parse_chunk(fields: dict) -> Chunk | None:
+    """None marks the end of the job's output."""
+    if "end" in fields:
+        return None
+    if "restart" in fields:
+        return Chunk("restart", "")
+    return Chunk(fields.get("s", "stdout"), fields.get("d", ""))
 
 
 def parse_result(raw: str | bytes) -> Result:

@@ -20,12 +20,35 @@ import sys
 import time
 import traceback
 
+from executor.jobfiles import collect_outputs, place_inputs
+from executor.procscan import live_processes_of
 from executor.workspace import empty_dir
 
-# Bytes the child writes on its status pipe.
+# Records the child writes on its status pipe: a kind byte, a 4-byte length, a payload.
 READY = b"R"
 MEMORY_ERROR = b"M"
 SETUP_FAILED = b"F"
+OUT_FILES = b"O"  # payload: JSON {"files": {path: base64}, "truncated": bool}
+RECORD_HEADER = 5
+OUT_DIR = "out"
+BASH = "/bin/bash"
+
+
+def record(kind: bytes, payload: bytes = b"") -> bytes:
+    return kind + len(payload).to_bytes(4, "big") + payload
+
+
+def parse_records(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Split a status stream into (kind, payload); a torn or forged tail is dropped."""
+    out, pos = [], 0
+    while pos + RECORD_HEADER <= len(data):
+        size = int.from_bytes(data[pos + 1 : pos + RECORD_HEADER], "big")
+        end = pos + RECORD_HEADER + size
+        if end > len(data):
+            break
+        out.append((data[pos : pos + 1], data[pos + RECORD_HEADER : end]))
+        pos = end
+    return out
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -43,6 +66,8 @@ class ChildSpec:
         self.max_memory_mb: int = cfg["max_memory_mb"]
         self.max_cpu_time: float = cfg["max_cpu_time"]
         self.drop_privileges: bool = cfg["drop_privileges"]
+        self.max_files: int = cfg.get("max_files", 100)
+        self.max_output_files_bytes: int = cfg.get("max_output_files_bytes", 8 << 20)
 
 
 def child_main(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int) -> None:
@@ -51,10 +76,10 @@ def child_main(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: i
         _prepare(spec, code_r, status_w, out_w, err_w)
     except BaseException as exc:  # noqa: BLE001 - report any setup failure, then die
         try:
-            os.write(status_w, SETUP_FAILED + repr(exc).encode()[:1000])
+            os.write(status_w, record(SETUP_FAILED, repr(exc).encode()[:1000]))
         finally:
             os._exit(70)
-    os.write(status_w, READY)
+    os.write(status_w, record(READY))
     _run(spec, _read_all(code_r), status_w)
 
 
@@ -124,30 +149,15 @@ def _kill_leftovers() -> None:
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
-            return  # gVisor says so directly when nothing of ours is left
+            # Not proof that nothing is left: in gVisor a fork bomb's child born while
+            # kill(-1) walks the task list is missed, and its siblings are already dying,
+            # so the call reports ESRCH while the child goes on forking. /proc decides.
+            pass
         if not live_processes_of(os.getuid()):
             return
         if time.monotonic() > deadline:
             raise RuntimeError("processes of the job uid survived SIGKILL for 2 s")
         time.sleep(0.001)
-
-
-def live_processes_of(uid: int) -> list[int]:
-    me = os.getpid()
-    alive = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            if os.stat(f"/proc/{name}").st_uid != uid:
-                continue
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if state not in (b"Z", b"X"):
-            alive.append(int(name))
-    return alive
 
 
 def _limit(which: int, value: int) -> None:
@@ -165,31 +175,70 @@ def _read_all(fd: int) -> bytes:
 def _run(spec: ChildSpec, payload: bytes, status_w: int) -> None:
     header, _, code = payload.partition(b"\n")
     job = json.loads(header)
+    try:
+        place_inputs(job.get("files") or {})
+    except OSError as exc:
+        os.write(2, f"warmfleet: could not place input files: {exc}\n".encode())
+        os._exit(1)
     # RLIMIT_CPU counts whole seconds and includes the few ms of setup: ceil the budget.
     _limit(resource.RLIMIT_CPU, math.ceil(job["cpu_time"]))
     _limit(resource.RLIMIT_AS, job["memory_mb"] << 20)
     signal.setitimer(signal.ITIMER_REAL, job["timeout"])
     code_text = code.decode("utf-8", "surrogatepass")
-    namespace = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
-    status = 0
-    try:
-        compiled = compile(code_text, "<job>", "exec")
-        exec(compiled, namespace)
-    except SystemExit as exc:
-        status = _exit_status(exc)
-    except MemoryError:
-        os.write(status_w, MEMORY_ERROR)
-        _print_exception(sys.exc_info()[1])
-        status = 1
-    except BaseException as exc:  # noqa: BLE001 - the job's own failure, reported as Python would
-        _print_exception(exc)
-        status = 1
+    if job.get("language") == "bash":
+        status = _run_bash(code_text)
+    else:
+        status = _run_python(code_text, status_w)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BaseException:  # noqa: BLE001 - a closed or broken pipe must not change the status
             pass
+    _report_outputs(spec, status_w)
     os._exit(status)
+
+
+def _run_python(code_text: str, status_w: int) -> int:
+    namespace = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
+    try:
+        exec(compile(code_text, "<job>", "exec"), namespace)
+    except SystemExit as exc:
+        return _exit_status(exc)
+    except MemoryError:
+        os.write(status_w, record(MEMORY_ERROR))
+        _print_exception(sys.exc_info()[1])
+        return 1
+    except BaseException as exc:  # noqa: BLE001 - the job's own failure, reported as Python would
+        _print_exception(exc)
+        return 1
+    return 0
+
+
+def _run_bash(code_text: str) -> int:
+    """bash -c CODE in a child (same session, uid and limits), so out/ is collected after.
+    The wall-clock timer stays on us: SIGALRM ends this process, and the runner's group
+    kill ends bash."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execve(BASH, ["bash", "-c", code_text], dict(os.environ))
+        finally:
+            os._exit(127)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)  # end the way bash ended, so the runner sees the signal
+    return os.WEXITSTATUS(status)
+
+
+def _report_outputs(spec: ChildSpec, status_w: int) -> None:
+    try:
+        files, truncated = collect_outputs(OUT_DIR, spec.max_files, spec.max_output_files_bytes)
+        if files or truncated:
+            os.write(status_w, record(OUT_FILES, json.dumps({"files": files, "truncated": truncated}).encode()))
+    except (OSError, MemoryError, ValueError):
+        pass  # the job broke its own out/ or its status pipe: it gets no files
 
 
 def _exit_status(exc: SystemExit) -> int:
@@ -209,7 +258,7 @@ def _print_exception(exc: BaseException | None) -> None:
     """Print the traceback without the harness's own frame, like `python file.py` would."""
     try:
         tb = exc.__traceback__ if exc is not None else None
-        if tb is not None and tb.tb_frame.f_code is _run.__code__:
+        if tb is not None and tb.tb_frame.f_code is _run_python.__code__:
             tb = tb.tb_next
         traceback.print_exception(type(exc), exc, tb)
     except BaseException:  # noqa: BLE001 - under memory pressure even printing may fail

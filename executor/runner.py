@@ -10,6 +10,7 @@ socketpair (executor.protocol). Statuses are plain strings equal to
 
 from __future__ import annotations
 
+import codecs
 import fcntl
 import json
 import os
@@ -19,7 +20,19 @@ import sys
 import time
 
 from executor import protocol
-from executor.child import MEMORY_ERROR, READY, SETUP_FAILED, ChildSpec, live_processes_of, child_main
+from executor.child import (
+    MEMORY_ERROR,
+    OUT_FILES,
+    READY,
+    RECORD_HEADER,
+    SETUP_FAILED,
+    ChildSpec,
+    child_main,
+    parse_records,
+)
+from executor.procscan import cpu_of, live_processes_of
+
+CPU_CHECK_S = 0.25  # how often a running job's whole process tree is weighed for CPU
 
 SPARE_READY_TIMEOUT = 10.0
 
@@ -89,7 +102,7 @@ class Runner:
             _kill(spare.pid)
             os.waitpid(spare.pid, 0)
             spare.close()
-            why = msg[1:].decode(errors="replace") if msg[:1] == SETUP_FAILED else "no ready signal"
+            why = msg[RECORD_HEADER:].decode(errors="replace") if msg[:1] == SETUP_FAILED else "no ready signal"
             raise RuntimeError(f"spare child failed to start: {why}")
         self.spare = spare
 
@@ -103,7 +116,13 @@ class Runner:
         spare, self.spare = self.spare, None
         assert spare is not None
         header = json.dumps(
-            {"timeout": job["timeout"], "cpu_time": job["cpu_time"], "memory_mb": job["memory_mb"]}
+            {
+                "timeout": job["timeout"],
+                "cpu_time": job["cpu_time"],
+                "memory_mb": job["memory_mb"],
+                "language": job.get("language", "python"),
+                "files": job.get("files") or {},
+            }
         ).encode()
         started = time.monotonic()
         deadline = started + job["timeout"] + self.grace
@@ -113,73 +132,84 @@ class Runner:
             pass  # the child died before reading; its wait status tells why
         os.close(spare.code_w)
 
-        out, err = bytearray(), bytearray()
-        buffers = {spare.out_r: out, spare.err_r: err}
-        truncated = {spare.out_r: False, spare.err_r: False}
+        capture = OutputCapture(self.output_cap, self.chan if job.get("stream") else None)
+        status_buf = bytearray()
+        status_cap = self.spec.max_output_files_bytes * 2 + (1 << 20)
         poller = select.poll()
         for fd in (spare.out_r, spare.err_r, spare.status_r, self.wake_r):
             poller.register(fd, select.POLLIN)
-        memory_error = False
+        names = {spare.out_r: "stdout", spare.err_r: "stderr"}
         killed_for: str | None = None
         waited = None
+        tree_cpu = 0.0
+        next_cpu_check = started + CPU_CHECK_S
         while waited is None:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 killed_for = killed_for or "timeout"
                 _kill(spare.pid)
                 waited = os.wait4(spare.pid, 0)
                 break
-            for fd, _ev in poller.poll(remaining * 1000):
+            if self.spec.drop_privileges and now >= next_cpu_check and killed_for is None:
+                next_cpu_check = now + CPU_CHECK_S
+                tree_cpu, pids = cpu_of(self.spec.uid)
+                if tree_cpu > job["cpu_time"]:
+                    killed_for = "cpu_limit"
+                    _kill(spare.pid)
+                    for pid in pids:  # descendants that left the group with setsid
+                        _kill_one(pid)
+            wait_s = min(remaining, capture.flush_every_s, max(0.0, next_cpu_check - now))
+            for fd, _ev in poller.poll(wait_s * 1000):
                 if fd == self.wake_r:
                     _drain(self.wake_r)
+                    continue
+                data = _read_some(fd)
+                if not data:
+                    poller.unregister(fd)
                 elif fd == spare.status_r:
-                    data = _read_some(fd)
-                    if not data:
-                        poller.unregister(fd)
-                    elif MEMORY_ERROR in data:
-                        memory_error = True
-                else:
-                    data = _read_some(fd)
-                    if not data:
-                        poller.unregister(fd)
-                        continue
-                    buf = buffers[fd]
-                    room = self.output_cap - len(buf)
-                    buf += data[:room]
-                    if len(data) > room:
-                        truncated[fd] = True
-                        if killed_for is None:
-                            killed_for = "output_limit"
-                            _kill(spare.pid)
+                    if len(status_buf) < status_cap:
+                        status_buf += data
+                elif not capture.add(names[fd], data) and killed_for is None:
+                    killed_for = "output_limit"
+                    _kill(spare.pid)
+            capture.flush_if_due()
             pid, status, rusage = os.wait4(spare.pid, os.WNOHANG)
             if pid:
                 waited = (pid, status, rusage)
         duration = time.monotonic() - started
         _, status, rusage = waited
         # Whatever the child wrote before it died is still in the pipe buffers.
-        for fd, buf in buffers.items():
+        for fd, name in names.items():
             fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
-            while len(buf) <= self.output_cap and (data := _read_some(fd)):
-                room = self.output_cap - len(buf)
-                buf += data[:room]
-                truncated[fd] = truncated[fd] or len(data) > room
-        if MEMORY_ERROR in _read_nonblocking(spare.status_r):
-            memory_error = True
-        # Kill the rest of the job's process group now; setsid escapees die when the
-        # next spare, running as the same uid, calls kill(-1) before it reports ready.
+            while not capture.full(name) and (data := _read_some(fd)):
+                capture.add(name, data)
+        capture.flush()
+        fcntl.fcntl(spare.status_r, fcntl.F_SETFL, os.O_NONBLOCK)
+        while len(status_buf) < status_cap and (data := _read_some(spare.status_r)):
+            status_buf += data
+        records = dict(parse_records(bytes(status_buf)))
+        # Kill the rest of the job's process group now; setsid escapees are dealt with
+        # before we answer (serve) and again by the next spare's kill(-1).
         _kill(spare.pid)
         spare.close()
-        cpu_s = rusage.ru_utime + rusage.ru_stime
-        res = classify(status, cpu_s, job, killed_for, memory_error)
+        cpu_s = max(rusage.ru_utime + rusage.ru_stime, tree_cpu)
+        res = classify(status, cpu_s, job, killed_for, MEMORY_ERROR in records)
         res.update(
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
-            stdout_truncated=truncated[spare.out_r],
-            stderr_truncated=truncated[spare.err_r],
+            stdout=capture.text("stdout"),
+            stderr=capture.text("stderr"),
+            stdout_truncated=capture.truncated["stdout"],
+            stderr_truncated=capture.truncated["stderr"],
             duration_s=round(duration, 6),
             cpu_s=round(cpu_s, 6),
             max_rss_bytes=rusage.ru_maxrss * 1024,
         )
+        if OUT_FILES in records:
+            try:
+                out = json.loads(records[OUT_FILES])
+                res.update(files=dict(out["files"]), files_truncated=bool(out["truncated"]))
+            except (ValueError, KeyError, TypeError):
+                res.update(files_truncated=True)  # the job scribbled on its status pipe
         return res
 
     def serve(self) -> int:
@@ -215,6 +245,61 @@ class Runner:
             protocol.write_msg(self.chan, {"t": "result", **result})
 
 
+class OutputCapture:
+    """stdout/stderr of one job: capped per stream; for streaming jobs, also sent to the
+    supervisor as chunks, batched (every 16 KiB or 25 ms) to bound messages per job."""
+
+    flush_every_s = 0.025
+    flush_bytes = 16 << 10
+
+    def __init__(self, cap: int, chan: int | None) -> None:
+        self.cap = cap
+        self.chan = chan
+        self.buffers = {"stdout": bytearray(), "stderr": bytearray()}
+        self.truncated = {"stdout": False, "stderr": False}
+        self.decoders = {k: codecs.getincrementaldecoder("utf-8")("replace") for k in self.buffers}
+        self.pending = {"stdout": bytearray(), "stderr": bytearray()}
+        self.last_flush = time.monotonic()
+        if chan is None:
+            self.flush_every_s = 3600.0
+
+    def add(self, name: str, data: bytes) -> bool:
+        """Keep what fits; False once the stream went over its cap."""
+        buf = self.buffers[name]
+        room = self.cap - len(buf)
+        kept = data[:room]
+        buf += kept
+        if self.chan is not None and kept:
+            self.pending[name] += kept
+            if len(self.pending[name]) >= self.flush_bytes:
+                self.flush()
+        if len(data) > room:
+            self.truncated[name] = True
+            return False
+        return True
+
+    def full(self, name: str) -> bool:
+        return len(self.buffers[name]) >= self.cap
+
+    def flush_if_due(self) -> None:
+        if self.chan is not None and time.monotonic() - self.last_flush >= self.flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if self.chan is None:
+            return
+        for name, pending in self.pending.items():
+            if pending:
+                text = self.decoders[name].decode(bytes(pending))
+                pending.clear()
+                if text:
+                    protocol.write_msg(self.chan, {"t": "chunk", "s": name, "d": text})
+
+    def text(self, name: str) -> str:
+        return self.buffers[name].decode("utf-8", "replace")
+
+
 def classify(status: int, cpu_s: float, job: dict, killed_for: str | None, memory_error: bool) -> dict:
     """Map how the child ended to (status, exit_code, error)."""
     if os.WIFEXITED(status):
@@ -225,6 +310,8 @@ def classify(status: int, cpu_s: float, job: dict, killed_for: str | None, memor
         exit_code = -sig
     if killed_for == "output_limit":
         return _res("output_limit", exit_code, "output exceeded the per-stream cap; the job was killed")
+    if killed_for == "cpu_limit":
+        return _res("cpu_limit", exit_code, f"CPU-time limit of {job['cpu_time']} s exceeded by the job's processes")
     if killed_for == "timeout" or sig == signal.SIGALRM:
         return _res("timeout", exit_code, f"wall-clock limit of {job['timeout']} s exceeded")
     if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_s >= job["cpu_time"] * 0.95:
@@ -248,6 +335,13 @@ def _kill(pid: int) -> None:
             target()
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _kill_one(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _write_all(fd: int, data: bytes) -> None:

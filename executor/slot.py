@@ -150,13 +150,15 @@ class Slot:
             return
         t_parsed = time.perf_counter()
         async with self.source.keep_claim(entry_id):
-            result = await self._execute(job)
+            result = await self._execute(job, entry.redelivered)
         if result is None:
             return  # runner died mid-job: the entry stays pending and is read again
         t_ran = time.perf_counter()
         if not await self._store(entry_id, result, job.reply_to):
             self.sup.duplicates += 1
             log.info("result already stored by an earlier delivery", extra={"job_id": job.job_id})
+        if job.stream:
+            await self.sup.store.add_output(job.job_id, {"end": "1"})
         t_stored = time.perf_counter()
         metrics.job_finished(self.settings.pool, result)
         self.jobs_done += 1
@@ -192,14 +194,28 @@ class Slot:
                 await asyncio.sleep(backoff)  # reconnect backoff
                 backoff = min(backoff * 2, 2.0)
 
-    async def _execute(self, job: Job) -> Result | None:
+    async def _execute(self, job: Job, redelivered: bool = False) -> Result | None:
         self._set(SlotState.BUSY)
         started = time.time()
         try:
+            if job.stream and redelivered:
+                await self.sup.store.add_output(job.job_id, {"restart": "1"})
             await self.runner.send(
-                {"t": "job", "code": job.code, "timeout": job.timeout, "cpu_time": job.cpu_time, "memory_mb": job.memory_mb}
+                {
+                    "t": "job",
+                    "code": job.code,
+                    "language": job.language,
+                    "timeout": job.timeout,
+                    "cpu_time": job.cpu_time,
+                    "memory_mb": job.memory_mb,
+                    "files": job.files,
+                    "stream": job.stream,
+                }
             )
             reply = await self.runner.recv()
+            while reply.get("t") == "chunk":  # a streaming job's output, as it is written
+                await self.sup.store.add_output(job.job_id, {"s": reply["s"], "d": reply["d"]})
+                reply = await self.runner.recv()
         except RunnerGone as exc:
             log.error("runner died mid-job", extra={"slot": self.name, "job_id": job.job_id, "error": str(exc)})
             await self._restart_runner()
@@ -248,7 +264,7 @@ def parse_entry(fields: dict, limits: Any) -> tuple[Job | None, str]:
     raw = fields.get("job")
     if raw is None:
         return None, "entry has no 'job' field"
-    if len(raw) > limits.max_code_bytes * 6 + 4096:
+    if len(raw) > limits.max_code_bytes * 6 + limits.max_input_bytes * 2 + 65536:
         return None, f"job field is {len(raw)} bytes, over the fleet's maximum"
     try:
         job = Job.from_json(raw)

@@ -46,6 +46,14 @@ class ResultStore:
         )
         return bool(stored)
 
+    async def add_output(self, job_id: str, fields: dict) -> None:
+        """Append to a streaming job's output stream (chunks, restart and end markers)."""
+        key = keys.output(self.pool, job_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, fields, maxlen=100_000, approximate=True)
+            pipe.expire(key, self.ttl_s)
+            await pipe.execute()
+
     async def ack_only(self, entry_id: str) -> None:
         stream = keys.stream(self.pool)
         async with self.redis.pipeline(transaction=True) as pipe:

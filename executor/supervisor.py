@@ -83,6 +83,8 @@ class Supervisor:
             "max_memory_mb": lim.max_memory_mb,
             "max_cpu_time": lim.max_cpu_time,
             "kill_grace_s": s.kill_grace_s,
+            "max_files": lim.max_files,
+            "max_output_files_bytes": lim.max_output_files_bytes,
         }
 
     def prepare_workspaces(self) -> None:

@@ -35,6 +35,11 @@ def result(pool: str, job_id: str) -> str:
     return pool_prefix(pool) + "result:" + job_id
 
 
+def output(pool: str, job_id: str) -> str:
+    """Per-job stream of stdout/stderr chunks, for jobs submitted with streaming on."""
+    return pool_prefix(pool) + "out:" + job_id
+
+
 def reply_channel(pool: str, client_id: str) -> str:
     """Pub/sub channel a client listens on; executors publish finished results there."""
     return pool_prefix(pool) + "reply:" + client_id

@@ -6,6 +6,8 @@ stream entry; a result as one JSON string under its result key.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import math
 import re
@@ -15,7 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
-LANGUAGES = ("python",)
+LANGUAGES = ("python", "bash")
+OUT_DIR = "out"  # files a job writes under this workspace folder come back with its result
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -50,6 +53,9 @@ class FleetLimits(BaseModel):
     file_size_bytes: int = 16 << 20
     processes: int = 64
     open_files: int = 256
+    max_files: int = 100  # input files per job, and output files returned per job
+    max_input_bytes: int = 8 << 20  # all input files of a job, decoded
+    max_output_files_bytes: int = 8 << 20  # all output files returned with a result
 
 
 class JobError(ValueError):
@@ -70,6 +76,8 @@ class Job(BaseModel):
     memory_mb: int = 256
     submitted_at: float = Field(default_factory=time.time)
     reply_to: str | None = None
+    files: dict[str, str] = Field(default_factory=dict)  # relative path -> base64 content
+    stream: bool = False  # publish stdout/stderr chunks while the job runs
 
     def check(self, limits: FleetLimits) -> "Job":
         """Raise JobError unless this job fits the fleet's rules. Returns self."""
@@ -81,6 +89,7 @@ class Job(BaseModel):
             memory_mb=self.memory_mb,
             limits=limits,
         )
+        check_files({name: _b64decode(name, data) for name, data in self.files.items()}, limits)
         return self
 
     def to_json(self) -> str:
@@ -121,6 +130,43 @@ def check_request(
         raise JobError("memory_mb must be at least 32: the interpreter alone needs that")
 
 
+def check_files(files: object, limits: FleetLimits) -> None:
+    """Input files: a mapping of safe relative paths to bytes, bounded in count and size."""
+    if not isinstance(files, dict):
+        raise JobError(f"files must be a mapping of path -> bytes, got {type(files).__name__}")
+    if len(files) > limits.max_files:
+        raise JobError(f"{len(files)} input files; this fleet accepts at most {limits.max_files}")
+    total = 0
+    for name, data in files.items():
+        check_relative_path(name)
+        if not isinstance(data, (bytes, bytearray)):
+            raise JobError(f"file {name!r} must be bytes, got {type(data).__name__}")
+        total += len(data)
+    if total > limits.max_input_bytes:
+        raise JobError(f"input files total {total} bytes; this fleet accepts at most {limits.max_input_bytes}")
+
+
+def check_relative_path(name: object) -> str:
+    """A path inside the workspace: relative, no '..', no empty or dot parts, no NUL."""
+    if not isinstance(name, str) or not name or len(name) > 1024 or "\x00" in name:
+        raise JobError(f"invalid file name {name!r}")
+    parts = name.split("/")
+    if name.startswith("/") or len(parts) > 16 or any(p in ("", ".", "..") or len(p) > 255 for p in parts):
+        raise JobError(f"file name {name!r} must be a relative path without '..' or empty parts")
+    return name
+
+
+def encode_file(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _b64decode(name: str, data: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise JobError(f"file {name!r} is not valid base64") from None
+
+
 def _check_budget(name: str, value: object, maximum: float, unit: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise JobError(f"{name} must be a number, got {type(value).__name__}")
@@ -148,10 +194,16 @@ class Result(BaseModel):
     executor: str = ""
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    files: dict[str, str] = Field(default_factory=dict)  # out/ files: relative path -> base64
+    files_truncated: bool = False  # some out/ files were left out (count or size bound)
 
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
+
+    def file(self, name: str) -> bytes:
+        """The content of an output file the job wrote under out/ (name relative to out/)."""
+        return base64.b64decode(self.files[name])
 
     def to_json(self) -> str:
         return self.model_dump_json()

@@ -80,3 +80,20 @@ def test_job_imports_stdlib_modules_as_the_job_user(client):
 def test_queue_wait_is_reported(client):
     r = client.run("print(1)")
     assert 0 <= r.queue_wait_s < 5
+
+
+def test_cpu_budget_covers_the_whole_process_tree(client):
+    """RLIMIT_CPU is per process (and gVisor skips it for forked children): the runner
+    weighs the job's whole tree, including a setsid escapee."""
+    r = client.run(
+        "import os, time\n"
+        "for escape in (False, True):\n"
+        "    if os.fork() == 0:\n"
+        "        if escape: os.setsid()\n"
+        "        while True: pass\n"
+        "time.sleep(60)",
+        cpu_time=1,
+        timeout=30,
+    )
+    assert r.status is Status.CPU_LIMIT, r
+    assert r.duration_s < 5 and r.cpu_s > 1

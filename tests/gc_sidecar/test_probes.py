@@ -88,3 +88,15 @@ def test_http_probes(server):
     code, body = get(base + "/metrics")
     assert code == 200 and "warmfleet_gc_recycles" in body
     assert get(base + "/nope")[0] == 404
+
+
+def test_health_file_is_readable_by_the_sidecar_and_its_directory_not_writable_by_jobs(tmp_path):
+    import os
+    import stat
+
+    d = tmp_path / "health"
+    d.mkdir()
+    os.chmod(d, 0o777)  # as an emptyDir comes
+    probe.write(str(d / "health.json"), state())
+    assert stat.S_IMODE(os.stat(d / "health.json").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(d).st_mode) & 0o022 == 0

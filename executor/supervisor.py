@@ -114,6 +114,8 @@ class Supervisor:
         log.info("draining", extra={"pod_id": self.settings.pod_id})
         code = await self._drain(slot_tasks)
         beat.cancel()
+        # Wait for it: a heartbeat still in flight would re-publish the pod after deregister.
+        await asyncio.gather(beat, return_exceptions=True)
         exporter.stop()
         await self._deregister()
         self.write_health(stopped=True)

@@ -32,6 +32,9 @@ def table(r: dict) -> str:
         slots, best = _best_throughput(wf)
         row(f"**warmfleet**, 1 pod in gVisor, sequential latency ({wf['latency']['slots']} slots); "
             f"jobs/s best of {', '.join(wf['throughput'])} slots ({slots})", wf["latency"], best)
+    for slots, lat in (wf.get("latency_by_slots") or {}).items():
+        if lat.get("slots") != (wf.get("latency") or {}).get("slots"):
+            row(f"warmfleet, {slots} slot(s), sequential latency", lat, None)
     for slots, t in (wf.get("throughput") or {}).items():
         rows.append(f"| warmfleet, {slots} slot(s), {t['jobs']} jobs, {t['in_flight']} in flight | | | | {_f(t['jobs_per_s'])} | |")
     if r.get("cold_sandbox"):

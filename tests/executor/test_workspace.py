@@ -37,3 +37,29 @@ def test_empty_dir_refuses_a_symlinked_workspace(tmp_path):
     except OSError:
         pass
     assert os.listdir(target) == ["f"]
+
+
+def test_empty_dir_handles_nesting_deeper_than_recursion_and_fd_limits(tmp_path):
+    """A job nests directories with mkdir+chdir far past the recursion limit; the reset
+    must still empty the workspace or the slot would stay broken."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    fd = os.open(ws, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for level in range(3000):
+            os.mkdir("d", dir_fd=fd)
+            if level == 1500:
+                os.mkdir("wide", dir_fd=fd)
+                os.chmod("wide", 0, dir_fd=fd)
+            sub = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd), "w") as f:
+            f.write("bottom")
+    finally:
+        os.close(fd)
+
+    removed = empty_dir(str(ws))
+
+    assert os.listdir(ws) == []
+    assert removed == 3000 + 1 + 1

@@ -58,6 +58,7 @@ class Supervisor:
         self.state_changed = asyncio.Event()
         self.draining = asyncio.Event()
         self.stopping = asyncio.Event()
+        self._stop_beating = asyncio.Event()
         self.started_at = time.time()
         self.jobs_done = 0
         self.tainted = 0
@@ -113,9 +114,15 @@ class Supervisor:
         await self.draining.wait()
         log.info("draining", extra={"pod_id": self.settings.pod_id})
         code = await self._drain(slot_tasks)
-        beat.cancel()
-        # Wait for it: a heartbeat still in flight would re-publish the pod after deregister.
-        await asyncio.gather(beat, return_exceptions=True)
+        # Stop the heartbeat and wait for it: one still in flight would re-publish the pod
+        # after deregister. An event, not cancel(): in Python 3.11 wait_for() can swallow a
+        # cancellation when its inner wait is already done, and the loop never ended.
+        self._stop_beating.set()
+        self.state_changed.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(beat), 5.0)
+        except TimeoutError:
+            beat.cancel()
         exporter.stop()
         await self._deregister()
         self.write_health(stopped=True)
@@ -226,7 +233,7 @@ class Supervisor:
 
     async def _heartbeat_loop(self) -> None:
         s = self.settings
-        while True:
+        while not self._stop_beating.is_set():
             self.state_changed.clear()
             self.write_health()
             try:
@@ -240,11 +247,11 @@ class Supervisor:
                 log.warning("heartbeat failed", extra={"error": str(exc)})
             try:  # wake on a slot state change, or at the heartbeat period
                 await asyncio.wait_for(self.state_changed.wait(), s.heartbeat_s)
-                # Slots flip ready/busy on every job: publish at most every 100 ms, not per
-                # flip (each publish is two round trips through the sandbox).
-                await self.wait_draining(HEARTBEAT_MIN_INTERVAL_S)
             except TimeoutError:
                 pass
+            # Slots flip ready/busy on every job: publish at most every 100 ms, not per flip
+            # (each publish is two round trips through the sandbox). A rate limit, not a sync.
+            await asyncio.sleep(HEARTBEAT_MIN_INTERVAL_S)
 
     def note_result(self, result) -> None:
         """Called by a slot for every job it answered."""

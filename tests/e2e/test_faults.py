@@ -91,3 +91,16 @@ def test_sigterm_drains_in_flight_job_then_exits(faulty_fleet, r, c):
     # It left nothing pending behind, and removed its consumer.
     consumers = {x["name"] for x in r.xinfo_consumers(keys.stream("default"), keys.CONSUMER_GROUP)}
     assert not any(name.startswith(pod_id) for name in consumers)
+
+
+def test_second_sigterm_kills_now_and_the_job_is_reclaimed(faulty_fleet, r, c):
+    job = c.submit("import time; time.sleep(4); print('second try')", timeout=20)
+    pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
+    pod = ff.pod_by_id(faulty_fleet, pod_id)
+    pod.sandbox.signal("TERM")
+    ff.poll(lambda: ff.snapshots(r).get(pod_id, {}).get("draining"), 10, "the pod to drain")
+    pod.sandbox.signal("TERM")
+    assert pod.sandbox.wait_stopped(5)  # did not wait for the 4 s job
+    res = c.wait(job, timeout=60)  # its entry stayed pending and another pod took it over
+    assert (res.status, res.stdout) == (Status.OK, "second try\n"), res
+    assert not res.executor.startswith(pod_id)

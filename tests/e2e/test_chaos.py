@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from dispatcher import AsyncClient
+from dispatcher import AsyncClient, WaitTimeout
 from support import fleet_faults as ff
 from warmfleet import keys
 from warmfleet.local.fleet import FleetSettings, LocalFleet
@@ -76,7 +76,10 @@ def test_chaos_2000_jobs_none_lost_none_duplicated():
                 ids = [await ac.submit(f"print({i} * 3)", timeout=20) for i in range(JOBS)]
 
                 async def one(job_id):
-                    res = await ac.wait(job_id, timeout=300)
+                    try:
+                        res = await ac.wait(job_id, timeout=240)
+                    except WaitTimeout:
+                        return None
                     done["n"] += 1
                     return res
 
@@ -90,10 +93,18 @@ def test_chaos_2000_jobs_none_lost_none_duplicated():
         killer.join(timeout=30)
 
         r = redis.Redis.from_url(fleet.client_url, decode_responses=True)
+        unanswered = [j for j, res in zip(ids, results) if res is None]
+        if unanswered:  # say where they are stuck before failing
+            pending = r.xpending_range(keys.stream("default"), keys.CONSUMER_GROUP, "-", "+", 100)
+            live = {p.pod_id for p in fleet.pods if p.alive()}
+            print(f"\nunanswered={len(unanswered)} pending={pending} live_pods={live}")
+            print(fleet.log_tails(40))
+        results = [res for res in results if res is not None]
         stored = sum(1 for _ in r.scan_iter(keys.result("default", "*"), count=1000))
         by_id = collections.Counter(res.job_id for res in results)
         statuses = collections.Counter(res.status.value for res in results)
-        wrong = [res for i, res in enumerate(results) if res.status is Status.OK and res.stdout != f"{i * 3}\n"]
+        expected = {j: f"{i * 3}\n" for i, j in enumerate(ids)}
+        wrong = [res for res in results if res.status is Status.OK and res.stdout != expected[res.job_id]]
         lost = len(set(ids) - set(by_id))
         duplicated = sum(n - 1 for n in by_id.values()) + max(0, stored - len(ids))
         reruns = sum(s.get("duplicates", 0) for s in ff.snapshots(r).values())

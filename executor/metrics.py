@@ -65,8 +65,7 @@ DEAD_LETTERS = Counter(
     "Entries the pod gave up on: malformed beyond reply, or too many deliveries.",
     ["pool", "reason"], registry=REGISTRY,
 )
-# Counted by whoever decides a recycle (the GC sidecar, or this pod on a drain request).
-RECYCLES = Counter("warmfleet_recycles", "Pod recycles started, by reason.", ["pool", "reason"], registry=REGISTRY)
+# Recycles are counted where they are decided: gc_sidecar/recycler.py (warmfleet_gc_recycles_total).
 RUNNER_RESTARTS = Counter(
     "warmfleet_runner_restarts", "Slot runner processes restarted after they died.", ["pool"], registry=REGISTRY
 )

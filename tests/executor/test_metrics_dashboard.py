@@ -19,7 +19,9 @@ def _exported_names() -> set[str]:
         orphans_reaped=0,
         snapshot=lambda: {"slots": 2, "ready": 2, "busy": 0, "broken": 0, "draining": False, "reclaimed": 0, "duplicates": 0},
     )
-    families = list(metrics.REGISTRY.collect()) + list(metrics.SupervisorCollector(sup).collect())
+    from gc_sidecar import recycler  # the sidecar exports the recycle counters
+
+    families = [*metrics.REGISTRY.collect(), *metrics.SupervisorCollector(sup).collect(), *recycler.REGISTRY.collect()]
     names = set()
     for f in families:
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(f.type, [""])

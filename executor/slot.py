@@ -142,6 +142,7 @@ class Slot:
                 executor=self.name,
                 error=f"gave up after {self.settings.max_deliveries} deliveries: the job kept killing its executor",
             )
+            await store.record_dead_letter(entry_id, result.error or "", job_id=job.job_id)
             await store.store_and_ack(entry_id, result, job.reply_to)
             self.sup.dead_letters += 1
             metrics.DEAD_LETTERS.labels(self.settings.pool, "max_deliveries").inc()

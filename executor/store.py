@@ -63,14 +63,18 @@ class ResultStore:
 
     async def dead_letter(self, entry_id: str, fields: dict, reason: str) -> None:
         """Keep an entry nobody can be answered for (no job id), then ack it."""
+        await self.record_dead_letter(entry_id, reason, fields=fields)
+        await self.ack_only(entry_id)
+
+    async def record_dead_letter(self, entry_id: str, reason: str, *, fields: dict | None = None, job_id: str = "") -> None:
+        """What operators inspect: every entry the fleet gave up on, answered or not."""
         sample = {str(k)[:64]: str(v)[:256] for k, v in list((fields or {}).items())[:8]}
         await self.redis.xadd(
             keys.dead_letters(self.pool),
-            {"entry_id": entry_id, "reason": reason[:1000], "fields": json.dumps(sample), "ts": time.time()},
+            {"entry_id": entry_id, "job_id": job_id, "reason": reason[:1000], "fields": json.dumps(sample), "ts": time.time()},
             maxlen=10000,
             approximate=True,
         )
-        await self.ack_only(entry_id)
 
 
 async def ensure_group(redis: Redis, pool: str) -> None:

@@ -64,6 +64,8 @@ def test_job_that_keeps_killing_its_executor_is_dead_lettered(faulty_fleet, r, c
     res = c.wait(job, timeout=30)
     assert res.status is Status.FAILED, res
     assert "deliveries" in res.error
+    dead = [fields for _, fields in r.xrange(keys.dead_letters("default"))]
+    assert any(d["job_id"] == job and "deliveries" in d["reason"] for d in dead)  # operators see it too
     assert 3 <= kills <= 4
     assert c.run("print('next')").stdout == "next\n"
 

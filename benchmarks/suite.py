@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from benchmarks import alternatives, warm
 
+PACE_S = 0.05  # paced latency: one job every 50 ms, slower than a slot's fork+set-up
 PROFILES: dict[str, dict] = {
     "full": dict(lat_n=500, thr_n=2000, in_flight=64, slots=[1, 2, 4], mixed_n=400, cold_seq=30, cold_par=40,
                  sub_seq=300, sub_par=600, celery_seq=300, celery_par=2000, he_checks=164, ceiling_s=5.0),
@@ -109,6 +110,9 @@ def _warmfleet(p: dict, log: Callable[[str], None]) -> dict:
             out["latency_by_slots"][str(slots)] = lat
             if slots == lat_slots:
                 out["latency"] = lat
+                log(f"[bench]   paced latency (a job every {PACE_S * 1000:.0f} ms), {slots} slot(s)")
+                out["latency_paced"] = {"slots": slots, "pace_ms": PACE_S * 1000,
+                                        **warm.latency(fleet.client_url, p["lat_n"] // 2, pace_s=PACE_S)}
                 log(f"[bench]   mixed workload, {slots} slot(s)")
                 out["mixed"] = {"slots": slots, **warm.mixed(fleet.client_url, p["mixed_n"], p["in_flight"])}
             log(f"[bench]   throughput, {slots} slot(s)")

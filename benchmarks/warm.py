@@ -57,17 +57,33 @@ def _wait_ready(url: str, pool: str, slots: int, timeout: float) -> float:
 
 
 def pod_memory(fleet: LocalFleet) -> dict:
-    """Host memory of the pod: Sentry, gofer and ptrace stubs (PSS)."""
-    return procs.pss_mb(procs.processes_with_arg(fleet.runsc_root))
+    """Host memory of the pod: Sentry, gofer and ptrace stubs (PSS), in total and by kind."""
+    ps = procs.processes_with_arg(fleet.runsc_root)
+    kinds: dict[str, list] = {"sentry": [], "gofer": [], "stubs": []}
+    for p in ps:
+        try:
+            argv0 = (p.cmdline() or ["stub"])[0]
+        except psutil.NoSuchProcess:
+            continue
+        kinds["sentry" if "runsc-sandbox" in argv0 else "gofer" if "runsc-gofer" in argv0 else "stubs"].append(p)
+    return {**procs.pss_mb(ps), "by_kind_pss_mb": {k: procs.pss_mb(v)["pss_mb"] for k, v in kinds.items()}}
 
 
-def latency(url: str, n: int, warmup: int = 10) -> dict:
-    """Trivial jobs one after another from one client: end-to-end as the client sees it."""
+def latency(url: str, n: int, warmup: int = 10, pace_s: float = 0.0) -> dict:
+    """Trivial jobs one after another from one client: end-to-end as the client sees it.
+
+    pace_s > 0 starts a job every pace_s seconds (an interactive user on a warm fleet):
+    every slot has its next child forked when a job arrives. Back-to-back (0) each job
+    also waits for CPU still busy forking the previous jobs' replacements."""
     with Client(url) as c:
         for _ in range(warmup):
             c.run("print(1)")
         samples, in_child, bad = [], [], 0
+        next_start = time.perf_counter()
         for _ in range(n):
+            if pace_s:
+                time.sleep(max(0.0, next_start - time.perf_counter()))  # pacing, not synchronisation
+                next_start = time.perf_counter() + pace_s
             t0 = time.perf_counter()
             r = c.run("print(1)")
             samples.append(time.perf_counter() - t0)

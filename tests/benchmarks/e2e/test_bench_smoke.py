@@ -44,7 +44,9 @@ def test_smoke_profile_prints_table_and_json(tmp_path):
         assert report[alt].get("wrong", 0) == 0, alt
         assert report[alt]["version"], alt
     assert report["humaneval_style"]["passed"] == report["humaneval_style"]["checks"]
-    assert {t["target"] for t in report["targets"]} >= {"p50 latency <= 5 ms", "pod ready <= 1 s after launch"}
+    assert wf["latency_paced"]["n"] == 10 and wf["latency_paced"]["wrong"] == 0
+    assert set(wf["memory"]["1"]["by_kind_pss_mb"]) == {"sentry", "gofer", "stubs"}
+    assert {t["target"] for t in report["targets"]} >= {"p50 latency <= 5 ms (paced, fleet at rest)", "pod ready <= 1 s after launch"}
 
     # The printed report: the Markdown table, the targets, and the same JSON.
     assert "| way to run `print(1)` |" in proc.stdout and "| target | measured |" in proc.stdout

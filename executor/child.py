@@ -234,7 +234,13 @@ def _run_bash(code_text: str) -> int:
 
 def _report_outputs(spec: ChildSpec, status_w: int) -> None:
     try:
-        files, truncated = collect_outputs(OUT_DIR, spec.max_files, spec.max_output_files_bytes)
+        # Absolute: the job may have chdir'd anywhere. And refuse a linked out/ here:
+        # runsc 20221219 follows a symlink to a directory despite O_NOFOLLOW when
+        # O_DIRECTORY is also set (checked), so the collector's own open would follow it.
+        out_dir = os.path.join(spec.workspace, OUT_DIR)
+        if not os.path.isdir(out_dir) or os.path.islink(out_dir):
+            return
+        files, truncated = collect_outputs(out_dir, spec.max_files, spec.max_output_files_bytes)
         if files or truncated:
             os.write(status_w, record(OUT_FILES, json.dumps({"files": files, "truncated": truncated}).encode()))
     except (OSError, MemoryError, ValueError):

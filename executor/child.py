@@ -141,23 +141,29 @@ def _prepare(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int
 
 def _kill_leftovers() -> None:
     """SIGKILL every process of this uid but ourselves: catches daemons that left the
-    job's process group with setsid. On Linux kill(-1) reports success whenever any
-    process exists (even ones we may not signal), so confirm through /proc that none of ours is still alive (zombies are
-    harmless and are reaped by the supervisor, the subreaper)."""
+    job's process group with setsid. /proc decides when none is left: on Linux kill(-1)
+    reports success whenever any process exists, and in gVisor its ESRCH is no proof
+    either (a fork bomb's child born while kill(-1) walks the task list is missed).
+    If there was anything to kill, the list must then stay empty across a short gap, so
+    a task that was still being born shows up and is killed too. Zombies are harmless
+    and are reaped by the supervisor, the subreaper."""
     deadline = time.monotonic() + 2.0
+    found_any = False
+    clean_passes = 0
     while True:
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
-            # Not proof that nothing is left: in gVisor a fork bomb's child born while
-            # kill(-1) walks the task list is missed, and its siblings are already dying,
-            # so the call reports ESRCH while the child goes on forking. /proc decides.
             pass
-        if not live_processes_of(os.getuid()):
-            return
+        if live_processes_of(os.getuid()):
+            found_any, clean_passes = True, 0
+        else:
+            clean_passes += 1
+            if not found_any or clean_passes >= 3:
+                return
         if time.monotonic() > deadline:
             raise RuntimeError("processes of the job uid survived SIGKILL for 2 s")
-        time.sleep(0.001)
+        time.sleep(0.005 if found_any else 0.001)
 
 
 def _limit(which: int, value: int) -> None:

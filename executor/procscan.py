@@ -1,10 +1,11 @@
 """What /proc says about the processes of one uid: which are alive, and how much CPU
 they used. Stdlib only (the lean runner and the job child import it).
 
-Two uses: confirming that nothing of a finished job still runs, and a job-wide CPU
-budget. RLIMIT_CPU is per process, and inside gVisor it is not even enforced on a
-job's forked descendants (checked: a forked `while True: pass` ran to the wall clock),
-so the runner sums CPU over the whole uid instead.
+Two uses: confirming that nothing of a finished job still runs, and job-wide CPU and
+memory budgets. RLIMIT_CPU and RLIMIT_AS are per process (a job may have 64), and
+inside gVisor RLIMIT_CPU is not even enforced on a job's forked descendants (checked:
+a forked `while True: pass` ran to the wall clock), so the runner weighs the uid's
+whole tree instead.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import os
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _stat_fields(pid: str) -> list[bytes] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            # Fields after the ")" closing the command name: state is [0], utime [11], stime [12].
+            # Fields after the ")" closing the command name: state [0], ppid [1], utime [11],
+            # stime [12], rss in pages [21].
             return f.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
         return None  # gone meanwhile
@@ -47,16 +50,51 @@ def live_processes_of(uid: int) -> list[int]:
     return alive
 
 
-def cpu_of(uid: int) -> tuple[float, list[int]]:
-    """CPU seconds (user + system) of this uid's live processes, and their pids."""
-    total, pids = 0.0, []
-    for pid in _pids_of(uid):
-        fields = _stat_fields(pid)
-        if not fields or fields[0] in (b"Z", b"X"):
-            continue
-        try:
-            total += (int(fields[11]) + int(fields[12])) / _TICKS
-        except (IndexError, ValueError):
-            continue
-        pids.append(int(pid))
-    return total, pids
+class JobTreeWatch:
+    """CPU and memory of one job's whole process tree (every live process of its uid).
+
+    CPU: user + system time summed, but never more than the wall time elapsed times the
+    cores, because gVisor charges time a task spends blocked in the Sentry as system
+    time (a fork bomb "used" 125 s of CPU in 3.8 s on 2 cores).
+    Memory: the job's main process counts in full; any other process counts what it
+    grew since first seen, its baseline being its parent's size (forked children share
+    the parent's pages: summing their RSS would count a multiprocessing pool's data once
+    per worker), so a child that allocated before we first saw it still counts.
+    """
+
+    def __init__(self, uid: int, main_pid: int, started: float) -> None:
+        self.uid = uid
+        self.main_pid = main_pid
+        self.started = started
+        self.cores = os.cpu_count() or 1
+        self.baseline: dict[int, int] = {}
+        self.last_rss: dict[int, int] = {}
+        self.cpu_s = 0.0
+        self.memory_bytes = 0
+
+    def check(self, now: float) -> list[int]:
+        """Refresh cpu_s and memory_bytes; return the live pids."""
+        cpu, memory, pids, seen = 0.0, 0, [], {}
+        for pid in _pids_of(self.uid):
+            fields = _stat_fields(pid)
+            if not fields or fields[0] in (b"Z", b"X"):
+                continue
+            try:
+                ppid = int(fields[1])
+                cpu += (int(fields[11]) + int(fields[12])) / _TICKS
+                rss = int(fields[21]) * _PAGE
+            except (IndexError, ValueError):
+                continue
+            ipid = int(pid)
+            pids.append(ipid)
+            seen[ipid] = rss
+            if ipid == self.main_pid:
+                memory += rss
+                continue
+            if ipid not in self.baseline:
+                self.baseline[ipid] = min(rss, self.last_rss.get(ppid, rss))
+            memory += max(0, rss - self.baseline[ipid])
+        self.last_rss = seen
+        self.cpu_s = min(cpu, (now - self.started) * self.cores)
+        self.memory_bytes = memory
+        return pids

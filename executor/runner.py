@@ -30,9 +30,9 @@ from executor.child import (
     child_main,
     parse_records,
 )
-from executor.procscan import cpu_of, live_processes_of
+from executor.procscan import JobTreeWatch, live_processes_of
 
-CPU_CHECK_S = 0.25  # how often a running job's whole process tree is weighed for CPU
+TREE_CHECK_S = 0.25  # how often a running job's whole process tree is weighed (CPU, memory)
 
 SPARE_READY_TIMEOUT = 10.0
 
@@ -141,8 +141,9 @@ class Runner:
         names = {spare.out_r: "stdout", spare.err_r: "stderr"}
         killed_for: str | None = None
         waited = None
-        tree_cpu = 0.0
-        next_cpu_check = started + CPU_CHECK_S
+        tree = JobTreeWatch(self.spec.uid, spare.pid, started)
+        memory_budget = job["memory_mb"] << 20
+        next_tree_check = started + TREE_CHECK_S
         while waited is None:
             now = time.monotonic()
             remaining = deadline - now
@@ -151,15 +152,15 @@ class Runner:
                 _kill(spare.pid)
                 waited = os.wait4(spare.pid, 0)
                 break
-            if self.spec.drop_privileges and now >= next_cpu_check and killed_for is None:
-                next_cpu_check = now + CPU_CHECK_S
-                tree_cpu, pids = cpu_of(self.spec.uid)
-                if tree_cpu > job["cpu_time"]:
-                    killed_for = "cpu_limit"
+            if self.spec.drop_privileges and now >= next_tree_check and killed_for is None:
+                next_tree_check = now + TREE_CHECK_S
+                pids = tree.check(now)
+                if tree.cpu_s > job["cpu_time"] or tree.memory_bytes > memory_budget:
+                    killed_for = "cpu_limit" if tree.cpu_s > job["cpu_time"] else "memory_limit"
                     _kill(spare.pid)
                     for pid in pids:  # descendants that left the group with setsid
                         _kill_one(pid)
-            wait_s = min(remaining, capture.flush_every_s, max(0.0, next_cpu_check - now))
+            wait_s = min(remaining, capture.flush_every_s, max(0.0, next_tree_check - now))
             for fd, _ev in poller.poll(wait_s * 1000):
                 if fd == self.wake_r:
                     _drain(self.wake_r)
@@ -193,7 +194,7 @@ class Runner:
         # before we answer (serve) and again by the next spare's kill(-1).
         _kill(spare.pid)
         spare.close()
-        cpu_s = max(rusage.ru_utime + rusage.ru_stime, tree_cpu)
+        cpu_s = max(rusage.ru_utime + rusage.ru_stime, tree.cpu_s)
         res = classify(status, cpu_s, job, killed_for, MEMORY_ERROR in records)
         res.update(
             stdout=capture.text("stdout"),
@@ -312,6 +313,8 @@ def classify(status: int, cpu_s: float, job: dict, killed_for: str | None, memor
         return _res("output_limit", exit_code, "output exceeded the per-stream cap; the job was killed")
     if killed_for == "cpu_limit":
         return _res("cpu_limit", exit_code, f"CPU-time limit of {job['cpu_time']} s exceeded by the job's processes")
+    if killed_for == "memory_limit":
+        return _res("memory_limit", exit_code, f"memory limit of {job['memory_mb']} MiB exceeded by the job's processes")
     if killed_for == "timeout" or sig == signal.SIGALRM:
         return _res("timeout", exit_code, f"wall-clock limit of {job['timeout']} s exceeded")
     if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_s >= job["cpu_time"] * 0.95:

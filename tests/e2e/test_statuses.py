@@ -97,3 +97,40 @@ def test_cpu_budget_covers_the_whole_process_tree(client):
     )
     assert r.status is Status.CPU_LIMIT, r
     assert r.duration_s < 5 and r.cpu_s > 1
+
+
+def test_memory_budget_covers_the_whole_process_tree(client):
+    """RLIMIT_AS is per process: eight children of 60 MiB each stay under it one by one,
+    but together they are well over the job's 128 MiB."""
+    r = client.run(
+        "import os, time\n"
+        "for _ in range(8):\n"
+        "    if os.fork() == 0:\n"
+        "        x = bytearray(60 << 20)\n"
+        "        for i in range(0, len(x), 4096): x[i] = 1\n"
+        "        time.sleep(30); os._exit(0)\n"
+        "time.sleep(30)",
+        memory_mb=128,
+        timeout=20,
+    )
+    assert r.status is Status.MEMORY_LIMIT, r
+    assert r.duration_s < 10
+
+
+def test_forked_workers_sharing_the_parents_pages_are_not_counted_twice(client):
+    """A pool forked after loading data shares those pages: it must not look like N copies."""
+    r = client.run(
+        "import os, time\n"
+        "data = bytearray(80 << 20)\n"
+        "for i in range(0, len(data), 4096): data[i] = 1\n"
+        "pids = []\n"
+        "for _ in range(4):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        time.sleep(1.0); os._exit(sum(data[::1 << 20]) and 0)\n"
+        "    pids.append(pid)\n"
+        "print(sum(os.waitpid(p, 0)[1] for p in pids))",
+        memory_mb=200,
+        timeout=20,
+    )
+    assert (r.status, r.stdout) == (Status.OK, "0\n"), r

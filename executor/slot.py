@@ -12,7 +12,7 @@ import enum
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import redis.exceptions
 from pydantic import ValidationError
@@ -21,7 +21,7 @@ from executor import metrics
 from executor.delivery import Entry, EntrySource
 from executor.runner_handle import RunnerGone, RunnerHandle
 from warmfleet import keys
-from warmfleet.schema import JOB_ID_RE, Job, JobError, Result, Status, explain
+from warmfleet.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
 
 if TYPE_CHECKING:
     from executor.supervisor import Supervisor
@@ -261,7 +261,7 @@ class Slot:
         self._set(SlotState.STOPPED)
 
 
-def parse_entry(fields: dict, limits: Any) -> tuple[Job | None, str]:
+def parse_entry(fields: dict, limits: FleetLimits) -> tuple[Job | None, str]:
     raw = fields.get("job")
     if raw is None:
         return None, "entry has no 'job' field"

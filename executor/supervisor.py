@@ -265,7 +265,9 @@ class Supervisor:
             return
         now = time.time()
         if now - self._rss[0] > RSS_SAMPLE_S:  # psutil walks /proc: sample, not every beat
-            self._rss = (now, _rss_of(os.getpid(), set(self.runner_pids)))
+            kinds = metrics.memory_by_kind(set(self.runner_pids))
+            # The executor's own memory, not its jobs' (they come and go).
+            self._rss = (now, kinds["supervisor"] + kinds["runner"])
         snap = self.snapshot()
         try:
             probe.write(path, {
@@ -289,19 +291,6 @@ class Supervisor:
                     await self.redis.xgroup_delconsumer(stream, keys.CONSUMER_GROUP, slot.consumer)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("could not deregister", extra={"error": str(exc)})
-
-
-def _rss_of(pid: int, runner_pids: set[int]) -> int | None:
-    """Resident memory of the supervisor and its runners (not of jobs: they come and go)."""
-    import psutil
-
-    total = 0
-    for p in (pid, *runner_pids):
-        try:
-            total += psutil.Process(p).memory_info().rss
-        except psutil.Error:
-            continue
-    return total
 
 
 def _become_subreaper() -> None:

@@ -31,6 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from warmfleet import keys
+from warmfleet.status import entry_age_s, group_backlog
 
 if TYPE_CHECKING:
     from executor.supervisor import Supervisor
@@ -155,22 +156,19 @@ def memory_by_kind(runner_pids: set[int]) -> dict[str, int]:
 async def refresh_stream_gauges(r, pool: str) -> None:
     """Lag, pending, oldest pending age and dead letters, from Redis (pool-wide values)."""
     stream = keys.stream(pool)
-    lag, pending = 0, 0
     try:
         groups = await r.xinfo_groups(stream)
     except redis.exceptions.ResponseError:
         groups = []  # no stream yet
-    for g in groups:
-        if g.get("name") == keys.CONSUMER_GROUP:
-            lag, pending = g.get("lag") or 0, g.get("pending") or 0
+    lag, pending = group_backlog(groups)
     oldest = 0.0
     if pending:
         first = await r.xpending_range(stream, keys.CONSUMER_GROUP, min="-", max="+", count=1)
         if first:
-            oldest = max(0.0, time.time() - int(first[0]["message_id"].split("-")[0]) / 1000)
-    STREAM_LAG.labels(pool).set(lag)
+            oldest = entry_age_s(first[0]["message_id"], time.time())
+    STREAM_LAG.labels(pool).set(lag or 0)
     STREAM_PENDING.labels(pool).set(pending)
-    STREAM_OLDEST_PENDING.labels(pool).set(round(oldest, 3))
+    STREAM_OLDEST_PENDING.labels(pool).set(oldest)
     DEAD_LETTER_STREAM.labels(pool).set(await r.xlen(keys.dead_letters(pool)))
 
 

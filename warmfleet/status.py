@@ -29,6 +29,20 @@ class PoolStatus:
         return asdict(self)
 
 
+def group_backlog(groups: list[dict]) -> tuple[int | None, int]:
+    """(lag, pending) of the fleet's consumer group in an XINFO GROUPS reply; lag is None
+    when Redis cannot tell (entries deleted past the group's last-delivered id)."""
+    for g in groups:
+        if g.get("name") == keys.CONSUMER_GROUP:
+            return g.get("lag"), g.get("pending") or 0
+    return 0, 0
+
+
+def entry_age_s(entry_id: str, now: float) -> float:
+    """Seconds since a stream entry was added (its id starts with the ms timestamp)."""
+    return round(max(0.0, now - int(entry_id.split("-")[0]) / 1000), 3)
+
+
 def read_status(r: redis.Redis, pool: str) -> PoolStatus:
     st = PoolStatus(pool=pool)
     pod_ids = r.zrange(keys.pods(pool), 0, -1)
@@ -49,15 +63,11 @@ def read_status(r: redis.Redis, pool: str) -> PoolStatus:
         groups = r.xinfo_groups(stream)
     except redis.exceptions.ResponseError:
         groups = []
-    for g in groups:
-        if g.get("name") == keys.CONSUMER_GROUP:
-            st.lag = g.get("lag")
-            st.pending = g.get("pending", 0)
+    st.lag, st.pending = group_backlog(groups)
     if st.pending:
         oldest = r.xpending_range(stream, keys.CONSUMER_GROUP, min="-", max="+", count=1)
         if oldest:
-            ms = int(oldest[0]["message_id"].split("-")[0])
-            st.oldest_pending_s = round(max(0.0, time.time() - ms / 1000), 3)
+            st.oldest_pending_s = entry_age_s(oldest[0]["message_id"], time.time())
     return st
 
 

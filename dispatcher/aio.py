@@ -103,19 +103,16 @@ class AsyncClient:
         last = "0-0"
         while True:
             resp = await self.redis.xread({key: last}, count=100, block=int(self.settings.recheck_s * 1000))
-            for _, entries in resp or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    chunk = request.parse_chunk(fields)
-                    if chunk is None:
-                        yield await self.wait(job_id)
-                        return
-                    yield chunk
+            for last, chunk in request.chunks_in(resp):
+                if chunk is None:  # the end marker
+                    yield await self.wait(job_id)
+                    return
+                yield chunk
             if not resp and await self.redis.exists(keys.result(self.pool, job_id)):
-                for _, entries in await self.redis.xread({key: last}, count=10_000) or []:
-                    for _, fields in entries:
-                        if (chunk := request.parse_chunk(fields)) is not None:
-                            yield chunk
+                # Finished without an end marker (rejected, or failed by the fleet): drain, then answer.
+                for _, chunk in request.chunks_in(await self.redis.xread({key: last}, count=10_000)):
+                    if chunk is not None:
+                        yield chunk
                 yield await self.wait(job_id)
                 return
 

@@ -115,20 +115,16 @@ class Client:
         last = "0-0"
         while True:
             resp = self.redis.xread({key: last}, count=100, block=int(self.settings.recheck_s * 1000))
-            for _, entries in resp or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    chunk = request.parse_chunk(fields)
-                    if chunk is None:
-                        yield self.wait(job_id)
-                        return
-                    yield chunk
+            for last, chunk in request.chunks_in(resp):
+                if chunk is None:  # the end marker
+                    yield self.wait(job_id)
+                    return
+                yield chunk
             if not resp and self.redis.exists(keys.result(self.pool, job_id)):
                 # Finished without an end marker (rejected, or failed by the fleet): drain, then answer.
-                for _, entries in self.redis.xread({key: last}, count=10_000) or []:
-                    for _, fields in entries:
-                        if (chunk := request.parse_chunk(fields)) is not None:
-                            yield chunk
+                for _, chunk in request.chunks_in(self.redis.xread({key: last}, count=10_000)):
+                    if chunk is not None:
+                        yield chunk
                 yield self.wait(job_id)
                 return
 

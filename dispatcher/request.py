@@ -4,6 +4,7 @@ jobs, the Lua for idempotent submission, decoding replies."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from dispatcher.errors import InvalidJob, NoFleetConfigured
@@ -101,6 +102,13 @@ def parse_chunk(fields: dict) -> Chunk | None:
     if "restart" in fields:
         return Chunk("restart", "")
     return Chunk(fields.get("s", "stdout"), fields.get("d", ""))
+
+
+def chunks_in(resp: list | None) -> Iterator[tuple[str, Chunk | None]]:
+    """(entry id, chunk) for every entry of an XREAD reply on an output stream."""
+    for _, entries in resp or []:
+        for entry_id, fields in entries:
+            yield entry_id, parse_chunk(fields)
 
 
 def parse_result(raw: str | bytes) -> Result:

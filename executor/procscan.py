@@ -40,14 +40,15 @@ def _pids_of(uid: int) -> list[str]:
     return pids
 
 
+def running(pid: int | str) -> bool:
+    """The process exists and is not a zombie (a zombie runs nothing)."""
+    fields = _stat_fields(str(pid))
+    return bool(fields) and fields[0] not in (b"Z", b"X")
+
+
 def live_processes_of(uid: int) -> list[int]:
-    """Pids of this uid that still run (zombies excluded: they run nothing)."""
-    alive = []
-    for pid in _pids_of(uid):
-        fields = _stat_fields(pid)
-        if fields and fields[0] not in (b"Z", b"X"):
-            alive.append(int(pid))
-    return alive
+    """Pids of this uid that still run."""
+    return [int(pid) for pid in _pids_of(uid) if running(pid)]
 
 
 class JobTreeWatch:

@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import time
 
+from executor.procscan import running
+
 CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN"]
 SOCKET_DIR_IN_SANDBOX = "/run"  # exists on the host: the gofer creates missing mount points there
 WORKSPACE_ROOT_IN_SANDBOX = "/tmp/ws"
@@ -129,13 +131,7 @@ class Sandbox:
 
     def alive(self) -> bool:
         """Cheap: the sandbox process exits when its supervisor does."""
-        if self.pid is None:
-            return False
-        try:
-            with open(f"/proc/{self.pid}/stat", "rb") as f:
-                return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-        except (OSError, IndexError):
-            return False
+        return self.pid is not None and running(self.pid)
 
     def signal(self, sig: str) -> None:
         subprocess.run(self._cmd("kill", self.id, sig), capture_output=True, timeout=30)

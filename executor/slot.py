@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from executor import metrics
 from executor.delivery import Entry, EntrySource
 from executor.runner_handle import RunnerGone, RunnerHandle
-from warmfleet import keys
 from warmfleet.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
 
 if TYPE_CHECKING:

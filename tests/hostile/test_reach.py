@@ -7,7 +7,6 @@ import socket
 import threading
 
 import pytest
-import redis
 
 from warmfleet import keys
 from warmfleet.schema import Status

@@ -214,6 +214,9 @@ class Runner:
         return res
 
     def serve(self) -> int:
+        """hello, then per job: ready -> job -> result -> next. The supervisor says "next"
+        once the result is stored and published: inside gVisor a fork stalls the pod's
+        other work for its ~10 ms, so the spare is forked only after the answer is out."""
         protocol.write_msg(self.chan, {"t": "hello", "pid": os.getpid()})
         while True:
             try:
@@ -223,15 +226,9 @@ class Runner:
                 protocol.write_msg(self.chan, {"t": "broken", "error": str(exc)})
                 return 3
             protocol.write_msg(self.chan, {"t": "ready"})
-            try:
-                msg = protocol.read_msg(self.chan)
-            except EOFError:
-                msg = {"t": "stop"}
+            msg = self._read_msg()
             if msg["t"] == "stop":
-                if self.spare is not None:
-                    _kill(self.spare.pid)
-                    os.waitpid(self.spare.pid, 0)
-                return 0
+                return self._stop()
             result = self.run_job(msg)
             if self.spec.drop_privileges and live_processes_of(self.spec.uid):
                 # The job left processes behind (a daemon that called setsid). Kill them
@@ -244,6 +241,20 @@ class Runner:
                     protocol.write_msg(self.chan, {"t": "broken", "error": str(exc)})
                     return 3
             protocol.write_msg(self.chan, {"t": "result", **result})
+            if self._read_msg()["t"] == "stop":
+                return self._stop()
+
+    def _read_msg(self) -> dict:
+        try:
+            return protocol.read_msg(self.chan)
+        except EOFError:
+            return {"t": "stop"}
+
+    def _stop(self) -> int:
+        if self.spare is not None:
+            _kill(self.spare.pid)
+            os.waitpid(self.spare.pid, 0)
+        return 0
 
 
 class OutputCapture:

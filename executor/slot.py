@@ -154,11 +154,16 @@ class Slot:
         if result is None:
             return  # runner died mid-job: the entry stays pending and is read again
         t_ran = time.perf_counter()
-        if not await self._store(entry_id, result, job.reply_to):
-            self.sup.duplicates += 1
-            log.info("result already stored by an earlier delivery", extra={"job_id": job.job_id})
-        if job.stream:
-            await self.sup.store.add_output(job.job_id, {"end": "1"})
+        try:
+            if not await self._store(entry_id, result, job.reply_to):
+                self.sup.duplicates += 1
+                log.info("result already stored by an earlier delivery", extra={"job_id": job.job_id})
+            if job.stream:
+                await self.sup.store.add_output(job.job_id, {"end": "1"})
+        finally:
+            # Only now may the runner fork the next spare: inside gVisor a fork holds up the
+            # pod's other work for ~10 ms, and the answer should not wait behind it.
+            self._spare_task = asyncio.get_running_loop().create_task(self._next_spare())
         t_stored = time.perf_counter()
         metrics.job_finished(self.settings.pool, result)
         self.jobs_done += 1
@@ -227,13 +232,12 @@ class Slot:
             queue_wait_s=round(max(0.0, started - job.submitted_at), 6),
             **reply,
         )
-        # The runner forks the next spare while the result travels back to the client.
-        self._ready.clear()
-        self._spare_task = asyncio.get_running_loop().create_task(self._next_spare())
+        self._ready.clear()  # until the runner's next spare is up: _handle starts _next_spare
         return result
 
     async def _next_spare(self) -> None:
         try:
+            await self.runner.send({"t": "next"})
             await self._await_ready()
             self._set(SlotState.READY)
         except RunnerGone as exc:

@@ -1,0 +1,73 @@
+"""The slot runner's conversation with the supervisor, driven over its real channel
+(no sandbox, no uid switch: this checks ordering, not isolation)."""
+
+import json
+import os
+import socket
+import sys
+
+import psutil
+import pytest
+
+from executor import protocol
+from executor.runner_handle import _BOOT, _SOURCE_ROOT
+
+
+@pytest.fixture
+def runner(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    cfg = {
+        "slot": 0, "uid": os.getuid(), "gid": os.getgid(), "workspace": str(workspace), "drop_privileges": False,
+        "output_bytes": 1 << 20, "file_size_bytes": 1 << 20, "processes": 64, "open_files": 64,
+        "max_memory_mb": 512, "max_cpu_time": 10.0, "kill_grace_s": 0.5,
+    }
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    os.set_inheritable(child.fileno(), True)
+    argv = [sys.executable, "-S", "-I", "-c", _BOOT, _SOURCE_ROOT, str(child.fileno()), json.dumps(cfg)]
+    pid = os.posix_spawn(sys.executable, argv, {"PATH": "/usr/bin:/bin"})
+    child.close()
+    chan = parent.fileno()
+    try:
+        assert protocol.read_msg(chan)["t"] == "hello"
+        yield pid, chan
+    finally:
+        try:
+            protocol.write_msg(chan, {"t": "stop"})
+        except OSError:
+            pass
+        parent.close()
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # the test reaped it
+
+
+def _job(code: str) -> dict:
+    return {"t": "job", "code": code, "timeout": 5.0, "cpu_time": 5.0, "memory_mb": 256, "files": {}, "stream": False}
+
+
+def test_next_spare_is_forked_only_after_the_supervisor_says_next(runner):
+    pid, chan = runner
+    for i in range(3):
+        assert protocol.read_msg(chan)["t"] == "ready"
+        assert len(psutil.Process(pid).children()) == 1  # the spare, waiting for code
+        protocol.write_msg(chan, _job(f"print({i})"))
+        reply = protocol.read_msg(chan)
+        assert (reply["t"], reply["status"], reply["stdout"]) == ("result", "ok", f"{i}\n")
+        # Between the result and "next" the runner must not fork: inside gVisor a fork
+        # would hold up the storing and publishing of this very result.
+        assert psutil.Process(pid).children() == []
+        protocol.write_msg(chan, {"t": "next"})
+
+
+def test_stop_after_a_result_ends_the_runner_cleanly(runner):
+    pid, chan = runner
+    assert protocol.read_msg(chan)["t"] == "ready"
+    protocol.write_msg(chan, _job("print('x')"))
+    assert protocol.read_msg(chan)["t"] == "result"
+    protocol.write_msg(chan, {"t": "stop"})
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with pytest.raises(EOFError):
+        protocol.read_msg(chan)

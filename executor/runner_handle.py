@@ -6,14 +6,10 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import struct
 
 from executor import protocol
-
-# The runner's interpreter is started lean: no site, no environment, no user paths.
-_BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); from executor import runner; sys.exit(runner.main())"
-_SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from executor.boot import SpawnedRunner, spawn_runner
 
 
 class RunnerGone(Exception):
@@ -21,25 +17,22 @@ class RunnerGone(Exception):
 
 
 class RunnerHandle:
-    def __init__(self, python: str, cfg: dict) -> None:
+    def __init__(self, python: str, cfg: dict, spawned: SpawnedRunner | None = None) -> None:
         self.python = python
         self.cfg = cfg
+        self._spawned = spawned  # started by executor.boot before the supervisor's imports
         self.pid: int | None = None
         self.exit_status: int | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def start(self) -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        os.set_inheritable(child.fileno(), True)
-        argv = [self.python, "-S", "-I", "-c", _BOOT, _SOURCE_ROOT, str(child.fileno()), json.dumps(self.cfg)]
-        try:
-            # An empty environment: the runner and its jobs never see the supervisor's secrets.
-            self.pid = os.posix_spawn(self.python, argv, {"PATH": "/usr/local/bin:/usr/bin:/bin"})
-        finally:
-            child.close()
+        spawned, self._spawned = self._spawned, None
+        if spawned is None:
+            spawned = spawn_runner(self.python, self.cfg)
+        self.pid = spawned.pid
         self.exit_status = None
-        self._reader, self._writer = await asyncio.open_unix_connection(sock=parent)
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=spawned.sock)
         hello = await self.recv()
         if hello.get("t") != "hello":
             raise RunnerGone(f"unexpected greeting {hello!r}")

@@ -18,6 +18,7 @@ import redis.exceptions
 from pydantic import ValidationError
 
 from executor import metrics
+from executor.boot import SpawnedRunner, runner_config
 from executor.delivery import Entry, EntrySource
 from executor.runner_handle import RunnerGone, RunnerHandle
 from warmfleet.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
@@ -37,7 +38,7 @@ class SlotState(str, enum.Enum):
 
 
 class Slot:
-    def __init__(self, sup: "Supervisor", index: int) -> None:
+    def __init__(self, sup: "Supervisor", index: int, spawned: SpawnedRunner | None = None) -> None:
         self.sup = sup
         self.index = index
         self.settings = sup.settings
@@ -45,7 +46,7 @@ class Slot:
         self.name = self.consumer
         self.state = SlotState.STARTING
         self.jobs_done = 0
-        self.runner = RunnerHandle(self.settings.python, sup.runner_config(index))
+        self.runner = RunnerHandle(self.settings.python, runner_config(self.settings, index), spawned)
         self.source = EntrySource(
             sup.redis,
             self.settings.pool,

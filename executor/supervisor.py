@@ -8,8 +8,6 @@ A first SIGTERM/SIGINT drains; a second one, or the drain deadline, kills.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import enum
 import logging
 import os
 import signal
@@ -18,7 +16,8 @@ import time
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from executor import metrics, store
+from executor import boot, metrics, store
+from executor.exitcodes import ExitCode
 from executor.settings import ExecutorSettings
 from executor.slot import Slot, SlotState
 from warmfleet import keys, probe, redis_retry
@@ -26,7 +25,6 @@ from warmfleet.schema import Status
 
 log = logging.getLogger("warmfleet.supervisor")
 
-PR_SET_CHILD_SUBREAPER = 36
 HEARTBEAT_MIN_INTERVAL_S = 0.1
 # A job that hit one of these limits pushed against the sandbox and may have left state
 # behind: it "taints" the pod, which the GC sidecar may recycle (WARMFLEET_GC__RECYCLE_TAINTED).
@@ -34,16 +32,10 @@ TAINTING = frozenset({Status.TIMEOUT, Status.CPU_LIMIT, Status.MEMORY_LIMIT, Sta
 RSS_SAMPLE_S = 5.0
 
 
-class ExitCode(enum.IntEnum):
-    OK = 0
-    DRAIN_TIMEOUT = 3  # jobs were still running at the drain deadline and were killed
-    HARD_STOP = 4  # a second signal arrived while draining
-    REDIS_UNAVAILABLE = 5  # could not reach Redis at start-up
-    CONFIG = 78  # EX_CONFIG
-
-
 class Supervisor:
-    def __init__(self, settings: ExecutorSettings) -> None:
+    def __init__(self, settings: ExecutorSettings, spawned: list[boot.SpawnedRunner]) -> None:
+        """`spawned`: boot.start(settings) made us the subreaper, prepared the workspaces
+        and spawned one runner per slot, before this module's imports."""
         self.settings = settings
         self.redis = aioredis.from_url(
             settings.redis_url,
@@ -53,7 +45,7 @@ class Supervisor:
             retry_on_error=redis_retry.RETRY_ON,
         )
         self.store = store.ResultStore(self.redis, settings.pool, settings.result_ttl_s)
-        self.slots = [Slot(self, i) for i in range(settings.slots)]
+        self.slots = [Slot(self, i, spawned[i]) for i in range(settings.slots)]
         self.runner_pids: dict[int, Slot] = {}
         self.state_changed = asyncio.Event()
         self.draining = asyncio.Event()
@@ -69,44 +61,14 @@ class Supervisor:
         self.orphans_reaped = 0
 
     # -- configuration handed to each runner (no secrets: it is on the command line) --
-    def runner_config(self, index: int) -> dict:
-        s, lim = self.settings, self.settings.limits
-        return {
-            "slot": index,
-            "uid": s.slot_uid(index),
-            "gid": s.slot_uid(index),
-            "workspace": s.slot_workspace(index),
-            "drop_privileges": s.drop_privileges,
-            "output_bytes": lim.output_bytes,
-            "file_size_bytes": lim.file_size_bytes,
-            "processes": lim.processes,
-            "open_files": lim.open_files,
-            "max_memory_mb": lim.max_memory_mb,
-            "max_cpu_time": lim.max_cpu_time,
-            "kill_grace_s": s.kill_grace_s,
-            "max_files": lim.max_files,
-            "max_output_files_bytes": lim.max_output_files_bytes,
-        }
-
-    def prepare_workspaces(self) -> None:
-        for slot in self.slots:
-            path = self.settings.slot_workspace(slot.index)
-            os.makedirs(path, mode=0o700, exist_ok=True)
-            os.chmod(path, 0o700)  # before chown: without CAP_FOWNER root cannot chmod what it gave away
-            if self.settings.drop_privileges:
-                uid = self.settings.slot_uid(slot.index)
-                os.chown(path, uid, uid)
-
     # -- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
-        _become_subreaper()
         if not await self._connect():
             return ExitCode.REDIS_UNAVAILABLE
-        self.prepare_workspaces()
         exporter = metrics.start(self)
         slot_tasks = [asyncio.create_task(slot.run(), name=slot.name) for slot in self.slots]
         beat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
@@ -233,11 +195,13 @@ class Supervisor:
 
     async def _heartbeat_loop(self) -> None:
         s = self.settings
+        fully_ready_once = False
         while not self._stop_beating.is_set():
             self.state_changed.clear()
             self.write_health()
+            snap = self.snapshot()
             try:
-                await store.heartbeat(self.redis, s.pool, s.pod_id, self.snapshot(), s.pod_ttl_s)
+                await store.heartbeat(self.redis, s.pool, s.pod_id, snap, s.pod_ttl_s)
                 command = await self.redis.lpop(keys.control(s.pool, s.pod_id))
                 self._redis_ok_at = time.time()
                 if command == "drain":
@@ -251,7 +215,10 @@ class Supervisor:
                 pass
             # Slots flip ready/busy on every job: publish at most every 100 ms, not per flip
             # (each publish is two round trips through the sandbox). A rate limit, not a sync.
-            await asyncio.sleep(HEARTBEAT_MIN_INTERVAL_S)
+            # Not before the pod has once shown all its slots ready: start-up is announced at once.
+            fully_ready_once = fully_ready_once or snap["ready"] == snap["slots"]
+            if fully_ready_once:
+                await asyncio.sleep(HEARTBEAT_MIN_INTERVAL_S)
 
     def note_result(self, result) -> None:
         """Called by a slot for every job it answered."""
@@ -291,15 +258,6 @@ class Supervisor:
                     await self.redis.xgroup_delconsumer(stream, keys.CONSUMER_GROUP, slot.consumer)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("could not deregister", extra={"error": str(exc)})
-
-
-def _become_subreaper() -> None:
-    """Orphans of jobs (daemons) reparent to us, so we can reap them, also outside gVisor."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except OSError:
-        log.warning("could not become a child subreaper")
 
 
 _GVISOR: bool | None = None

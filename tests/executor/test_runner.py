@@ -1,16 +1,14 @@
 """The slot runner's conversation with the supervisor, driven over its real channel
 (no sandbox, no uid switch: this checks ordering, not isolation)."""
 
-import json
 import os
-import socket
 import sys
 
 import psutil
 import pytest
 
 from executor import protocol
-from executor.runner_handle import _BOOT, _SOURCE_ROOT
+from executor.boot import spawn_runner
 
 
 @pytest.fixture
@@ -22,11 +20,8 @@ def runner(tmp_path):
         "output_bytes": 1 << 20, "file_size_bytes": 1 << 20, "processes": 64, "open_files": 64,
         "max_memory_mb": 512, "max_cpu_time": 10.0, "kill_grace_s": 0.5,
     }
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    os.set_inheritable(child.fileno(), True)
-    argv = [sys.executable, "-S", "-I", "-c", _BOOT, _SOURCE_ROOT, str(child.fileno()), json.dumps(cfg)]
-    pid = os.posix_spawn(sys.executable, argv, {"PATH": "/usr/bin:/bin"})
-    child.close()
+    spawned = spawn_runner(sys.executable, cfg)
+    pid, parent = spawned.pid, spawned.sock
     chan = parent.fileno()
     try:
         assert protocol.read_msg(chan)["t"] == "hello"

@@ -58,8 +58,14 @@ class Slot:
         self._ready.set()
 
     def _set(self, state: SlotState) -> None:
-        if state is not self.state:
-            self.state = state
+        if state is self.state:
+            return
+        # ready <-> busy flips on every job and leaves the serving count alone: the periodic
+        # beat publishes it. Publishing on the flip put a heartbeat (a file write and two
+        # Redis round trips) inside the very job that flipped it.
+        flip = {state, self.state} == {SlotState.READY, SlotState.BUSY}
+        self.state = state
+        if not flip:
             self.sup.state_changed.set()
 
     async def start_runner(self) -> None:

@@ -213,9 +213,10 @@ class Supervisor:
                 await asyncio.wait_for(self.state_changed.wait(), s.heartbeat_s)
             except TimeoutError:
                 pass
-            # Slots flip ready/busy on every job: publish at most every 100 ms, not per flip
-            # (each publish is two round trips through the sandbox). A rate limit, not a sync.
-            # Not before the pod has once shown all its slots ready: start-up is announced at once.
+            # Publish at most every 100 ms (each publish is two round trips through the
+            # sandbox; slots restarting together would beat once each). A rate limit, not a
+            # sync, and not before the pod has once shown all its slots ready: start-up is
+            # announced at once.
             fully_ready_once = fully_ready_once or snap["ready"] == snap["slots"]
             if fully_ready_once:
                 await asyncio.sleep(HEARTBEAT_MIN_INTERVAL_S)

@@ -94,7 +94,17 @@ class AsyncClient:
                 self._waiters.pop(job_id, None)
 
     async def run(self, code: str, **kwargs) -> Result:
-        return await self.wait(await self.submit(code, **kwargs))
+        # Listening before the entry exists: the answer cannot slip past us, so no MGET
+        # round trip before waiting (wait() needs one for ids submitted elsewhere).
+        await self._ensure_listener()
+        job_id = await self.submit(code, **kwargs)
+        if job_id in self._arrived:
+            return self._arrived.pop(job_id)
+        fut = self._waiters.setdefault(job_id, asyncio.get_running_loop().create_future())
+        try:
+            return await fut
+        finally:
+            self._waiters.pop(job_id, None)
 
     async def stream(self, code: str, **kwargs) -> AsyncIterator[request.Chunk | Result]:
         """Async twin of Client.stream: Chunks while the job runs, then its Result."""

@@ -81,9 +81,13 @@ class Client:
     # -- waiting ----------------------------------------------------------------------
     def wait(self, job_id: str, timeout: float | None = None) -> Result:
         """Block until the job's result exists. Raises WaitTimeout after `timeout` seconds."""
+        return self._wait(job_id, timeout, check_first=True)
+
+    def _wait(self, job_id: str, timeout: float | None, check_first: bool) -> Result:
         self._subscribe()
         deadline = None if timeout is None else time.monotonic() + timeout
-        next_check = time.monotonic()
+        # A job submitted elsewhere may have finished before we subscribed: look first.
+        next_check = time.monotonic() + (0.0 if check_first else self.settings.recheck_s)
         outage_since: float | None = None
         while job_id not in self._arrived:
             now = time.monotonic()
@@ -105,7 +109,9 @@ class Client:
 
     def run(self, code: str, **kwargs) -> Result:
         """Submit and wait. `timeout` is the job's wall clock; the wait allows for queueing."""
-        return self.wait(self.submit(code, **kwargs))
+        # submit() subscribes before the entry exists, so the answer cannot slip past us:
+        # no MGET round trip before waiting (the periodic recheck stays as a safety net).
+        return self._wait(self.submit(code, **kwargs), None, check_first=False)
 
     def stream(self, code: str, **kwargs) -> Iterator[request.Chunk | Result]:
         """Yield stdout/stderr Chunks while the job runs, then its Result (the same Result

@@ -80,3 +80,30 @@ def test_idempotency_key_enqueues_once(client):
     assert client.wait(a).stdout == "once\n"
     with Client(client.url) as other:  # another client waiting on the same job gets it too
         assert other.wait(other.submit("print('x')", idempotency_key="k-123"), timeout=10).stdout == "once\n"
+
+
+def _mget_calls(r: redis.Redis) -> int:
+    return r.info("commandstats").get("cmdstat_mget", {}).get("calls", 0)
+
+
+def test_run_waits_on_the_subscription_alone(fleet, monkeypatch):
+    """run() subscribes before enqueueing, so it needs no MGET before waiting: one round
+    trip less per job (the periodic recheck, every recheck_s, remains the safety net)."""
+    monkeypatch.setenv("WARMFLEET_RECHECK_S", "30")  # keep the periodic safety net out of the count
+    r = redis.Redis.from_url(fleet.client_url)
+    with Client(fleet.client_url) as c:
+        c.run("pass")  # subscribe and fetch the limits outside the count
+        before = _mget_calls(r)
+        assert [c.run(f"print({i})").stdout for i in range(5)] == [f"{i}\n" for i in range(5)]
+        assert _mget_calls(r) == before
+
+    async def go():
+        async with AsyncClient(fleet.client_url) as ac:
+            await ac.run("pass")
+            start = _mget_calls(r)
+            outs = [(await ac.run(f"print({i})")).stdout for i in range(5)]
+            return start, outs
+
+    start, outs = asyncio.run(go())
+    assert outs == [f"{i}\n" for i in range(5)]
+    assert _mget_calls(r) == start

@@ -16,7 +16,7 @@ import time
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from executor import boot, metrics, store
+from executor import boot, metrics, running_loop, store
 from executor.exitcodes import ExitCode
 from executor.settings import ExecutorSettings
 from executor.slot import Slot, SlotState
@@ -64,6 +64,7 @@ class Supervisor:
     # -- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        running_loop.install(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)

@@ -87,22 +87,27 @@ class EntrySource:
 
     @contextlib.asynccontextmanager
     async def keep_claim(self, entry_id: str) -> AsyncIterator[None]:
-        """While the body runs, refresh our claim often enough that nobody reclaims it."""
-        task = asyncio.create_task(self._refresh(entry_id))
+        """While the body runs, refresh our claim often enough that nobody reclaims it.
+        A timer, not a task per job: most jobs end long before the first refresh is due."""
+        loop = asyncio.get_running_loop()
+        period = self.reclaim_idle_ms / 3000
+        refresher: list[asyncio.Task] = []
+        timer = loop.call_later(period, lambda: refresher.append(loop.create_task(self._refresh(entry_id, period))))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            timer.cancel()
+            for task in refresher:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
-    async def _refresh(self, entry_id: str) -> None:
-        period = self.reclaim_idle_ms / 3000
+    async def _refresh(self, entry_id: str, period: float) -> None:
         while True:
-            await asyncio.sleep(period)  # a timer, not synchronisation
             try:
                 await self.redis.xclaim(
                     self.stream, keys.CONSUMER_GROUP, self.consumer, 0, [entry_id], justid=True
                 )
             except Exception as exc:  # noqa: BLE001 - a missed refresh must not kill the job
                 log.warning("could not refresh claim", extra={"entry_id": entry_id, "error": str(exc)})
+            await asyncio.sleep(period)  # a timer, not synchronisation

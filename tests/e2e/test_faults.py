@@ -81,6 +81,18 @@ def test_whole_sandbox_killed_its_job_is_reclaimed(faulty_fleet, r, c):
     assert faulty_fleet.restarts >= 1
 
 
+def test_a_job_longer_than_the_reclaim_idle_time_keeps_its_claim(faulty_fleet, r, c):
+    """The running slot refreshes its claim (XCLAIM JUSTID), so the idle peer pod never
+    reclaims the entry: one delivery, one run, no duplicate."""
+    before = sum(s.get("reclaimed", 0) for s in ff.snapshots(r).values())
+    job = c.submit("import time; time.sleep(5); print('once')")  # 2.5x the 2 s idle time
+    res = c.wait(job, timeout=60)
+    assert (res.status, res.stdout) == (Status.OK, "once\n"), res
+    snaps = ff.poll(lambda: ff.snapshots(r) if len(ff.snapshots(r)) == 2 else None, 10, "both pods")
+    assert sum(s.get("reclaimed", 0) for s in snaps.values()) == before
+    assert sum(s.get("duplicates", 0) for s in snaps.values()) == 0
+
+
 def test_sigterm_drains_in_flight_job_then_exits(faulty_fleet, r, c):
     job = c.submit("import time; time.sleep(1.5); print('finished')")
     pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")

@@ -13,6 +13,17 @@ import time
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
+# Every LogRecord asks getpid(), a trap into the Sentry inside gVisor: ask once per process.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -21,7 +32,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
-            "pid": record.process,
+            "pid": _pid,
         }
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
@@ -37,4 +48,5 @@ def setup(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("WARMFLEET_LOG_LEVEL") or "INFO").upper())
+    logging.logProcesses = False  # the formatter has the pid already
     logging.Formatter.converter = time.gmtime

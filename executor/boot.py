@@ -49,6 +49,7 @@ def spawn_runner(python: str, cfg: dict) -> SpawnedRunner:
 
 
 def runner_config(settings: ExecutorSettings, index: int) -> dict:
+    """What a slot's runner needs; no secrets: it travels on the command line."""
     lim = settings.limits
     return {
         "slot": index,

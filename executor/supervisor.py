@@ -60,7 +60,6 @@ class Supervisor:
         self.duplicates = 0
         self.orphans_reaped = 0
 
-    # -- configuration handed to each runner (no secrets: it is on the command line) --
     # -- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
         loop = asyncio.get_running_loop()

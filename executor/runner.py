@@ -191,8 +191,9 @@ class Runner:
             status_buf += data
         records = dict(parse_records(bytes(status_buf)))
         # Kill the rest of the job's process group now; setsid escapees are dealt with
-        # before we answer (serve) and again by the next spare's kill(-1).
-        _kill(spare.pid)
+        # before we answer (serve) and again by the next spare's kill(-1). The group, not
+        # the pid: that was reaped above and may already name another process.
+        _kill_group(spare.pid)
         spare.close()
         cpu_s = max(rusage.ru_utime + rusage.ru_stime, tree.cpu_s)
         res = classify(status, cpu_s, job, killed_for, MEMORY_ERROR in records)
@@ -344,11 +345,16 @@ def _res(status: str, exit_code: int | None, error: str | None) -> dict:
 
 
 def _kill(pid: int) -> None:
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            target()
-        except (ProcessLookupError, PermissionError):
-            pass
+    """A job child not yet reaped, and its process group."""
+    _kill_group(pid)
+    _kill_one(pid)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _kill_one(pid: int) -> None:

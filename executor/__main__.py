@@ -35,7 +35,11 @@ def main() -> int:
         )
         settings = settings.model_copy(update={"drop_privileges": False})
     # Runners first: they boot on the other core while redis, asyncio and prometheus load.
-    spawned = boot.start(settings)
+    try:
+        spawned = boot.start(settings)
+    except OSError as exc:  # no such interpreter, workspace not creatable: a setup error
+        log.error("cannot start the slot runners", extra={"python": settings.python, "error": str(exc)})
+        return ExitCode.CONFIG
     import asyncio
 
     from executor.supervisor import Supervisor

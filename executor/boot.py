@@ -3,7 +3,7 @@ slot workspaces and spawn the slot runners. Inside gVisor the supervisor's impor
 asyncio, prometheus) take ~0.5 s of one core and a runner's boot ~0.1 s: spawned first,
 the runners come up on the other core meanwhile, and the pod is ready that much sooner.
 
-Standard library only, and nothing that imports asyncio or redis.
+Nothing here imports asyncio or redis.
 """
 
 from __future__ import annotations

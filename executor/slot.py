@@ -60,12 +60,14 @@ class Slot:
     def _set(self, state: SlotState) -> None:
         if state is self.state:
             return
-        # ready <-> busy flips on every job and leaves the serving count alone: the periodic
-        # beat publishes it. Publishing on the flip put a heartbeat (a file write and two
-        # Redis round trips) inside the very job that flipped it.
+        # ready <-> busy flips on every job and leaves the serving count alone: it is
+        # published within FLIP_PUBLISH_S, not at once (a beat per flip put a file write and
+        # two Redis round trips inside the very job that flipped the slot).
         flip = {state, self.state} == {SlotState.READY, SlotState.BUSY}
         self.state = state
-        if not flip:
+        if flip:
+            self.sup.slots_flipped = True
+        else:
             self.sup.state_changed.set()
 
     async def start_runner(self) -> None:

@@ -26,6 +26,7 @@ from warmfleet.schema import Status
 log = logging.getLogger("warmfleet.supervisor")
 
 HEARTBEAT_MIN_INTERVAL_S = 0.1
+FLIP_PUBLISH_S = 0.5  # a slot's ready <-> busy flip is in the published state within this
 # A job that hit one of these limits pushed against the sandbox and may have left state
 # behind: it "taints" the pod, which the GC sidecar may recycle (WARMFLEET_GC__RECYCLE_TAINTED).
 TAINTING = frozenset({Status.TIMEOUT, Status.CPU_LIMIT, Status.MEMORY_LIMIT, Status.OUTPUT_LIMIT})
@@ -47,7 +48,8 @@ class Supervisor:
         self.store = store.ResultStore(self.redis, settings.pool, settings.result_ttl_s)
         self.slots = [Slot(self, i, spawned[i]) for i in range(settings.slots)]
         self.runner_pids: dict[int, Slot] = {}
-        self.state_changed = asyncio.Event()
+        self.state_changed = asyncio.Event()  # publish now: start-up, breakage, drain, exits
+        self.slots_flipped = False  # publish soon: a slot went ready <-> busy
         self.draining = asyncio.Event()
         self.stopping = asyncio.Event()
         self._stop_beating = asyncio.Event()
@@ -198,6 +200,7 @@ class Supervisor:
         fully_ready_once = False
         while not self._stop_beating.is_set():
             self.state_changed.clear()
+            self.slots_flipped = False
             self.write_health()
             snap = self.snapshot()
             try:
@@ -209,10 +212,7 @@ class Supervisor:
                     self.draining.set()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 log.warning("heartbeat failed", extra={"error": str(exc)})
-            try:  # wake on a slot state change, or at the heartbeat period
-                await asyncio.wait_for(self.state_changed.wait(), s.heartbeat_s)
-            except TimeoutError:
-                pass
+            await self._until_next_beat(time.monotonic())
             # Publish at most every 100 ms (each publish is two round trips through the
             # sandbox; slots restarting together would beat once each). A rate limit, not a
             # sync, and not before the pod has once shown all its slots ready: start-up is
@@ -220,6 +220,18 @@ class Supervisor:
             fully_ready_once = fully_ready_once or snap["ready"] == snap["slots"]
             if fully_ready_once:
                 await asyncio.sleep(HEARTBEAT_MIN_INTERVAL_S)
+
+    async def _until_next_beat(self, beat_at: float) -> None:
+        """Until a state change, a flip's FLIP_PUBLISH_S, or the heartbeat period."""
+        tick = min(FLIP_PUBLISH_S, self.settings.heartbeat_s)
+        while not self._stop_beating.is_set():
+            try:
+                await asyncio.wait_for(self.state_changed.wait(), tick)
+                return
+            except TimeoutError:
+                pass
+            if self.slots_flipped or time.monotonic() - beat_at >= self.settings.heartbeat_s:
+                return
 
     def note_result(self, result) -> None:
         """Called by a slot for every job it answered."""

@@ -89,7 +89,7 @@ class Pod:
     def settings_file(self, redis_url: str, workspace_root: str, uid_base: int) -> str:
         """Write the pod's settings (Redis URL included) to a 0600 file in the 0700 socket
         directory, and return its name there. The environment stays secret-free."""
-        values = {k: v for k, v in os.environ.items() if k.startswith("WARMFLEET_") and k != "WARMFLEET_STATE_DIR"}
+        values = dict(self.fleet.executor_env)
         values.update(
             WARMFLEET_REDIS_URL=redis_url,
             WARMFLEET_POOL=self.fleet.settings.pool,
@@ -178,6 +178,10 @@ class Pod:
 class LocalFleet:
     def __init__(self, settings: FleetSettings, recycle_policy: "RecyclePolicy | None" = None) -> None:
         self.settings = settings
+        # Executor settings from our environment, taken once: a pod started later to replace
+        # or recycle one gets exactly what the first pods got (mixed reclaim idle times would
+        # let a pod with the shorter one take live jobs from a pod with the longer).
+        self.executor_env = {k: v for k, v in os.environ.items() if k.startswith("WARMFLEET_") and k != "WARMFLEET_STATE_DIR"}
         self.recycle_policy = recycle_policy  # None: pods are never recycled, only replaced if they die
         self.recycler: "LocalRecycler | None" = None
         self.runsc = find_runsc() if settings.sandbox else ""

@@ -68,6 +68,10 @@ class Runner:
         self.child_pid: int | None = None
         compile("print(1)", "<warm>", "exec")  # warm the compiler before any fork (FIELD-NOTES)
         self.spare: Spare | None = None
+        # Whether the next spare must make sure, over several /proc scans, that nothing of
+        # the slot uid is left: after a start (a crashed runner's job may live on) and after
+        # any job whose processes had to be killed (one may have been mid-fork).
+        self.leftovers_possible = True
 
     # -- spare management -------------------------------------------------------------
     def fork_spare(self) -> Spare:
@@ -81,7 +85,7 @@ class Runner:
             pid = os.fork()
             if pid == 0:  # child: never returns
                 try:
-                    child_main(self.spec, code_r, status_w, out_w, err_w)
+                    child_main(self.spec, code_r, status_w, out_w, err_w, self.leftovers_possible)
                 finally:
                     os._exit(70)
         finally:
@@ -193,7 +197,8 @@ class Runner:
         # Kill the rest of the job's process group now; setsid escapees are dealt with
         # before we answer (serve) and again by the next spare's kill(-1). The group, not
         # the pid: that was reaped above and may already name another process.
-        _kill_group(spare.pid)
+        group_alive = _kill_group(spare.pid)
+        self.leftovers_possible = group_alive or killed_for is not None or len(tree.last_rss) > 1
         spare.close()
         cpu_s = max(rusage.ru_utime + rusage.ru_stime, tree.cpu_s)
         res = classify(status, cpu_s, job, killed_for, MEMORY_ERROR in records)
@@ -232,6 +237,7 @@ class Runner:
                 return self._stop()
             result = self.run_job(msg)
             if self.spec.drop_privileges and live_processes_of(self.spec.uid):
+                self.leftovers_possible = True
                 # The job left processes behind (a daemon that called setsid). Kill them
                 # through the next spare (kill(-1) as the job uid) before answering, so
                 # no later job, on any slot, can see them.
@@ -350,11 +356,13 @@ def _kill(pid: int) -> None:
     _kill_one(pid)
 
 
-def _kill_group(pgid: int) -> None:
+def _kill_group(pgid: int) -> bool:
+    """True if anything in the group was there to be killed."""
     try:
         os.killpg(pgid, signal.SIGKILL)
+        return True
     except (ProcessLookupError, PermissionError):
-        pass
+        return False
 
 
 def _kill_one(pid: int) -> None:

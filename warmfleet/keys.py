@@ -1,7 +1,10 @@
 """Every Redis key, stream, group and channel name warmfleet uses, in one place.
 
-All keys of a pool live under ``warmfleet:{pool}:`` so that one ACL pattern
-(``~warmfleet:{pool}:*``) covers everything an executor of that pool touches.
+All keys of a pool live under ``warmfleet:{POOL}:`` (braces included): one ACL pattern
+(``~warmfleet:{POOL}:*``) covers everything an executor of that pool touches, and the
+braces are a Redis Cluster hash tag, so every key of a pool hashes to one slot. The Lua
+scripts that touch several keys (store + ack, idempotent submit, the recycle lease) stay
+inside that slot, and pools spread over a cluster's shards.
 The Kubernetes manifests are generated from these same functions.
 """
 
@@ -21,8 +24,13 @@ def check_pool(pool: str) -> str:
     return pool
 
 
+def hash_tag(pool: str) -> str:
+    """The part of every key of the pool that Redis Cluster hashes (between the braces)."""
+    return check_pool(pool)
+
+
 def pool_prefix(pool: str) -> str:
-    return f"{PREFIX}:{check_pool(pool)}:"
+    return f"{PREFIX}:{{{hash_tag(pool)}}}:"
 
 
 def stream(pool: str) -> str:

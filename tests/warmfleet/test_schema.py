@@ -72,9 +72,31 @@ def test_runner_statuses_are_schema_statuses():
 
 def test_keys_live_under_the_pool_prefix():
     for k in (keys.stream("p1"), keys.result("p1", "j"), keys.reply_channel("p1", "c"), keys.pod("p1", "x")):
-        assert k.startswith("warmfleet:p1:")
+        assert k.startswith("warmfleet:{p1}:")
     with pytest.raises(ValueError):
         keys.stream("Bad Pool!")
+
+
+def every_key(pool: str) -> list[str]:
+    """One of each key function of keys.py (a new one must be added here to be checked)."""
+    fns = [getattr(keys, n) for n in dir(keys) if callable(getattr(keys, n)) and not n.startswith("_")]
+    out = []
+    for fn in fns:
+        if fn in (keys.check_pool, keys.hash_tag, keys.pool_prefix, keys.re.compile) or not getattr(fn, "__module__", "") == keys.__name__:
+            continue
+        n_args = fn.__code__.co_argcount
+        out.append(fn(pool, *["x" * i for i in range(1, n_args)]))
+    return out
+
+
+def test_every_key_of_a_pool_hashes_to_one_cluster_slot():
+    from redis.crc import key_slot
+
+    names = every_key("p1")
+    assert len(names) >= 12  # stream, result, output, reply, idem, pods, pod, limits, dead, control, recycling, recycles
+    assert {key_slot(k.encode()) for k in names} == {key_slot(b"{p1}")}
+    # and pools spread: these three land on three different slots
+    assert len({key_slot(keys.stream(p).encode()) for p in ("default", "data-analysis", "p1")}) == 3
 
 
 def test_install_paths_hidden_by_sandbox_mounts_are_bound_back():

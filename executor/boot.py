@@ -57,6 +57,7 @@ def runner_config(settings: ExecutorSettings, index: int) -> dict:
         "gid": settings.slot_uid(index),
         "workspace": settings.slot_workspace(index),
         "drop_privileges": settings.drop_privileges,
+        "isolate_network": settings.isolate_job_network,
         "output_bytes": lim.output_bytes,
         "file_size_bytes": lim.file_size_bytes,
         "processes": lim.processes,

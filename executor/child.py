@@ -2,14 +2,16 @@
 for code, runs it and leaves only through ``os._exit``.
 
 Order matters and is the security boundary inside the sandbox:
-new session -> stdio onto pipes -> close every other descriptor -> drop to the slot's
-uid/gid -> kill whatever the previous job left running as that uid -> empty the
+new session -> stdio onto pipes -> close every other descriptor -> a network namespace
+of its own (only `lo`: the pod's Redis, API server and loopback services stay out of
+reach) -> drop to the slot's uid/gid (which clears every capability) -> kill whatever the previous job left running as that uid -> empty the
 workspace -> rlimits -> minimal environment -> tell the runner "ready" -> read code.
 """
 
 from __future__ import annotations
 
 import builtins
+import ctypes
 import io
 import json
 import math
@@ -51,6 +53,8 @@ def parse_records(data: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
 class ChildSpec:
@@ -66,6 +70,8 @@ class ChildSpec:
         self.max_memory_mb: int = cfg["max_memory_mb"]
         self.max_cpu_time: float = cfg["max_cpu_time"]
         self.drop_privileges: bool = cfg["drop_privileges"]
+        # Needs CAP_SYS_ADMIN, so only with drop_privileges (the child is root until then).
+        self.isolate_network: bool = cfg.get("isolate_network", False) and self.drop_privileges
         self.max_files: int = cfg.get("max_files", 100)
         self.max_output_files_bytes: int = cfg.get("max_output_files_bytes", 8 << 20)
 
@@ -106,7 +112,11 @@ def _prepare(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int
     os.set_inheritable(code_r, False)
     os.set_inheritable(status_w, False)
 
+    if spec.isolate_network:
+        enter_new_network_namespace()
     if spec.drop_privileges:
+        # From root to a non-zero uid: the kernel (and gVisor) clears the permitted and
+        # effective capability sets, CAP_SYS_ADMIN included (tests/hostile checks CapEff).
         os.setgroups([])
         os.setresgid(spec.gid, spec.gid, spec.gid)
         os.setresuid(spec.uid, spec.uid, spec.uid)
@@ -138,6 +148,24 @@ def _prepare(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int
     sys.stderr = io.TextIOWrapper(
         io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
     )
+
+
+def enter_new_network_namespace() -> None:
+    """unshare(CLONE_NEWNET) (Python 3.11 has no os.unshare), then make sure `lo` is up:
+    gVisor brings it up itself, Linux (--no-sandbox as root) does not."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
+        if not flags & IFF_UP:
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
 def _kill_leftovers(thorough: bool) -> None:

@@ -25,6 +25,10 @@ class ExecutorSettings(BaseSettings):
     uid_base: int = Field(default=61000, ge=1000)
     workspace_root: str = "/tmp/warmfleet-ws"
     drop_privileges: bool = True
+    # Each job child gets a network namespace of its own (only `lo`), so nothing the pod
+    # can reach (Redis, the API server, the metrics port) is in a job's reach. Needs
+    # CAP_SYS_ADMIN in the pod, which the child drops with the rest before the job runs.
+    isolate_job_network: bool = True
     python: str = sys.executable
 
     result_ttl_s: int = Field(default=3600, ge=10)

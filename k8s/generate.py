@@ -138,12 +138,13 @@ def deployment(definition: dict, p: dict) -> dict:
             "limits": {"cpu": p["cpu"], "memory": p["memory"]},
         },
         # Root inside gVisor only to drop each job to its slot's uid: SETUID/SETGID for that,
-        # KILL to clean up a slot uid's leftovers, CHOWN to hand each slot its workspace.
+        # KILL to clean up a slot uid's leftovers, CHOWN to hand each slot its workspace,
+        # SYS_ADMIN (inside gVisor) for a network namespace per job child, which drops it.
         "securityContext": {
             "runAsUser": 0,
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"], "add": ["SETUID", "SETGID", "KILL", "CHOWN"]},
+            "capabilities": {"drop": ["ALL"], "add": ["SETUID", "SETGID", "KILL", "CHOWN", "SYS_ADMIN"]},
         },
         "volumeMounts": [
             {"name": "health", "mountPath": health_dir},

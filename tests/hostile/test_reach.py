@@ -111,6 +111,27 @@ def test_no_tcp_or_udp_anywhere_not_even_loopback(run_hostile, host_loopback_lis
     assert accepted == []
 
 
+CONNECT_TO_POD_LOOPBACK = (
+    "import socket\n"
+    "try:\n"
+    "    socket.create_connection(('127.0.0.1', 9464), timeout=5); print('CONNECTED')\n"
+    "except OSError as e:\n    print(type(e).__name__)\n"
+)
+
+
+def test_the_pods_loopback_services_are_out_of_reach(run_hostile, hostile_fleet):
+    # The supervisor's metrics port listens in the pod's network namespace (the sandbox's
+    # own loopback): the job's namespace is another one, holding only its own `lo`.
+    from_pod = hostile_fleet.pods[0].sandbox.exec("/usr/bin/python3", "-c", CONNECT_TO_POD_LOOPBACK)
+    assert from_pod.stdout == "CONNECTED\n", from_pod  # the service really is there
+    r = run_hostile(
+        CONNECT_TO_POD_LOOPBACK
+        + "print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').read().splitlines()[2:]))\n"
+    )
+    assert r.status is Status.OK, r
+    assert r.stdout == "ConnectionRefusedError\n['lo']\n", r.stdout
+
+
 def test_the_executors_descriptors_give_nothing(run_hostile):
     # gVisor lists another uid's /proc/<pid>/fd (Linux would refuse): whatever opens
     # must give no bytes, and only /dev/null may take a write.
@@ -152,9 +173,20 @@ def test_the_job_has_no_privileges(run_hostile):
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "print(os.getuid(), os.geteuid(), os.getgroups(), status['CapEff'].strip(), status['CapPrm'].strip(),\n"
         "      libc.prctl(39, 0, 0, 0, 0))\n"
+        "def unshare(flags):\n"
+        "    if libc.unshare(flags) != 0:\n        raise OSError(ctypes.get_errno(), 'unshare')\n"
+        "def setns(path):\n"
+        "    if libc.setns(os.open(path, os.O_RDONLY), 0) != 0:\n        raise OSError(ctypes.get_errno(), 'setns')\n"
+        "# network and mount namespaces; joining the pod's and the runner's network namespace\n"
         "for call in (lambda: os.setuid(0), lambda: os.setgid(0), lambda: os.chroot('.'),\n"
-        "             lambda: os.unshare(os.CLONE_NEWUSER), lambda: os.chown('.', 0, 0)):\n"
+        "             lambda: unshare(0x40000000), lambda: unshare(0x00020000),\n"
+        "             lambda: setns('/proc/1/ns/net'), lambda: setns(f'/proc/{os.getppid()}/ns/net'),\n"
+        "             lambda: os.chown('.', 0, 0)):\n"
         "    try:\n        call(); print('ALLOWED')\n    except (OSError, AttributeError) as e:\n        print(type(e).__name__)\n"
+        "# gVisor lets anyone make a user namespace (as Linux does); its capabilities cover only\n"
+        "# namespaces it owns, so the pod's network namespace stays closed even then.\n"
+        "try:\n    unshare(0x10000000)\nexcept OSError:\n    pass\n"
+        "try:\n    setns('/proc/1/ns/net'); print('ALLOWED')\nexcept OSError as e:\n    print(type(e).__name__)\n"
         "mount = subprocess.run(['/usr/bin/mount', '-t', 'tmpfs', 'x', '.'], capture_output=True, text=True)\n"
         "print('mount', mount.returncode != 0)\n"
     )
@@ -163,7 +195,8 @@ def test_the_job_has_no_privileges(run_hostile):
     uid, euid, groups, cap_eff, cap_prm, no_new_privs = first.split(" ", 2)[0:2] + first.split(" ", 2)[2].rsplit(" ", 3)
     assert int(uid) >= 61000 and uid == euid and groups == "[]", first
     assert (cap_eff, cap_prm, no_new_privs) == ("0000000000000000", "0000000000000000", "1"), first
-    assert "ALLOWED" not in r.stdout and rest[-1] == "mount True", r.stdout
+    assert "ALLOWED" not in r.stdout and rest[-1] == "mount True" and len(rest) == 10, r.stdout
+    assert rest[3:6] == ["PermissionError"] * 3, r.stdout  # no new netns; the pod's one stays closed
 
 
 def test_a_job_cannot_touch_the_stream_even_knowing_the_key(run_hostile, hclient):

@@ -138,7 +138,7 @@ def test_executor_pod_shape(built):
         assert "gc-token" in {m["name"] for m in gc["volumeMounts"]}
         assert "gc-token" not in mounts
         caps = ex["securityContext"]["capabilities"]
-        assert caps["drop"] == ["ALL"] and set(caps["add"]) == {"SETUID", "SETGID", "KILL", "CHOWN"}
+        assert caps["drop"] == ["ALL"] and set(caps["add"]) == {"SETUID", "SETGID", "KILL", "CHOWN", "SYS_ADMIN"}
         assert ex["securityContext"]["allowPrivilegeEscalation"] is False
         assert gc["securityContext"]["runAsNonRoot"] is True
         assert ex["livenessProbe"]["exec"]["command"][:3] == ["python", "-m", "warmfleet.probe"]

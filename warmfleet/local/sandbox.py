@@ -5,7 +5,7 @@ reached through a bind-mounted Unix socket (`--host-uds=open`), /tmp a small tmp
 the job uids cannot write, one size-bounded tmpfs per slot as its workspace, new
 pid/ipc/uts/mount/network namespaces, and only the capabilities the supervisor needs:
 SETUID/SETGID (drop to slot uids), KILL (signal them), CHOWN (give each slot its
-workspace).
+workspace), SYS_ADMIN (a network namespace per job child; dropped before the job runs).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 
 from executor.procscan import running
 
-CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN"]
+CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_SYS_ADMIN"]
 SOCKET_DIR_IN_SANDBOX = "/run"  # exists on the host: the gofer creates missing mount points there
 WORKSPACE_ROOT_IN_SANDBOX = "/tmp/ws"
 

@@ -31,6 +31,12 @@ class ExecutorSettings(BaseSettings):
     isolate_job_network: bool = True
     python: str = sys.executable
 
+    # What runs this pod, as published in its snapshot (`warmfleet status`): the pod cannot
+    # see it from inside gVisor, so `warmfleet up` or the pool's manifest says it.
+    sandbox_runtime: str = ""
+    sandbox_version: str = ""
+    sandbox_platform: str = ""
+
     result_ttl_s: int = Field(default=3600, ge=10)
     block_ms: int = Field(default=1000, ge=10, le=4000)  # below redis-py's 5 s socket timeout
     heartbeat_s: float = Field(default=1.0, gt=0)

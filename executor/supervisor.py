@@ -193,6 +193,9 @@ class Supervisor:
             ],
             "started_at": self.started_at,
             "sandbox": _kernel_is_gvisor(),
+            "sandbox_runtime": self.settings.sandbox_runtime,
+            "sandbox_version": self.settings.sandbox_version,
+            "sandbox_platform": self.settings.sandbox_platform,
         }
 
     async def _heartbeat_loop(self) -> None:

@@ -71,6 +71,20 @@ def acl_rules(definition: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def platform_of(definition: dict, p: dict) -> str:
+    """The gVisor platform a pool runs on: its own `platform`, else the definition's."""
+    platform = p.get("platform") or definition["sandbox"]["platform"]
+    if platform not in ("ptrace", "systrap", "kvm"):
+        raise ValueError(f"pool {p['name']}: unknown gVisor platform {platform!r}")
+    return platform
+
+
+def runtime_class(platform: str) -> dict:
+    """One RuntimeClass per platform: the node's handler runsc-PLATFORM runs runsc with it."""
+    return {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+            "metadata": {"name": f"gvisor-{platform}"}, "handler": f"runsc-{platform}"}
+
+
 def deployment(definition: dict, p: dict) -> dict:
     pool, slots = p["name"], int(p["slots"])
     gc = definition["gc"]
@@ -124,6 +138,9 @@ def deployment(definition: dict, p: dict) -> dict:
             {"name": "WARMFLEET_SLOTS", "value": str(slots)},
             {"name": "WARMFLEET_DRAIN_TIMEOUT_S", "value": str(drain_s - 10)},
             {"name": "WARMFLEET_METRICS_PORT", "value": str(METRICS_PORT)},
+            # Published in the pod's snapshot (`warmfleet status`): gVisor hides it from inside.
+            {"name": "WARMFLEET_SANDBOX_RUNTIME", "value": "runsc"},
+            {"name": "WARMFLEET_SANDBOX_PLATFORM", "value": platform_of(definition, p)},
         ],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         # Liveness without the sidecar or Redis: the supervisor's own heartbeat file. An exec
@@ -164,7 +181,7 @@ def deployment(definition: dict, p: dict) -> dict:
             "template": {
                 "metadata": {"labels": labels(pool)},
                 "spec": {
-                    "runtimeClassName": "gvisor",
+                    "runtimeClassName": f"gvisor-{platform_of(definition, p)}",
                     "serviceAccountName": "warmfleet-gc",
                     "automountServiceAccountToken": False,  # only the sidecar gets a token (gc-token)
                     "enableServiceLinks": False,
@@ -276,6 +293,11 @@ def render(definition: dict) -> dict[str, str]:
     out["pools/kustomization.yaml"] = HEADER + yaml.safe_dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": names},
         sort_keys=False,
+    )
+    platforms = sorted({platform_of(definition, p) for p in definition["pools"]})
+    out["runtimeclass.yaml"] = (
+        HEADER + "# Nodes run each handler with its platform in runsc.toml (README, Kubernetes).\n"
+        + yaml.safe_dump_all([runtime_class(pl) for pl in platforms], sort_keys=False)
     )
     acl = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "warmfleet-redis-acl"},
            "data": {"users.acl": acl_rules(definition)}}

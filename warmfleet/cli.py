@@ -22,7 +22,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     from warmfleet.local.fleet import NO_SANDBOX_WARNING, FleetSettings, LocalFleet
     from warmfleet.local.sandbox import RunscMissing
 
-    overrides = {k: v for k, v in (("pods", args.pods), ("slots", args.slots), ("redis_url", args.redis_url), ("pool", args.pool)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("pods", args.pods), ("slots", args.slots), ("redis_url", args.redis_url), ("pool", args.pool),
+                     ("platform", args.platform))
+        if v is not None
+    }
     if args.no_sandbox:
         overrides["sandbox"] = False
         print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
@@ -32,6 +37,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     except RunscMissing as exc:
         print(f"warmfleet up: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    for warning in fleet.warnings:
+        print(f"warmfleet up: warning: {warning}", file=sys.stderr, flush=True)
     stop = threading.Event()
     started = False
 
@@ -52,7 +59,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - report start-up failure plainly; fleet.start cleaned up
         print(f"warmfleet up: could not start the fleet: {exc}", file=sys.stderr)
         return 1
-    where = "in gVisor (runsc) sandboxes" if settings.sandbox else "as plain processes (NO SANDBOX)"
+    where = (
+        f"in gVisor sandboxes (runsc {fleet.sandbox_version}, platform {settings.platform})"
+        if settings.sandbox else "as plain processes (NO SANDBOX)"
+    )
     print(
         f"warmfleet: {settings.pods} pod(s) x {settings.slots} slot(s) ready {where} "
         f"in {time.monotonic() - t0:.2f} s\n"
@@ -218,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
     up.add_argument("--pool")
     up.add_argument("--no-sandbox", action="store_true", help="run executors WITHOUT gVisor (unsafe)")
+    up.add_argument("--platform", choices=["ptrace", "systrap", "kvm"],
+                    help="gVisor platform (runsc --platform; default ptrace, measured fastest here; WARMFLEET_PLATFORM)")
     up.add_argument("--recycle-max-age", type=float, metavar="S", help="recycle a pod warm longer than S seconds")
     up.add_argument("--recycle-max-jobs", type=int, metavar="N", help="recycle a pod after N jobs")
     up.add_argument("--recycle-min-serving", type=int, default=0, metavar="N",

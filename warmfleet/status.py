@@ -86,6 +86,19 @@ def wait_ready(r: redis.Redis, pool: str, slots: int, timeout: float) -> PoolSta
         time.sleep(0.05)  # poll with a deadline: readiness lives in Redis
 
 
+def sandbox_label(pod: dict) -> str:
+    """"gvisor (runsc 0.0~20240729.0, ptrace)": what the pod runs in, as it published it."""
+    if not pod.get("sandbox"):
+        return "none"
+    details = ", ".join(
+        x for x in (
+            f"{pod.get('sandbox_runtime')} {pod.get('sandbox_version', '')}".strip() if pod.get("sandbox_runtime") else "",
+            pod.get("sandbox_platform") or "",
+        ) if x
+    )
+    return f"gvisor ({details})" if details else "gvisor"
+
+
 def format_table(st: PoolStatus) -> str:
     lines = [
         f"pool {st.pool}: {len(st.pods)} pods, {st.slots} slots, {st.ready} ready, {st.busy} busy",
@@ -93,11 +106,10 @@ def format_table(st: PoolStatus) -> str:
         f"dead letters {st.dead_letters}, oldest pending {st.oldest_pending_s if st.oldest_pending_s is not None else '-'} s",
     ]
     if st.pods:
-        lines.append(f"{'POD':<28} {'SLOTS':>5} {'READY':>5} {'BUSY':>4} {'JOBS':>7} {'SANDBOX':>7} {'STATE':>8}")
+        lines.append(f"{'POD':<28} {'SLOTS':>5} {'READY':>5} {'BUSY':>4} {'JOBS':>7} {'STATE':>8}  SANDBOX")
         for p in sorted(st.pods, key=lambda p: p.get("pod_id", "")):
             lines.append(
                 f"{p.get('pod_id', '?'):<28} {p.get('slots', 0):>5} {p.get('ready', 0):>5} {p.get('busy', 0):>4} "
-                f"{p.get('jobs_done', 0):>7} {'gvisor' if p.get('sandbox') else 'none':>7} "
-                f"{'draining' if p.get('draining') else 'serving':>8}"
+                f"{p.get('jobs_done', 0):>7} {'draining' if p.get('draining') else 'serving':>8}  {sandbox_label(p)}"
             )
     return "\n".join(lines)

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from warmfleet.local import runsc
+
 WARMFLEET = os.path.join(os.path.dirname(sys.executable), "warmfleet")
 
 
@@ -20,7 +22,7 @@ def _runsc_containers(runtime_dir: str) -> list[str]:
 def test_up_run_status_and_clean_shutdown(tmp_path):
     env = {**os.environ, "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
     up = subprocess.Popen(
-        [WARMFLEET, "up", "--pods", "1", "--slots", "2"],
+        [WARMFLEET, "up", "--pods", "1", "--slots", "2", "--platform", "systrap"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -35,7 +37,13 @@ def test_up_run_status_and_clean_shutdown(tmp_path):
         st = subprocess.run([WARMFLEET, "status", "--wait-ready", "2", "--timeout", "30", "--json"],
                             env=env, capture_output=True, text=True, timeout=60)
         assert st.returncode == 0, st.stderr
-        assert json.loads(st.stdout)["ready"] == 2
+        status = json.loads(st.stdout)
+        assert status["ready"] == 2
+        # The pod says what it runs in, and the sandbox really got the platform asked for.
+        pod = status["pods"][0]
+        assert (pod["sandbox_runtime"], pod["sandbox_platform"]) == ("runsc", "systrap")
+        assert pod["sandbox_version"] == runsc.inspect().version
+        assert any("--platform=systrap" in line for line in _runsc_containers(runtime_dir))
 
         # No --redis-url: `run` finds the fleet that `up` advertised.
         run = subprocess.run([WARMFLEET, "run", "-c", 'print(open("/proc/version").read())'],
@@ -73,3 +81,26 @@ def test_up_refuses_without_runsc_and_says_how_to_install(tmp_path):
     out = subprocess.run([WARMFLEET, "up"], env=env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert "apt-get install runsc" in out.stderr and "--no-sandbox" in out.stderr
+
+
+def test_up_refuses_a_runsc_too_old_or_without_the_platform(tmp_path):
+    """A runsc older than the oldest tested build, or one lacking the platform, is refused
+    before anything starts, with what to do about it."""
+    fake = tmp_path / "runsc"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = --version ]; then echo "runsc version $FAKE_VERSION"; echo "spec: 1.0.2"; exit 0; fi\n'
+        'if [ "$1" = flags ]; then echo "  -platform string"; '
+        'echo "    specifies which platform to use: ptrace (default), kvm. (default \\"ptrace\\")"; exit 0; fi\n'
+        "exit 64\n"
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin", "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
+    old = subprocess.run([WARMFLEET, "up"], env={**env, "FAKE_VERSION": "0.0~20211101.0"},
+                         capture_output=True, text=True, timeout=30)
+    assert old.returncode == 2
+    assert "older than 20221219" in old.stderr and "scripts/setup" in old.stderr
+    no_systrap = subprocess.run([WARMFLEET, "up", "--platform", "systrap"], env={**env, "FAKE_VERSION": "0.0~20221219.0"},
+                                capture_output=True, text=True, timeout=30)
+    assert no_systrap.returncode == 2
+    assert "has no 'systrap' platform (it offers ptrace, kvm)" in no_systrap.stderr

@@ -116,10 +116,27 @@ def test_each_pool_scales_on_its_own_stream_with_lag_and_in_flight_triggers(buil
     assert secret_names <= {s["metadata"]["name"] for s in by_kind(built, "Secret")}
 
 
+def test_each_pool_runs_on_its_gvisor_platform(built):
+    """A pool's RuntimeClass names a runsc handler for its platform, and the pod publishes it."""
+    gen = load_generator()
+    definition = gen.load_definition()
+    classes = {d["metadata"]["name"]: d["handler"] for d in by_kind(built, "RuntimeClass")}
+    deployments = {d["metadata"]["name"]: d for d in by_kind(built, "Deployment")}
+    for p in definition["pools"]:
+        platform = gen.platform_of(definition, p)
+        spec = deployments[f"warmfleet-executor-{p['name']}"]["spec"]["template"]["spec"]
+        assert classes[spec["runtimeClassName"]] == f"runsc-{platform}"
+        env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+        assert (env["WARMFLEET_SANDBOX_RUNTIME"], env["WARMFLEET_SANDBOX_PLATFORM"]) == ("runsc", platform)
+    assert gen.platform_of(definition, {"name": "x", "platform": "systrap"}) == "systrap"
+    with pytest.raises(ValueError, match="unknown gVisor platform"):
+        gen.platform_of(definition, {"name": "x", "platform": "qemu"})
+
+
 def test_executor_pod_shape(built):
     for dep in by_kind(built, "Deployment"):
         spec = dep["spec"]["template"]["spec"]
-        assert spec["runtimeClassName"] == "gvisor" and spec["automountServiceAccountToken"] is False
+        assert spec["automountServiceAccountToken"] is False
         (gc,) = spec["initContainers"]
         (ex,) = spec["containers"]
         assert gc["restartPolicy"] == "Always"  # native sidecar

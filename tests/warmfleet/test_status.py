@@ -23,7 +23,8 @@ POOL = "default"
 
 def _pod(r: redis.Redis, pod_id: str, *, slots: int, ready: int, busy: int, draining: bool = False) -> None:
     snap = {"pod_id": pod_id, "slots": slots, "ready": ready, "busy": busy, "draining": draining,
-            "jobs_done": 7, "sandbox": True, "heartbeat": time.time()}
+            "jobs_done": 7, "sandbox": True, "sandbox_runtime": "runsc", "sandbox_version": "0.0~20240729.0",
+            "sandbox_platform": "ptrace", "heartbeat": time.time()}
     r.set(keys.pod(POOL, pod_id), json.dumps(snap), ex=60)
     r.zadd(keys.pods(POOL), {pod_id: time.time()})
 
@@ -61,8 +62,8 @@ def test_table_shows_every_figure(busy_pool):
     assert "2 pods, 2 slots, 1 ready, 2 busy" in table
     assert "lag 3, pending 2, dead letters 1, oldest pending 1." in table
     rows = {line.split()[0]: line.split() for line in table.splitlines()[3:]}
-    assert rows["pod-a"][1:] == ["2", "1", "1", "7", "gvisor", "serving"]
-    assert rows["pod-b"][-1] == "draining"
+    assert rows["pod-a"][1:] == ["2", "1", "1", "7", "serving", "gvisor", "(runsc", "0.0~20240729.0,", "ptrace)"]
+    assert rows["pod-b"][5] == "draining"
 
 
 def test_empty_pool_reads_as_zeroes(redis_url):

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import urllib.parse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import redis
 from pydantic import Field
@@ -26,14 +26,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warmfleet import keys
 from warmfleet import status as fleet_status
-from warmfleet.local import discovery
+from warmfleet.local import discovery, runsc
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.sandbox import (
     SOCKET_DIR_IN_SANDBOX,
     WORKSPACE_ROOT_IN_SANDBOX,
     Sandbox,
     bundle_config,
-    find_runsc,
 )
 from warmfleet.local.uds_proxy import UnixSocketProxy
 
@@ -58,6 +57,8 @@ class FleetSettings(BaseSettings):
     redis_url: str | None = None
     pool: str = "default"
     sandbox: bool = True
+    # How gVisor intercepts syscalls (runsc --platform): ptrace measured fastest here.
+    platform: Literal["ptrace", "systrap", "kvm"] = runsc.DEFAULT_PLATFORM
     workspace_mb: int = Field(default=64, ge=1)
     drain_timeout_s: float = Field(default=60.0, gt=0)
     monitor_s: float = Field(default=0.5, gt=0)
@@ -98,6 +99,9 @@ class Pod:
             WARMFLEET_WORKSPACE_ROOT=workspace_root,
             WARMFLEET_UID_BASE=str(uid_base),
             WARMFLEET_DRAIN_TIMEOUT_S=str(self.fleet.settings.drain_timeout_s),
+            WARMFLEET_SANDBOX_RUNTIME=self.fleet.sandbox_runtime,
+            WARMFLEET_SANDBOX_VERSION=self.fleet.sandbox_version,
+            WARMFLEET_SANDBOX_PLATFORM=self.fleet.sandbox_platform,
             WARMFLEET_HEALTH_FILE=os.path.join(
                 SOCKET_DIR_IN_SANDBOX if self.fleet.settings.sandbox else self.fleet.socket_dir, self.health_name
             ),
@@ -134,7 +138,8 @@ class Pod:
                 install_paths=install_paths(),
             )
             self.sandbox = Sandbox(
-                self.fleet.runsc, self.fleet.runsc_root, os.path.join(self.dir, "bundle"), self.pod_id, self.log_path
+                self.fleet.runsc, self.fleet.runsc_root, os.path.join(self.dir, "bundle"), self.pod_id, self.log_path,
+                platform=s.platform,
             )
             self.sandbox.start(config)
         else:
@@ -184,7 +189,14 @@ class LocalFleet:
         self.executor_env = {k: v for k, v in os.environ.items() if k.startswith("WARMFLEET_") and k != "WARMFLEET_STATE_DIR"}
         self.recycle_policy = recycle_policy  # None: pods are never recycled, only replaced if they die
         self.recycler: "LocalRecycler | None" = None
-        self.runsc = find_runsc() if settings.sandbox else ""
+        # runsc's version and platforms are checked before anything is created (runsc.py).
+        self.runsc_info: runsc.RunscInfo | None = runsc.inspect() if settings.sandbox else None
+        self.warnings = runsc.check(self.runsc_info, settings.platform) if self.runsc_info else []
+        self.runsc = self.runsc_info.path if self.runsc_info else ""
+        # What each pod publishes about its sandbox (warmfleet status).
+        self.sandbox_runtime = "runsc" if self.runsc_info else "none"
+        self.sandbox_version = self.runsc_info.version if self.runsc_info else ""
+        self.sandbox_platform = settings.platform if self.runsc_info else ""
         self.runtime_dir = tempfile.mkdtemp(prefix="warmfleet-")
         # 0711: job uids of --no-sandbox pods must traverse to their workspaces below;
         # nobody but us can list it, and the socket directory inside stays 0700.

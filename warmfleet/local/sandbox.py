@@ -101,8 +101,11 @@ def hidden_by_mounts(paths: tuple[str, ...], mount_points: list[str]) -> list[st
 class Sandbox:
     """A runsc container by id, under a private runsc --root."""
 
-    def __init__(self, runsc: str, state_root: str, bundle_dir: str, container_id: str, log_path: str) -> None:
+    def __init__(
+        self, runsc: str, state_root: str, bundle_dir: str, container_id: str, log_path: str, platform: str = "ptrace"
+    ) -> None:
         self.runsc = runsc
+        self.platform = platform
         self.state_root = state_root
         self.bundle_dir = bundle_dir
         self.id = container_id
@@ -110,7 +113,8 @@ class Sandbox:
         self.pid: int | None = None
 
     def _cmd(self, *args: str) -> list[str]:
-        return [self.runsc, "--root", self.state_root, "--network=none", "--host-uds=open", *args]
+        return [self.runsc, "--root", self.state_root, "--network=none", "--host-uds=open",
+                f"--platform={self.platform}", *args]
 
     def start(self, config: dict) -> None:
         os.makedirs(self.bundle_dir, mode=0o700, exist_ok=True)

@@ -18,6 +18,20 @@ def _runsc_containers(runtime_dir: str) -> list[str]:
     return [line for line in out.splitlines() if runtime_dir in line]
 
 
+def _cmdlines_with(marker: str) -> list[list[str]]:
+    """Whole argument lists (ps would cut long ones) of the processes naming marker."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(marker in a for a in argv):
+            found.append(argv)
+    return found
+
+
 @pytest.mark.timeout(180)
 def test_up_run_status_and_clean_shutdown(tmp_path):
     env = {**os.environ, "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
@@ -43,7 +57,7 @@ def test_up_run_status_and_clean_shutdown(tmp_path):
         pod = status["pods"][0]
         assert (pod["sandbox_runtime"], pod["sandbox_platform"]) == ("runsc", "systrap")
         assert pod["sandbox_version"] == runsc.inspect().version
-        assert any("--platform=systrap" in line for line in _runsc_containers(runtime_dir))
+        assert any("--platform=systrap" in argv for argv in _cmdlines_with(runtime_dir))
 
         # No --redis-url: `run` finds the fleet that `up` advertised.
         run = subprocess.run([WARMFLEET, "run", "-c", 'print(open("/proc/version").read())'],

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from dispatcher.errors import InvalidJob, NoFleetConfigured
 from dispatcher.settings import ClientSettings
-from warmfleet import keys
+from warmfleet import messages
 from warmfleet.local import discovery
 from warmfleet.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
 
@@ -97,11 +97,8 @@ class Chunk(NamedTuple):
 
 def parse_chunk(fields: dict) -> Chunk | None:
     """None marks the end of the job's output."""
-    if "end" in fields:
-        return None
-    if "restart" in fields:
-        return Chunk("restart", "")
-    return Chunk(fields.get("s", "stdout"), fields.get("d", ""))
+    record = messages.read_record(fields)
+    return None if record is None else Chunk(*record)
 
 
 def chunks_in(resp: list | None) -> Iterator[tuple[str, Chunk | None]]:
@@ -114,6 +111,3 @@ def chunks_in(resp: list | None) -> Iterator[tuple[str, Chunk | None]]:
 def parse_result(raw: str | bytes) -> Result:
     return Result.from_json(raw)
 
-
-def stream_key(pool: str) -> str:
-    return keys.stream(pool)

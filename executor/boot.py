@@ -9,12 +9,12 @@ Nothing here imports asyncio or redis.
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import os
 import socket
 
 from executor.settings import ExecutorSettings
+from warmfleet.messages import RunnerConfig
 
 log = logging.getLogger("warmfleet.executor")
 
@@ -33,10 +33,10 @@ class SpawnedRunner:
         self.pid, self.sock = pid, sock
 
 
-def spawn_runner(python: str, cfg: dict) -> SpawnedRunner:
+def spawn_runner(python: str, cfg: RunnerConfig) -> SpawnedRunner:
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     os.set_inheritable(child.fileno(), True)
-    argv = [python, "-S", "-I", "-c", _BOOT, _SOURCE_ROOT, str(child.fileno()), json.dumps(cfg)]
+    argv = [python, "-S", "-I", "-c", _BOOT, _SOURCE_ROOT, str(child.fileno()), cfg.to_json()]
     try:
         # An empty environment: the runner and its jobs never see the supervisor's secrets.
         pid = os.posix_spawn(python, argv, RUNNER_ENV)
@@ -48,26 +48,26 @@ def spawn_runner(python: str, cfg: dict) -> SpawnedRunner:
     return SpawnedRunner(pid, parent)
 
 
-def runner_config(settings: ExecutorSettings, index: int) -> dict:
+def runner_config(settings: ExecutorSettings, index: int) -> RunnerConfig:
     """What a slot's runner needs; no secrets: it travels on the command line."""
     lim = settings.limits
-    return {
-        "slot": index,
-        "uid": settings.slot_uid(index),
-        "gid": settings.slot_uid(index),
-        "workspace": settings.slot_workspace(index),
-        "drop_privileges": settings.drop_privileges,
-        "isolate_network": settings.isolate_job_network,
-        "output_bytes": lim.output_bytes,
-        "file_size_bytes": lim.file_size_bytes,
-        "processes": lim.processes,
-        "open_files": lim.open_files,
-        "max_memory_mb": lim.max_memory_mb,
-        "max_cpu_time": lim.max_cpu_time,
-        "kill_grace_s": settings.kill_grace_s,
-        "max_files": lim.max_files,
-        "max_output_files_bytes": lim.max_output_files_bytes,
-    }
+    return RunnerConfig(
+        slot=index,
+        uid=settings.slot_uid(index),
+        gid=settings.slot_uid(index),
+        workspace=settings.slot_workspace(index),
+        drop_privileges=settings.drop_privileges,
+        isolate_network=settings.isolate_job_network,
+        output_bytes=lim.output_bytes,
+        file_size_bytes=lim.file_size_bytes,
+        processes=lim.processes,
+        open_files=lim.open_files,
+        max_memory_mb=lim.max_memory_mb,
+        max_cpu_time=lim.max_cpu_time,
+        kill_grace_s=settings.kill_grace_s,
+        max_files=lim.max_files,
+        max_output_files_bytes=lim.max_output_files_bytes,
+    )
 
 
 def prepare_workspaces(settings: ExecutorSettings) -> None:

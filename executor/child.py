@@ -25,6 +25,7 @@ import traceback
 from executor.jobfiles import collect_outputs, place_inputs
 from executor.procscan import live_processes_of
 from executor.workspace import empty_dir
+from warmfleet.messages import RunJob, RunnerConfig
 
 # Records the child writes on its status pipe: a kind byte, a 4-byte length, a payload.
 READY = b"R"
@@ -57,26 +58,7 @@ CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
-class ChildSpec:
-    """Everything a child needs, fixed when the runner starts."""
-
-    def __init__(self, cfg: dict) -> None:
-        self.uid: int = cfg["uid"]
-        self.gid: int = cfg["gid"]
-        self.workspace: str = cfg["workspace"]
-        self.file_size: int = cfg["file_size_bytes"]
-        self.processes: int = cfg["processes"]
-        self.open_files: int = cfg["open_files"]
-        self.max_memory_mb: int = cfg["max_memory_mb"]
-        self.max_cpu_time: float = cfg["max_cpu_time"]
-        self.drop_privileges: bool = cfg["drop_privileges"]
-        # Needs CAP_SYS_ADMIN, so only with drop_privileges (the child is root until then).
-        self.isolate_network: bool = cfg.get("isolate_network", False) and self.drop_privileges
-        self.max_files: int = cfg.get("max_files", 100)
-        self.max_output_files_bytes: int = cfg.get("max_output_files_bytes", 8 << 20)
-
-
-def child_main(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int, thorough: bool = True) -> None:
+def child_main(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: int, thorough: bool = True) -> None:
     """Entry point right after fork. Never returns. `thorough`: the runner says the slot
     uid may still have processes (see _kill_leftovers)."""
     try:
@@ -90,7 +72,7 @@ def child_main(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: i
     _run(spec, _read_all(code_r), status_w)
 
 
-def _prepare(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int, thorough: bool) -> None:
+def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: int, thorough: bool) -> None:
     os.setsid()
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
@@ -112,7 +94,8 @@ def _prepare(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int
     os.set_inheritable(code_r, False)
     os.set_inheritable(status_w, False)
 
-    if spec.isolate_network:
+    # Needs CAP_SYS_ADMIN, so only with drop_privileges (the child is root until then).
+    if spec.isolate_network and spec.drop_privileges:
         enter_new_network_namespace()
     if spec.drop_privileges:
         # From root to a non-zero uid: the kernel (and gVisor) clears the permitted and
@@ -125,7 +108,7 @@ def _prepare(spec: ChildSpec, code_r: int, status_w: int, out_w: int, err_w: int
     os.chdir(spec.workspace)
 
     _limit(resource.RLIMIT_NPROC, spec.processes)
-    _limit(resource.RLIMIT_FSIZE, spec.file_size)
+    _limit(resource.RLIMIT_FSIZE, spec.file_size_bytes)
     _limit(resource.RLIMIT_NOFILE, spec.open_files)
     _limit(resource.RLIMIT_CORE, 0)
     # Hard caps at the fleet maxima now; the job's own (lower) budgets are set once it arrives.
@@ -210,20 +193,19 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _run(spec: ChildSpec, payload: bytes, status_w: int) -> None:
-    header, _, code = payload.partition(b"\n")
-    job = json.loads(header)
+def _run(spec: RunnerConfig, payload: bytes, status_w: int) -> None:
+    job = RunJob.from_child_payload(payload)
     try:
-        place_inputs(job.get("files") or {})
+        place_inputs(job.files)
     except OSError as exc:
         os.write(2, f"warmfleet: could not place input files: {exc}\n".encode())
         os._exit(1)
     # RLIMIT_CPU counts whole seconds and includes the few ms of setup: ceil the budget.
-    _limit(resource.RLIMIT_CPU, math.ceil(job["cpu_time"]))
-    _limit(resource.RLIMIT_AS, job["memory_mb"] << 20)
-    signal.setitimer(signal.ITIMER_REAL, job["timeout"])
-    code_text = code.decode("utf-8", "surrogatepass")
-    if job.get("language") == "bash":
+    _limit(resource.RLIMIT_CPU, math.ceil(job.cpu_time))
+    _limit(resource.RLIMIT_AS, job.memory_mb << 20)
+    signal.setitimer(signal.ITIMER_REAL, job.timeout)
+    code_text = job.code
+    if job.language == "bash":
         status = _run_bash(code_text)
     else:
         status = _run_python(code_text, status_w)
@@ -270,7 +252,7 @@ def _run_bash(code_text: str) -> int:
     return os.WEXITSTATUS(status)
 
 
-def _report_outputs(spec: ChildSpec, status_w: int) -> None:
+def _report_outputs(spec: RunnerConfig, status_w: int) -> None:
     try:
         # Absolute: the job may have chdir'd anywhere. And refuse a linked out/ here:
         # runsc 20221219 follows a symlink to a directory despite O_NOFOLLOW when

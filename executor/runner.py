@@ -3,9 +3,8 @@ time, hands it code, enforces the wall clock and output caps, and reports.
 
 It is started as a fresh ``python -S -I`` so its memory map stays small: inside gVisor
 fork cost grows with the parent's mappings (FIELD-NOTES: ~9 ms lean vs ~22 ms after
-heavy imports). It imports only the stdlib and talks to the supervisor over a
-socketpair (executor.protocol). Statuses are plain strings equal to
-``warmfleet.schema.Status`` values (a test pins that).
+heavy imports). It imports only the stdlib and the executor's messages
+(warmfleet.messages), and talks to the supervisor over a socketpair in their frames.
 """
 
 from __future__ import annotations
@@ -19,18 +18,10 @@ import signal
 import sys
 import time
 
-from executor import protocol
-from executor.child import (
-    MEMORY_ERROR,
-    OUT_FILES,
-    READY,
-    RECORD_HEADER,
-    SETUP_FAILED,
-    ChildSpec,
-    child_main,
-    parse_records,
-)
+from executor.child import MEMORY_ERROR, OUT_FILES, READY, RECORD_HEADER, SETUP_FAILED, child_main, parse_records
 from executor.procscan import JobTreeWatch, live_processes_of
+from warmfleet import messages
+from warmfleet.messages import Broken, Chunk, Hello, Ready, RunJob, RunnerConfig, RunOutcome, Status, Stop
 
 TREE_CHECK_S = 0.25  # how often a running job's whole process tree is weighed (CPU, memory)
 
@@ -52,12 +43,11 @@ class Spare:
 
 
 class Runner:
-    def __init__(self, chan: int, cfg: dict) -> None:
+    def __init__(self, chan: int, cfg: RunnerConfig) -> None:
         self.chan = chan
-        self.cfg = cfg
-        self.spec = ChildSpec(cfg)
-        self.output_cap: int = cfg["output_bytes"]
-        self.grace: float = cfg["kill_grace_s"]
+        self.spec = cfg
+        self.output_cap: int = cfg.output_bytes
+        self.grace: float = cfg.kill_grace_s
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
@@ -116,51 +106,42 @@ class Runner:
         os._exit(143)
 
     # -- one job ----------------------------------------------------------------------
-    def run_job(self, job: dict) -> dict:
+    def run_job(self, job: RunJob) -> RunOutcome:
         spare, self.spare = self.spare, None
         assert spare is not None
-        header = json.dumps(
-            {
-                "timeout": job["timeout"],
-                "cpu_time": job["cpu_time"],
-                "memory_mb": job["memory_mb"],
-                "language": job.get("language", "python"),
-                "files": job.get("files") or {},
-            }
-        ).encode()
         started = time.monotonic()
-        deadline = started + job["timeout"] + self.grace
+        deadline = started + job.timeout + self.grace
         try:
-            _write_all(spare.code_w, header + b"\n" + job["code"].encode("utf-8", "surrogatepass"))
+            _write_all(spare.code_w, job.child_payload())
         except BrokenPipeError:
             pass  # the child died before reading; its wait status tells why
         os.close(spare.code_w)
 
-        capture = OutputCapture(self.output_cap, self.chan if job.get("stream") else None)
+        capture = OutputCapture(self.output_cap, self.chan if job.stream else None)
         status_buf = bytearray()
         status_cap = self.spec.max_output_files_bytes * 2 + (1 << 20)
         poller = select.poll()
         for fd in (spare.out_r, spare.err_r, spare.status_r, self.wake_r):
             poller.register(fd, select.POLLIN)
         names = {spare.out_r: "stdout", spare.err_r: "stderr"}
-        killed_for: str | None = None
+        killed_for: Status | None = None
         waited = None
         tree = JobTreeWatch(self.spec.uid, spare.pid, started)
-        memory_budget = job["memory_mb"] << 20
+        memory_budget = job.memory_mb << 20
         next_tree_check = started + TREE_CHECK_S
         while waited is None:
             now = time.monotonic()
             remaining = deadline - now
             if remaining <= 0:
-                killed_for = killed_for or "timeout"
+                killed_for = killed_for or Status.TIMEOUT
                 _kill(spare.pid)
                 waited = os.wait4(spare.pid, 0)
                 break
             if self.spec.drop_privileges and now >= next_tree_check and killed_for is None:
                 next_tree_check = now + TREE_CHECK_S
                 pids = tree.check(now)
-                if tree.cpu_s > job["cpu_time"] or tree.memory_bytes > memory_budget:
-                    killed_for = "cpu_limit" if tree.cpu_s > job["cpu_time"] else "memory_limit"
+                if tree.cpu_s > job.cpu_time or tree.memory_bytes > memory_budget:
+                    killed_for = Status.CPU_LIMIT if tree.cpu_s > job.cpu_time else Status.MEMORY_LIMIT
                     _kill(spare.pid)
                     for pid in pids:  # descendants that left the group with setsid
                         _kill_one(pid)
@@ -176,7 +157,7 @@ class Runner:
                     if len(status_buf) < status_cap:
                         status_buf += data
                 elif not capture.add(names[fd], data) and killed_for is None:
-                    killed_for = "output_limit"
+                    killed_for = Status.OUTPUT_LIMIT
                     _kill(spare.pid)
             capture.flush_if_due()
             pid, status, rusage = os.wait4(spare.pid, os.WNOHANG)
@@ -201,8 +182,8 @@ class Runner:
         self.leftovers_possible = group_alive or killed_for is not None or len(tree.last_rss) > 1
         spare.close()
         cpu_s = max(rusage.ru_utime + rusage.ru_stime, tree.cpu_s)
-        res = classify(status, cpu_s, job, killed_for, MEMORY_ERROR in records)
-        res.update(
+        res = RunOutcome(
+            **classify(status, cpu_s, job, killed_for, MEMORY_ERROR in records),
             stdout=capture.text("stdout"),
             stderr=capture.text("stderr"),
             stdout_truncated=capture.truncated["stdout"],
@@ -214,27 +195,29 @@ class Runner:
         if OUT_FILES in records:
             try:
                 out = json.loads(records[OUT_FILES])
-                res.update(files=dict(out["files"]), files_truncated=bool(out["truncated"]))
+                res.files, res.files_truncated = dict(out["files"]), bool(out["truncated"])
             except (ValueError, KeyError, TypeError):
-                res.update(files_truncated=True)  # the job scribbled on its status pipe
+                res.files_truncated = True  # the job scribbled on its status pipe
         return res
 
     def serve(self) -> int:
         """hello, then per job: ready -> job -> result -> next. The supervisor says "next"
         once the result is stored and published: inside gVisor a fork stalls the pod's
         other work for its ~10 ms, so the spare is forked only after the answer is out."""
-        protocol.write_msg(self.chan, {"t": "hello", "pid": os.getpid()})
+        messages.send(self.chan, Hello(pid=os.getpid()))
         while True:
             try:
                 if self.spare is None:
                     self.prepare_spare()
             except RuntimeError as exc:
-                protocol.write_msg(self.chan, {"t": "broken", "error": str(exc)})
+                messages.send(self.chan, Broken(error=str(exc)))
                 return 3
-            protocol.write_msg(self.chan, {"t": "ready"})
+            messages.send(self.chan, Ready())
             msg = self._read_msg()
-            if msg["t"] == "stop":
+            if isinstance(msg, Stop):
                 return self._stop()
+            if not isinstance(msg, RunJob):
+                raise messages.FrameError(f"expected a job or stop, got {msg!r}")
             result = self.run_job(msg)
             if self.spec.drop_privileges and live_processes_of(self.spec.uid):
                 self.leftovers_possible = True
@@ -244,18 +227,18 @@ class Runner:
                 try:
                     self.prepare_spare()
                 except RuntimeError as exc:
-                    protocol.write_msg(self.chan, {"t": "result", **result})
-                    protocol.write_msg(self.chan, {"t": "broken", "error": str(exc)})
+                    messages.send(self.chan, result)
+                    messages.send(self.chan, Broken(error=str(exc)))
                     return 3
-            protocol.write_msg(self.chan, {"t": "result", **result})
-            if self._read_msg()["t"] == "stop":
+            messages.send(self.chan, result)
+            if isinstance(self._read_msg(), Stop):
                 return self._stop()
 
-    def _read_msg(self) -> dict:
+    def _read_msg(self) -> messages.Message:
         try:
-            return protocol.read_msg(self.chan)
+            return messages.receive(self.chan)
         except EOFError:
-            return {"t": "stop"}
+            return Stop()
 
     def _stop(self) -> int:
         if self.spare is not None:
@@ -313,41 +296,41 @@ class OutputCapture:
                 text = self.decoders[name].decode(bytes(pending))
                 pending.clear()
                 if text:
-                    protocol.write_msg(self.chan, {"t": "chunk", "s": name, "d": text})
+                    messages.send(self.chan, Chunk(stream=name, data=text))
 
     def text(self, name: str) -> str:
         return self.buffers[name].decode("utf-8", "replace")
 
 
-def classify(status: int, cpu_s: float, job: dict, killed_for: str | None, memory_error: bool) -> dict:
-    """Map how the child ended to (status, exit_code, error)."""
+def classify(status: int, cpu_s: float, job: RunJob, killed_for: Status | None, memory_error: bool) -> dict:
+    """Map how the child ended to (status, exit_code, error); status is a Status value."""
     if os.WIFEXITED(status):
         exit_code = os.WEXITSTATUS(status)
         sig = None
     else:
         sig = os.WTERMSIG(status)
         exit_code = -sig
-    if killed_for == "output_limit":
-        return _res("output_limit", exit_code, "output exceeded the per-stream cap; the job was killed")
-    if killed_for == "cpu_limit":
-        return _res("cpu_limit", exit_code, f"CPU-time limit of {job['cpu_time']} s exceeded by the job's processes")
-    if killed_for == "memory_limit":
-        return _res("memory_limit", exit_code, f"memory limit of {job['memory_mb']} MiB exceeded by the job's processes")
-    if killed_for == "timeout" or sig == signal.SIGALRM:
-        return _res("timeout", exit_code, f"wall-clock limit of {job['timeout']} s exceeded")
-    if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_s >= job["cpu_time"] * 0.95:
-        return _res("cpu_limit", exit_code, f"CPU-time limit of {job['cpu_time']} s exceeded")
+    if killed_for == Status.OUTPUT_LIMIT:
+        return _res(Status.OUTPUT_LIMIT, exit_code, "output exceeded the per-stream cap; the job was killed")
+    if killed_for == Status.CPU_LIMIT:
+        return _res(Status.CPU_LIMIT, exit_code, f"CPU-time limit of {job.cpu_time} s exceeded by the job's processes")
+    if killed_for == Status.MEMORY_LIMIT:
+        return _res(Status.MEMORY_LIMIT, exit_code, f"memory limit of {job.memory_mb} MiB exceeded by the job's processes")
+    if killed_for == Status.TIMEOUT or sig == signal.SIGALRM:
+        return _res(Status.TIMEOUT, exit_code, f"wall-clock limit of {job.timeout} s exceeded")
+    if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_s >= job.cpu_time * 0.95:
+        return _res(Status.CPU_LIMIT, exit_code, f"CPU-time limit of {job.cpu_time} s exceeded")
     if memory_error:
-        return _res("memory_limit", exit_code, f"memory limit of {job['memory_mb']} MiB exceeded")
+        return _res(Status.MEMORY_LIMIT, exit_code, f"memory limit of {job.memory_mb} MiB exceeded")
     if exit_code == 0:
-        return _res("ok", 0, None)
+        return _res(Status.OK, 0, None)
     if sig is not None:
-        return _res("error", exit_code, f"killed by signal {signal.Signals(sig).name}")
-    return _res("error", exit_code, f"exited with code {exit_code}")
+        return _res(Status.ERROR, exit_code, f"killed by signal {signal.Signals(sig).name}")
+    return _res(Status.ERROR, exit_code, f"exited with code {exit_code}")
 
 
-def _res(status: str, exit_code: int | None, error: str | None) -> dict:
-    return {"status": status, "exit_code": exit_code, "error": error}
+def _res(status: Status, exit_code: int | None, error: str | None) -> dict:
+    return {"status": status.value, "exit_code": exit_code, "error": error}
 
 
 def _kill(pid: int) -> None:
@@ -385,11 +368,6 @@ def _read_some(fd: int) -> bytes:
         return b""
 
 
-def _read_nonblocking(fd: int) -> bytes:
-    fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
-    return _read_some(fd)
-
-
 def _drain(fd: int) -> None:
     while _read_some(fd):
         pass
@@ -398,11 +376,7 @@ def _drain(fd: int) -> None:
 def main() -> int:
     """argv: CHANNEL_FD CONFIG_JSON."""
     chan = int(sys.argv[1])
-    cfg = json.loads(sys.argv[2])
-    for path in cfg.get("extra_sys_path", []):
-        if path not in sys.path:
-            sys.path.append(path)
-    return Runner(chan, cfg).serve()
+    return Runner(chan, RunnerConfig.from_json(sys.argv[2])).serve()
 
 
 if __name__ == "__main__":

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import struct
 
-from executor import protocol
 from executor.boot import SpawnedRunner, spawn_runner
+from warmfleet import messages
+from warmfleet.messages import Hello, Message, RunnerConfig
 
 
 class RunnerGone(Exception):
-    """The runner process closed its channel (it exited or was killed)."""
+    """The runner process closed its channel (it exited or was killed), or broke the protocol."""
 
 
 class RunnerHandle:
-    def __init__(self, python: str, cfg: dict, spawned: SpawnedRunner | None = None) -> None:
+    def __init__(self, python: str, cfg: RunnerConfig, spawned: SpawnedRunner | None = None) -> None:
         self.python = python
         self.cfg = cfg
         self._spawned = spawned  # started by executor.boot before the supervisor's imports
@@ -34,21 +34,22 @@ class RunnerHandle:
         self.exit_status = None
         self._reader, self._writer = await asyncio.open_unix_connection(sock=spawned.sock)
         hello = await self.recv()
-        if hello.get("t") != "hello":
+        if not isinstance(hello, Hello):
             raise RunnerGone(f"unexpected greeting {hello!r}")
 
-    async def recv(self) -> dict:
+    async def recv(self) -> Message:
+        """The next message; the same bounded frame decoding as the runner's end."""
         assert self._reader is not None
         try:
-            (size,) = protocol.HEADER.unpack(await self._reader.readexactly(protocol.HEADER.size))
-            return json.loads(await self._reader.readexactly(size))
-        except (asyncio.IncompleteReadError, ConnectionError, struct.error) as exc:
+            size = messages.frame_size(await self._reader.readexactly(messages.HEADER.size))
+            return messages.from_frame(messages.decode_body(await self._reader.readexactly(size)))
+        except (asyncio.IncompleteReadError, ConnectionError, struct.error, messages.FrameError) as exc:
             raise RunnerGone(str(exc) or "channel closed") from exc
 
-    async def send(self, msg: dict) -> None:
+    async def send(self, msg: Message) -> None:
         assert self._writer is not None
         try:
-            self._writer.write(protocol.encode(msg))
+            self._writer.write(messages.encode(msg))
             await self._writer.drain()
         except ConnectionError as exc:
             raise RunnerGone(str(exc)) from exc

@@ -21,6 +21,8 @@ from executor import metrics
 from executor.boot import SpawnedRunner, runner_config
 from executor.delivery import Entry, EntrySource
 from executor.runner_handle import RunnerGone, RunnerHandle
+from warmfleet import messages
+from warmfleet.messages import Broken, Chunk, Next, Ready, RunJob, RunOutcome, Stop
 from warmfleet.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
 
 if TYPE_CHECKING:
@@ -93,8 +95,8 @@ class Slot:
 
     async def _await_ready(self) -> None:
         msg = await self.runner.recv()
-        if msg.get("t") != "ready":
-            raise RunnerGone(msg.get("error") or f"runner said {msg!r}")
+        if not isinstance(msg, Ready):
+            raise RunnerGone(msg.error if isinstance(msg, Broken) else f"runner said {msg!r}")
 
     async def run(self) -> None:
         """Consume until the supervisor drains."""
@@ -168,7 +170,7 @@ class Slot:
                 self.sup.duplicates += 1
                 log.info("result already stored by an earlier delivery", extra={"job_id": job.job_id})
             if job.stream:
-                await self.sup.store.add_output(job.job_id, {"end": "1"})
+                await self.sup.store.add_output(job.job_id, messages.END_RECORD)
         finally:
             # Only now may the runner fork the next spare: inside gVisor a fork holds up the
             # pod's other work for ~10 ms, and the answer should not wait behind it.
@@ -213,40 +215,30 @@ class Slot:
         started = time.time()
         try:
             if job.stream and redelivered:
-                await self.sup.store.add_output(job.job_id, {"restart": "1"})
-            await self.runner.send(
-                {
-                    "t": "job",
-                    "code": job.code,
-                    "language": job.language,
-                    "timeout": job.timeout,
-                    "cpu_time": job.cpu_time,
-                    "memory_mb": job.memory_mb,
-                    "files": job.files,
-                    "stream": job.stream,
-                }
-            )
+                await self.sup.store.add_output(job.job_id, messages.RESTART_RECORD)
+            await self.runner.send(run_job(job))
             reply = await self.runner.recv()
-            while reply.get("t") == "chunk":  # a streaming job's output, as it is written
-                await self.sup.store.add_output(job.job_id, {"s": reply["s"], "d": reply["d"]})
+            while isinstance(reply, Chunk):  # a streaming job's output, as it is written
+                await self.sup.store.add_output(job.job_id, messages.chunk_record(reply))
                 reply = await self.runner.recv()
+            if not isinstance(reply, RunOutcome):
+                raise RunnerGone(f"expected a result, got {reply!r}")
         except RunnerGone as exc:
             log.error("runner died mid-job", extra={"slot": self.name, "job_id": job.job_id, "error": str(exc)})
             await self._restart_runner()
             return None
-        reply.pop("t", None)
         result = Result(
             job_id=job.job_id,
             executor=self.name,
             queue_wait_s=round(max(0.0, started - job.submitted_at), 6),
-            **reply,
+            **reply.as_dict(),
         )
         self._ready.clear()  # until the runner's next spare is up: _handle starts _next_spare
         return result
 
     async def _next_spare(self) -> None:
         try:
-            await self.runner.send({"t": "next"})
+            await self.runner.send(Next())
             await self._await_ready()
             self._set(SlotState.READY)
         except RunnerGone as exc:
@@ -266,11 +258,16 @@ class Slot:
         if self.runner.pid is None:
             return
         try:
-            await self.runner.send({"t": "stop"})
+            await self.runner.send(Stop())
         except RunnerGone:
             pass
         self.runner.close()
         self._set(SlotState.STOPPED)
+
+
+def run_job(job: Job) -> RunJob:
+    """The message for the runner: the Job's fields the executor acts on, copied by name."""
+    return RunJob(**{name: getattr(job, name) for name in RunJob.fields()})
 
 
 def parse_entry(fields: dict, limits: FleetLimits) -> tuple[Job | None, str]:

@@ -47,7 +47,7 @@ class ResultStore:
         return bool(stored)
 
     async def add_output(self, job_id: str, fields: dict) -> None:
-        """Append to a streaming job's output stream (chunks, restart and end markers)."""
+        """Append one record (warmfleet.messages: chunk, restart or end) to a streaming job's output stream."""
         key = keys.output(self.pool, job_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, fields, maxlen=100_000, approximate=True)

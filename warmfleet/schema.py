@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import math
 import re
 import time
@@ -16,21 +15,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from warmfleet.messages import Status
+
 SCHEMA_VERSION = 1
 LANGUAGES = ("python", "bash")
-OUT_DIR = "out"  # files a job writes under this workspace folder come back with its result
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-class Status(str, enum.Enum):
-    OK = "ok"  # exit 0
-    ERROR = "error"  # non-zero exit, uncaught exception, killed by a signal it raised itself
-    TIMEOUT = "timeout"  # wall clock
-    CPU_LIMIT = "cpu_limit"
-    MEMORY_LIMIT = "memory_limit"
-    OUTPUT_LIMIT = "output_limit"
-    REJECTED = "rejected"  # invalid job; `error` says why
-    FAILED = "failed"  # the fleet could not run it after retries; `error` says why
 
 
 class FleetLimits(BaseModel):
@@ -58,6 +47,10 @@ class FleetLimits(BaseModel):
     max_output_files_bytes: int = 8 << 20  # all output files returned with a result
 
 
+# The one place job defaults live: a job that asks for nothing gets these budgets.
+DEFAULT_LIMITS = FleetLimits()
+
+
 class JobError(ValueError):
     """A job the fleet will not run; the message says why, in words a caller can act on."""
 
@@ -71,9 +64,9 @@ class Job(BaseModel):
     job_id: str = Field(pattern=JOB_ID_RE.pattern)
     code: str = Field(min_length=1)
     language: str = "python"
-    timeout: float = 30.0
-    cpu_time: float = 10.0
-    memory_mb: int = 256
+    timeout: float = DEFAULT_LIMITS.timeout
+    cpu_time: float = DEFAULT_LIMITS.cpu_time
+    memory_mb: int = DEFAULT_LIMITS.memory_mb
     submitted_at: float = Field(default_factory=time.time)
     reply_to: str | None = None
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> base64 content

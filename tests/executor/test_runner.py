@@ -7,28 +7,29 @@ import sys
 import psutil
 import pytest
 
-from executor import protocol
+from warmfleet import messages
 from executor.boot import spawn_runner
+from warmfleet.messages import RunnerConfig
 
 
 @pytest.fixture
 def runner(tmp_path):
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    cfg = {
-        "slot": 0, "uid": os.getuid(), "gid": os.getgid(), "workspace": str(workspace), "drop_privileges": False,
-        "output_bytes": 1 << 20, "file_size_bytes": 1 << 20, "processes": 64, "open_files": 64,
-        "max_memory_mb": 512, "max_cpu_time": 10.0, "kill_grace_s": 0.5,
-    }
+    cfg = RunnerConfig(
+        slot=0, uid=os.getuid(), gid=os.getgid(), workspace=str(workspace), drop_privileges=False, isolate_network=False,
+        output_bytes=1 << 20, file_size_bytes=1 << 20, processes=64, open_files=64,
+        max_memory_mb=512, max_cpu_time=10.0, kill_grace_s=0.5, max_files=100, max_output_files_bytes=8 << 20,
+    )
     spawned = spawn_runner(sys.executable, cfg)
     pid, parent = spawned.pid, spawned.sock
     chan = parent.fileno()
     try:
-        assert protocol.read_msg(chan)["t"] == "hello"
+        assert messages.read_frame(chan)["t"] == "hello"
         yield pid, chan
     finally:
         try:
-            protocol.write_msg(chan, {"t": "stop"})
+            messages.write_frame(chan, {"t": "stop"})
         except OSError:
             pass
         parent.close()
@@ -45,24 +46,24 @@ def _job(code: str) -> dict:
 def test_next_spare_is_forked_only_after_the_supervisor_says_next(runner):
     pid, chan = runner
     for i in range(3):
-        assert protocol.read_msg(chan)["t"] == "ready"
+        assert messages.read_frame(chan)["t"] == "ready"
         assert len(psutil.Process(pid).children()) == 1  # the spare, waiting for code
-        protocol.write_msg(chan, _job(f"print({i})"))
-        reply = protocol.read_msg(chan)
+        messages.write_frame(chan, _job(f"print({i})"))
+        reply = messages.read_frame(chan)
         assert (reply["t"], reply["status"], reply["stdout"]) == ("result", "ok", f"{i}\n")
         # Between the result and "next" the runner must not fork: inside gVisor a fork
         # would hold up the storing and publishing of this very result.
         assert psutil.Process(pid).children() == []
-        protocol.write_msg(chan, {"t": "next"})
+        messages.write_frame(chan, {"t": "next"})
 
 
 def test_stop_after_a_result_ends_the_runner_cleanly(runner):
     pid, chan = runner
-    assert protocol.read_msg(chan)["t"] == "ready"
-    protocol.write_msg(chan, _job("print('x')"))
-    assert protocol.read_msg(chan)["t"] == "result"
-    protocol.write_msg(chan, {"t": "stop"})
+    assert messages.read_frame(chan)["t"] == "ready"
+    messages.write_frame(chan, _job("print('x')"))
+    assert messages.read_frame(chan)["t"] == "result"
+    messages.write_frame(chan, {"t": "stop"})
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     with pytest.raises(EOFError):
-        protocol.read_msg(chan)
+        messages.read_frame(chan)

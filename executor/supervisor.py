@@ -19,9 +19,10 @@ import redis.exceptions
 from executor import boot, metrics, running_loop, store
 from executor.exitcodes import ExitCode
 from executor.settings import ExecutorSettings
-from executor.slot import Slot, SlotState
+from executor.slot import Slot
 from warmfleet import keys, probe, redis_retry
-from warmfleet.schema import Status
+from warmfleet.messages import Status
+from warmfleet.snapshot import PodSnapshot, SlotSnapshot, SlotState
 
 log = logging.getLogger("warmfleet.supervisor")
 
@@ -173,30 +174,30 @@ class Supervisor:
             self.state_changed.set()
 
     # -- state published for status, probes and the GC sidecar ------------------------
-    def snapshot(self) -> dict:
+    def snapshot(self) -> PodSnapshot:
         states = [s.state for s in self.slots]
-        return {
-            "pod_id": self.settings.pod_id,
-            "slots": len(self.slots),
-            "ready": sum(st is SlotState.READY for st in states),
-            "busy": sum(st is SlotState.BUSY for st in states),
-            "broken": sum(st is SlotState.BROKEN for st in states),
-            "draining": self.draining.is_set(),
-            "jobs_done": self.jobs_done,
-            "tainted": self.tainted,
-            "dead_letters": self.dead_letters,
-            "duplicates": self.duplicates,
-            "reclaimed": sum(s.source.reclaimed for s in self.slots),
-            "slot_states": [
-                {"slot": s.index, "state": s.state.value, "runner_pid": s.runner.pid, "jobs_done": s.jobs_done}
+        return PodSnapshot(
+            pod_id=self.settings.pod_id,
+            slots=len(self.slots),
+            ready=sum(st is SlotState.READY for st in states),
+            busy=sum(st is SlotState.BUSY for st in states),
+            broken=sum(st is SlotState.BROKEN for st in states),
+            draining=self.draining.is_set(),
+            jobs_done=self.jobs_done,
+            tainted=self.tainted,
+            dead_letters=self.dead_letters,
+            duplicates=self.duplicates,
+            reclaimed=sum(s.source.reclaimed for s in self.slots),
+            slot_states=tuple(
+                SlotSnapshot(slot=s.index, state=s.state.value, runner_pid=s.runner.pid, jobs_done=s.jobs_done)
                 for s in self.slots
-            ],
-            "started_at": self.started_at,
-            "sandbox": _kernel_is_gvisor(),
-            "sandbox_runtime": self.settings.sandbox_runtime,
-            "sandbox_version": self.settings.sandbox_version,
-            "sandbox_platform": self.settings.sandbox_platform,
-        }
+            ),
+            started_at=self.started_at,
+            sandbox=_kernel_is_gvisor(),
+            sandbox_runtime=self.settings.sandbox_runtime,
+            sandbox_version=self.settings.sandbox_version,
+            sandbox_platform=self.settings.sandbox_platform,
+        )
 
     async def _heartbeat_loop(self) -> None:
         s = self.settings
@@ -207,7 +208,7 @@ class Supervisor:
             self.write_health()
             snap = self.snapshot()
             try:
-                await store.heartbeat(self.redis, s.pool, s.pod_id, snap, s.pod_ttl_s)
+                await store.heartbeat(self.redis, s.pool, snap, s.pod_ttl_s)
                 command = await self.redis.lpop(keys.control(s.pool, s.pod_id))
                 self._redis_ok_at = time.time()
                 if command == "drain":
@@ -220,7 +221,7 @@ class Supervisor:
             # sandbox; slots restarting together would beat once each). A rate limit, not a
             # sync, and not before the pod has once shown all its slots ready: start-up is
             # announced at once.
-            fully_ready_once = fully_ready_once or snap["ready"] == snap["slots"]
+            fully_ready_once = fully_ready_once or snap.ready == snap.slots
             if fully_ready_once:
                 await asyncio.sleep(HEARTBEAT_MIN_INTERVAL_S)
 
@@ -254,8 +255,8 @@ class Supervisor:
         snap = self.snapshot()
         try:
             probe.write(path, {
-                "pod_id": snap["pod_id"], "slots": snap["slots"], "ready": snap["ready"], "busy": snap["busy"],
-                "draining": snap["draining"], "redis_ok_at": self._redis_ok_at, "rss_bytes": self._rss[1],
+                "pod_id": snap.pod_id, "slots": snap.slots, "ready": snap.ready, "busy": snap.busy,
+                "draining": snap.draining, "redis_ok_at": self._redis_ok_at, "rss_bytes": self._rss[1],
                 "stopped": stopped,
             })
         except OSError as exc:

@@ -16,6 +16,8 @@ from warmfleet import keys
 
 # KEYS[1] lease set, KEYS[2] pods set. ARGV: pod id, ttl s, cap, floor, pod key prefix.
 # The pod keys are read by prefix: they are all under the pool's prefix (one ACL pattern).
+# Each is a warmfleet.snapshot.PodSnapshot as JSON; the loop sums its `serving_slots`
+# (0 while `draining`, else `ready` + `busy`) over the pods not holding the lease.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000

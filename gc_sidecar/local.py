@@ -7,7 +7,6 @@ that is what grows when a long-lived sandbox accumulates state.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -19,6 +18,7 @@ import redis
 from gc_sidecar.policy import Reason, RecyclePolicy, decide
 from gc_sidecar.recycler import RecycleRecord, Recycler, wait_until
 from warmfleet import keys
+from warmfleet.snapshot import PodSnapshot
 
 if TYPE_CHECKING:
     from warmfleet.local.fleet import LocalFleet, Pod
@@ -92,13 +92,13 @@ class LocalRecycler:
         for pod, raw in zip(candidates, raws):
             if raw is None or self._stop.is_set():
                 continue
-            snap = json.loads(raw)
+            snap = PodSnapshot.from_json(raw)
             rss = tree_rss(pod.sandbox.pid if pod.sandbox else (pod.proc.pid if pod.proc else None))
             reason = decide(self.policy, snap, rss, now)
             if reason is None:
                 continue
-            figures = {"age_s": round(now - float(snap.get("started_at", now)), 2),
-                       "jobs_done": snap.get("jobs_done"), "rss_bytes": rss}
+            started_at = snap.started_at if snap.started_at is not None else now
+            figures = {"age_s": round(now - started_at, 2), "jobs_done": snap.jobs_done, "rss_bytes": rss}
             if not self.recycler.try_start(pod.pod_id, reason, figures).granted:
                 continue
             pod.recycling = True
@@ -131,8 +131,7 @@ class LocalRecycler:
         raw = self.redis.get(keys.pod(self.fleet.settings.pool, pod.pod_id))
         if raw is None:
             return False
-        snap = json.loads(raw)
-        return not snap.get("draining") and snap.get("ready", 0) + snap.get("busy", 0) >= snap.get("slots", 1)
+        return PodSnapshot.from_json(raw).fully_serving
 
     def recycles_by_index(self) -> dict[int, int]:
         out: dict[int, int] = {}

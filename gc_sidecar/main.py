@@ -7,7 +7,6 @@ before the executor and gets SIGTERM only after the executor has exited.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -20,6 +19,7 @@ from gc_sidecar.policy import decide
 from gc_sidecar.recycler import Recycler
 from gc_sidecar.settings import SidecarSettings
 from warmfleet import keys, probe
+from warmfleet.snapshot import PodSnapshot
 
 log = logging.getLogger("warmfleet.gc")
 
@@ -34,9 +34,9 @@ class Sidecar:
         self.stop = threading.Event()
         self.evicted = False
 
-    def snapshot(self) -> dict | None:
+    def snapshot(self) -> PodSnapshot | None:
         raw = self.redis.get(keys.pod(self.settings.pool, self.settings.pod_id))
-        return json.loads(raw) if raw else None
+        return PodSnapshot.from_json(raw) if raw else None
 
     def executor_gone(self) -> bool:
         """Drained: the supervisor wrote that it stopped (after its last ack and deregistering);
@@ -56,8 +56,8 @@ class Sidecar:
         reason = decide(self.settings.gc, snap, rss, time.time())
         if reason is None:
             return None
-        figures = {"age_s": round(time.time() - float(snap.get("started_at", time.time())), 1),
-                   "jobs_done": snap.get("jobs_done"), "rss_bytes": rss}
+        started_at = snap.started_at if snap.started_at is not None else time.time()
+        figures = {"age_s": round(time.time() - started_at, 1), "jobs_done": snap.jobs_done, "rss_bytes": rss}
         if not self.recycler.try_start(self.settings.pod_id, reason, figures).granted:
             return None
         rec = self.recycler.run(self.settings.pod_id, reason, self.executor_gone, self._evict, self.stop)

@@ -7,6 +7,8 @@ import hashlib
 
 from pydantic import BaseModel, Field
 
+from warmfleet.snapshot import PodSnapshot
+
 
 class Reason(str, enum.Enum):
     TAINTED = "tainted"
@@ -41,25 +43,18 @@ def age_limit(policy: RecyclePolicy, pod_id: str, started_at: float) -> float:
     return policy.max_age_s * (1 - policy.age_jitter * jitter_fraction(pod_id, started_at))
 
 
-def serving_slots(snapshot: dict) -> int:
-    """Warm capacity of a pod: slots ready for or running a job (not starting, not draining)."""
-    if snapshot.get("draining"):
-        return 0
-    return int(snapshot.get("ready", 0)) + int(snapshot.get("busy", 0))
-
-
-def decide(policy: RecyclePolicy, snapshot: dict, rss_bytes: int | None, now: float) -> Reason | None:
+def decide(policy: RecyclePolicy, snapshot: PodSnapshot, rss_bytes: int | None, now: float) -> Reason | None:
     """The first reason this pod must recycle, most urgent first; None to keep it."""
-    if snapshot.get("draining"):
+    if snapshot.draining:
         return None  # already on its way out
-    if policy.recycle_tainted and int(snapshot.get("tainted", 0)) > 0:
+    if policy.recycle_tainted and snapshot.tainted > 0:
         return Reason.TAINTED
     if policy.max_memory_mb and rss_bytes is not None and rss_bytes > policy.max_memory_mb * 1024 * 1024:
         return Reason.MEMORY
-    if policy.max_jobs and int(snapshot.get("jobs_done", 0)) >= policy.max_jobs:
+    if policy.max_jobs and snapshot.jobs_done >= policy.max_jobs:
         return Reason.MAX_JOBS
-    started_at = snapshot.get("started_at")
+    started_at = snapshot.started_at
     if policy.max_age_s and started_at is not None:
-        if now - float(started_at) >= age_limit(policy, str(snapshot.get("pod_id", "")), float(started_at)):
+        if now - float(started_at) >= age_limit(policy, snapshot.pod_id, float(started_at)):
             return Reason.MAX_AGE
     return None

@@ -3,19 +3,20 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 
 import redis
 
 from warmfleet import keys
+from warmfleet.backlog import entry_age_s, group_backlog
+from warmfleet.snapshot import PodSnapshot, parse_all
 
 
 @dataclass
 class PoolStatus:
     pool: str
-    pods: list[dict] = field(default_factory=list)
+    pods: list[PodSnapshot] = field(default_factory=list)
     slots: int = 0
     ready: int = 0
     busy: int = 0
@@ -29,33 +30,17 @@ class PoolStatus:
         return asdict(self)
 
 
-def group_backlog(groups: list[dict]) -> tuple[int | None, int]:
-    """(lag, pending) of the fleet's consumer group in an XINFO GROUPS reply; lag is None
-    when Redis cannot tell (entries deleted past the group's last-delivered id)."""
-    for g in groups:
-        if g.get("name") == keys.CONSUMER_GROUP:
-            return g.get("lag"), g.get("pending") or 0
-    return 0, 0
-
-
-def entry_age_s(entry_id: str, now: float) -> float:
-    """Seconds since a stream entry was added (its id starts with the ms timestamp)."""
-    return round(max(0.0, now - int(entry_id.split("-")[0]) / 1000), 3)
-
-
 def read_status(r: redis.Redis, pool: str) -> PoolStatus:
     st = PoolStatus(pool=pool)
     pod_ids = r.zrange(keys.pods(pool), 0, -1)
     if pod_ids:
-        for raw in r.mget([keys.pod(pool, p) for p in pod_ids]):
-            if raw is None:
-                continue  # its TTL lapsed: the pod is gone
-            pod = json.loads(raw)
+        # A pod whose key is gone (TTL lapsed) is gone, whatever the pods set says.
+        for pod in parse_all(r.mget([keys.pod(pool, p) for p in pod_ids])):
             st.pods.append(pod)
-            if not pod.get("draining"):
-                st.slots += pod.get("slots", 0)
-                st.ready += pod.get("ready", 0)
-            st.busy += pod.get("busy", 0)
+            if not pod.draining:
+                st.slots += pod.slots
+                st.ready += pod.ready
+            st.busy += pod.busy
     stream = keys.stream(pool)
     st.stream_length = r.xlen(stream)
     st.dead_letters = r.xlen(keys.dead_letters(pool))
@@ -86,14 +71,14 @@ def wait_ready(r: redis.Redis, pool: str, slots: int, timeout: float) -> PoolSta
         time.sleep(0.05)  # poll with a deadline: readiness lives in Redis
 
 
-def sandbox_label(pod: dict) -> str:
+def sandbox_label(pod: PodSnapshot) -> str:
     """"gvisor (runsc 0.0~20240729.0, ptrace)": what the pod runs in, as it published it."""
-    if not pod.get("sandbox"):
+    if not pod.sandbox:
         return "none"
     details = ", ".join(
         x for x in (
-            f"{pod.get('sandbox_runtime')} {pod.get('sandbox_version', '')}".strip() if pod.get("sandbox_runtime") else "",
-            pod.get("sandbox_platform") or "",
+            f"{pod.sandbox_runtime} {pod.sandbox_version}".strip() if pod.sandbox_runtime else "",
+            pod.sandbox_platform,
         ) if x
     )
     return f"gvisor ({details})" if details else "gvisor"
@@ -107,9 +92,9 @@ def format_table(st: PoolStatus) -> str:
     ]
     if st.pods:
         lines.append(f"{'POD':<28} {'SLOTS':>5} {'READY':>5} {'BUSY':>4} {'JOBS':>7} {'STATE':>8}  SANDBOX")
-        for p in sorted(st.pods, key=lambda p: p.get("pod_id", "")):
+        for p in sorted(st.pods, key=lambda p: p.pod_id):
             lines.append(
-                f"{p.get('pod_id', '?'):<28} {p.get('slots', 0):>5} {p.get('ready', 0):>5} {p.get('busy', 0):>4} "
-                f"{p.get('jobs_done', 0):>7} {'draining' if p.get('draining') else 'serving':>8}  {sandbox_label(p)}"
+                f"{p.pod_id:<28} {p.slots:>5} {p.ready:>5} {p.busy:>4} "
+                f"{p.jobs_done:>7} {'draining' if p.draining else 'serving':>8}  {sandbox_label(p)}"
             )
     return "\n".join(lines)

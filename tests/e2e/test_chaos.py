@@ -46,11 +46,11 @@ class Killer(threading.Thread):
                     continue
                 live = {p.pod_id for p in self.fleet.pods if p.alive()}
                 targets = [
-                    (pod_id, s["runner_pid"])
+                    (pod_id, s.runner_pid)
                     for pod_id, snap in ff.snapshots(self.r).items()
                     if pod_id in live
-                    for s in snap.get("slot_states", [])
-                    if s.get("runner_pid") and s["state"] in ("busy", "ready")
+                    for s in snap.slot_states
+                    if s.runner_pid and s.state in ("busy", "ready")
                 ]
                 if targets:
                     pod_id, pid = rng.choice(targets)
@@ -107,7 +107,7 @@ def test_chaos_2000_jobs_none_lost_none_duplicated():
         wrong = [res for res in results if res.status is Status.OK and res.stdout != expected[res.job_id]]
         lost = len(set(ids) - set(by_id))
         duplicated = sum(n - 1 for n in by_id.values()) + max(0, stored - len(ids))
-        reruns = sum(s.get("duplicates", 0) for s in ff.snapshots(r).values())
+        reruns = sum(s.duplicates for s in ff.snapshots(r).values())
         print(
             f"\nchaos: jobs={JOBS} results={len(results)} stored={stored} lost={lost} duplicated={duplicated} "
             f"statuses={dict(statuses)} runner_kills={killer.runner_kills} sandbox_kills={killer.sandbox_kills} "

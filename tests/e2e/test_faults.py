@@ -46,7 +46,7 @@ def test_runner_killed_mid_job_is_rerun_and_answered_once(faulty_fleet, r, c):
     before = result_keys(r)
     job = c.submit("import time; time.sleep(1.5); print('done')")
     pod_id, slot = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
-    ff.kill_in_sandbox(faulty_fleet, pod_id, slot["runner_pid"])
+    ff.kill_in_sandbox(faulty_fleet, pod_id, slot.runner_pid)
     res = c.wait(job, timeout=60)
     assert (res.status, res.stdout) == (Status.OK, "done\n"), res
     assert result_keys(r) == before + 1
@@ -60,9 +60,9 @@ def test_job_that_keeps_killing_its_executor_is_dead_lettered(faulty_fleet, r, c
         if found == 1:
             break  # the result exists: the fleet gave up
         pod_id, slot = found
-        ff.kill_in_sandbox(faulty_fleet, pod_id, slot["runner_pid"])
+        ff.kill_in_sandbox(faulty_fleet, pod_id, slot.runner_pid)
         kills += 1
-        ff.poll(lambda: (ff.busy_slot(r) or (None, {}))[1].get("runner_pid") != slot["runner_pid"], 10, "the kill")
+        ff.poll(lambda: getattr((ff.busy_slot(r) or (None, None))[1], "runner_pid", None) != slot.runner_pid, 10, "the kill")
     res = c.wait(job, timeout=30)
     assert res.status is Status.FAILED, res
     assert "deliveries" in res.error
@@ -123,7 +123,7 @@ def test_second_sigterm_kills_now_and_the_job_is_reclaimed(faulty_fleet, r, c):
     pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
     pod = ff.pod_by_id(faulty_fleet, pod_id)
     pod.sandbox.signal("TERM")
-    ff.poll(lambda: ff.snapshots(r).get(pod_id, {}).get("draining"), 10, "the pod to drain")
+    ff.poll(lambda: getattr(ff.snapshots(r).get(pod_id), "draining", False), 10, "the pod to drain")
     pod.sandbox.signal("TERM")
     assert pod.sandbox.wait_stopped(5)  # did not wait for the 4 s job
     res = c.wait(job, timeout=60)  # its entry stayed pending and another pod took it over

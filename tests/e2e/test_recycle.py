@@ -3,7 +3,6 @@ policy (short maximum age), no job lost, and the serving capacity never below th
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -11,10 +10,11 @@ import pytest
 import redis
 
 from dispatcher import Client
-from gc_sidecar.policy import RecyclePolicy, serving_slots
+from gc_sidecar.policy import RecyclePolicy
 from warmfleet import keys
 from warmfleet.local.fleet import FleetSettings, LocalFleet
 from warmfleet.schema import Status
+from warmfleet.snapshot import parse_all
 
 PODS, SLOTS, FLOOR = 2, 2, 2  # one pod (2 slots) may be out at a time: 4 - 2 = 2
 RECYCLES_PER_POD = 2
@@ -24,7 +24,7 @@ def serving_now(r: redis.Redis, pool: str) -> int:
     """Slots of live, non-draining pods that are ready for or running a job."""
     ids = r.zrange(keys.pods(pool), 0, -1)
     raws = r.mget([keys.pod(pool, i) for i in ids]) if ids else []
-    return sum(serving_slots(json.loads(raw)) for raw in raws if raw)
+    return sum(pod.serving_slots for pod in parse_all(raws))
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import re
 from types import SimpleNamespace
 
 from executor import metrics
+from warmfleet.snapshot import PodSnapshot
 
 DASHBOARD = os.path.join(os.path.dirname(__file__), "..", "..", "k8s", "dashboards", "warmfleet.json")
 
@@ -17,7 +18,7 @@ def _exported_names() -> set[str]:
         settings=SimpleNamespace(pool="default"),
         runner_pids={},
         orphans_reaped=0,
-        snapshot=lambda: {"slots": 2, "ready": 2, "busy": 0, "broken": 0, "draining": False, "reclaimed": 0, "duplicates": 0},
+        snapshot=lambda: PodSnapshot(pod_id="p", slots=2, ready=2, busy=0, broken=0, draining=False, reclaimed=0, duplicates=0),
     )
     from gc_sidecar import recycler  # the sidecar exports the recycle counters
 
@@ -43,7 +44,7 @@ def test_every_dashboard_query_names_an_exported_metric():
 def test_supervisor_collector_reports_slots_and_memory():
     sup = SimpleNamespace(
         settings=SimpleNamespace(pool="p1"), runner_pids={}, orphans_reaped=3,
-        snapshot=lambda: {"slots": 4, "ready": 1, "busy": 3, "broken": 0, "draining": True, "reclaimed": 5, "duplicates": 1},
+        snapshot=lambda: PodSnapshot(pod_id="p", slots=4, ready=1, busy=3, broken=0, draining=True, reclaimed=5, duplicates=1),
     )
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in metrics.SupervisorCollector(sup).collect() for s in f.samples}
     assert samples[("warmfleet_slots_busy", (("pool", "p1"),))] == 3

@@ -1,6 +1,5 @@
 """The fleet-wide recycle lease against a real redis-server: cap, floor, expiry."""
 
-import json
 import time
 
 import pytest
@@ -8,6 +7,7 @@ import redis
 
 from gc_sidecar.lease import RecycleLease
 from warmfleet import keys
+from warmfleet.snapshot import PodSnapshot
 
 POOL = "default"
 
@@ -20,8 +20,11 @@ def r(redis_url):
 
 
 def publish(r, pod_id, ready=2, busy=0, draining=False):
-    r.set(keys.pod(POOL, pod_id), json.dumps({"pod_id": pod_id, "ready": ready, "busy": busy, "draining": draining}))
+    # Written as the supervisor writes it: the Lua reads the PodSnapshot's own JSON.
+    snap = PodSnapshot(pod_id=pod_id, slots=ready + busy, ready=ready, busy=busy, draining=draining)
+    r.set(keys.pod(POOL, pod_id), snap.to_json())
     r.zadd(keys.pods(POOL), {pod_id: time.time()})
+    return snap
 
 
 def test_cap_bounds_how_many_recycle_at_once(r):
@@ -60,3 +63,11 @@ def test_a_lapsed_lease_frees_its_place(r):
     while not lease.acquire("y", 60).granted:
         assert time.monotonic() < deadline
         time.sleep(0.05)  # poll until the lease's expiry passes
+
+
+def test_the_lua_counts_what_the_snapshot_calls_serving_slots(r):
+    """The lease reads PodSnapshot JSON inside Redis: its count must be serving_slots."""
+    pods = [publish(r, "m0", ready=3, busy=1), publish(r, "m1", ready=0, busy=2),
+            publish(r, "m2", ready=4, draining=True), publish(r, "m3", ready=0)]
+    answer = RecycleLease(r, POOL, max_recycling=5, min_serving_slots=0).acquire("me", 60)
+    assert answer.granted and answer.others_serving == sum(p.serving_slots for p in pods) == 6

@@ -2,14 +2,15 @@
 
 import statistics
 
-from gc_sidecar.policy import Reason, RecyclePolicy, age_limit, decide, serving_slots
+from gc_sidecar.policy import Reason, RecyclePolicy, age_limit, decide
+from warmfleet.snapshot import PodSnapshot
 
 NOW = 1_000_000.0
 
 
 def snap(**kw):
-    return {"pod_id": "p1", "started_at": NOW - 10, "jobs_done": 0, "tainted": 0, "draining": False,
-            "ready": 2, "busy": 0, **kw}
+    return PodSnapshot(**{"pod_id": "p1", "started_at": NOW - 10, "jobs_done": 0, "tainted": 0, "draining": False,
+                          "ready": 2, "busy": 0, **kw})
 
 
 def test_age_limit_has_jitter_below_the_maximum_and_spreads_a_fleet_started_together():
@@ -36,5 +37,5 @@ def test_disabled_limits_never_fire():
 
 
 def test_serving_slots_counts_ready_and_busy_of_pods_not_draining():
-    assert serving_slots({"ready": 1, "busy": 2}) == 3
-    assert serving_slots({"ready": 1, "busy": 2, "draining": True}) == 0
+    assert PodSnapshot.from_dict({"pod_id": "p", "ready": 1, "busy": 2}).serving_slots == 3
+    assert PodSnapshot.from_dict({"pod_id": "p", "ready": 1, "busy": 2, "draining": True}).serving_slots == 0

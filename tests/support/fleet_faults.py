@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -12,6 +11,7 @@ from contextlib import contextmanager
 import redis
 
 from warmfleet import keys
+from warmfleet.snapshot import PodSnapshot, SlotSnapshot, SlotState
 
 
 def poll(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02):
@@ -26,18 +26,18 @@ def poll(predicate: Callable[[], object], timeout: float, what: str, interval: f
         time.sleep(interval)  # poll with a deadline: the state lives in Redis
 
 
-def snapshots(r: redis.Redis, pool: str = "default") -> dict[str, dict]:
+def snapshots(r: redis.Redis, pool: str = "default") -> dict[str, PodSnapshot]:
     ids = r.zrange(keys.pods(pool), 0, -1)
     raws = r.mget([keys.pod(pool, p) for p in ids]) if ids else []
-    return {p: json.loads(raw) for p, raw in zip(ids, raws) if raw}
+    return {p: PodSnapshot.from_json(raw) for p, raw in zip(ids, raws) if raw}
 
 
-def busy_slot(r: redis.Redis, pool: str = "default") -> tuple[str, dict] | None:
+def busy_slot(r: redis.Redis, pool: str = "default") -> tuple[str, SlotSnapshot] | None:
     for pod_id, snap in snapshots(r, pool).items():
-        if snap.get("draining"):
+        if snap.draining:
             continue
-        for slot in snap.get("slot_states", []):
-            if slot["state"] == "busy":
+        for slot in snap.slot_states:
+            if slot.state == SlotState.BUSY:
                 return pod_id, slot
     return None
 

@@ -51,7 +51,7 @@ def busy_pool(redis_url):
 
 def test_read_status_counts_pods_slots_backlog_and_dead_letters(busy_pool):
     st = fleet_status.read_status(busy_pool, POOL)
-    assert sorted(p["pod_id"] for p in st.pods) == ["pod-a", "pod-b"]
+    assert sorted(p.pod_id for p in st.pods) == ["pod-a", "pod-b"]
     assert (st.slots, st.ready, st.busy) == (2, 1, 2)  # a draining pod's slots take no new work
     assert (st.stream_length, st.lag, st.pending, st.dead_letters) == (5, 3, 2, 1)
     assert 1.4 < st.oldest_pending_s < 10

@@ -56,6 +56,8 @@ def parse_records(data: bytes) -> list[tuple[bytes, bytes]]:
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 CLONE_NEWNET = 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+# Where the executor's packages are installed (boot.py puts it first on the runner's path).
+_EXECUTOR_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def child_main(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: int, thorough: bool = True) -> None:
@@ -115,6 +117,7 @@ def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: 
     _limit(resource.RLIMIT_AS, spec.max_memory_mb << 20)
     _limit(resource.RLIMIT_CPU, math.ceil(spec.max_cpu_time) + 1)
 
+    _hide_executor()
     os.environ.clear()
     os.environ.update(
         PATH=SAFE_PATH,
@@ -149,6 +152,18 @@ def enter_new_network_namespace() -> None:
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
         if not flags & IFF_UP:
             fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _hide_executor() -> None:
+    """Jobs import the stdlib (and their environment), never the executor or its
+    dependencies: its install leaves sys.path, and every module loaded from there
+    (executor.*, warmfleet.messages) leaves sys.modules; the functions already bound
+    here keep working."""
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _EXECUTOR_ROOT]
+    inside = _EXECUTOR_ROOT + os.sep
+    for name, module in list(sys.modules.items()):
+        if (getattr(module, "__file__", None) or "").startswith(inside):
+            del sys.modules[name]
 
 
 def _kill_leftovers(thorough: bool) -> None:

@@ -20,6 +20,7 @@ class _Shutdown(Exception):
 
 def cmd_up(args: argparse.Namespace) -> int:
     from warmfleet.local.fleet import NO_SANDBOX_WARNING, FleetSettings, LocalFleet
+    from warmfleet.local.rootfs import LayoutError
     from warmfleet.local.sandbox import RunscMissing
 
     overrides = {
@@ -34,7 +35,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = FleetSettings(**overrides)
     try:
         fleet = LocalFleet(settings, recycle_policy=_recycle_policy(args))
-    except RunscMissing as exc:
+    except (RunscMissing, LayoutError) as exc:
         print(f"warmfleet up: {exc}", file=sys.stderr)
         return EXIT_USAGE
     for warning in fleet.warnings:
@@ -175,11 +176,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Bring up a one-pod fleet on an embedded Redis, run one job in gVisor, shut down."""
     from dispatcher import Client
     from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.rootfs import LayoutError
     from warmfleet.local.sandbox import RunscMissing
 
     try:
         fleet = LocalFleet(FleetSettings(pods=1, slots=args.slots, redis_url=None, sandbox=True))
-    except RunscMissing as exc:
+    except (RunscMissing, LayoutError) as exc:
         print(f"warmfleet demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:

@@ -102,10 +102,3 @@ def test_every_key_of_a_pool_hashes_to_one_cluster_slot():
     # and pools spread: these three land on three different slots
     assert len({key_slot(keys.stream(p).encode()) for p in ("default", "data-analysis", "p1")}) == 3
 
-
-def test_install_paths_hidden_by_sandbox_mounts_are_bound_back():
-    from warmfleet.local.sandbox import hidden_by_mounts
-
-    mounts = ["/proc", "/dev", "/tmp", "/run"]
-    assert hidden_by_mounts(("/tmp/ci/.venv", "/tmp/ci", "/usr", "/work/x"), mounts) == ["/tmp/ci"]
-    assert hidden_by_mounts(("/usr", "/opt/app"), mounts) == []

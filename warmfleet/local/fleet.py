@@ -2,7 +2,8 @@
 executor supervisor, fed by an embedded Redis (or the operator's, via --redis-url).
 
 Owns everything it creates in one private runtime directory, and removes it all on
-stop: sandboxes (drained, then deleted), Redis, sockets, temp files.
+stop: sandboxes (drained, then deleted), Redis, sockets, temp files, the pods' root
+(rootfs.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warmfleet import keys
 from warmfleet import status as fleet_status
-from warmfleet.local import discovery, runsc
+from warmfleet.local import discovery, rootfs, runsc
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.sandbox import (
     SOCKET_DIR_IN_SANDBOX,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("warmfleet.fleet")
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+SLOT_UID_BASE = 61000
 NO_SANDBOX_WARNING = (
     "WARNING: --no-sandbox: executors run as plain processes on this host, WITHOUT gVisor. "
     "Jobs can reach the network and the host kernel directly. Never use this for untrusted code."
@@ -62,13 +64,9 @@ class FleetSettings(BaseSettings):
     workspace_mb: int = Field(default=64, ge=1)
     drain_timeout_s: float = Field(default=60.0, gt=0)
     monitor_s: float = Field(default=0.5, gt=0)
-
-
-def install_paths() -> tuple[str, ...]:
-    """What a pod needs to see to run `python -m executor`: the interpreter's prefixes
-    and this source tree (an editable install points at it)."""
-    source_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), source_root)
+    # More host paths shown to pods, read-only at their own paths (a job environment, say).
+    # The interpreter and venv this fleet runs from are always shown.
+    read_only_paths: list[str] = Field(default_factory=list)
 
 
 class Pod:
@@ -126,16 +124,22 @@ class Pod:
         args = [sys.executable, "-m", "executor"]
         s = self.fleet.settings
         if s.sandbox:
+            assert self.fleet.root is not None
             url = self.fleet.executor_url(f"{SOCKET_DIR_IN_SANDBOX}/redis.sock")
-            name = self.settings_file(url, WORKSPACE_ROOT_IN_SANDBOX, 61000)
+            name = self.settings_file(url, WORKSPACE_ROOT_IN_SANDBOX, SLOT_UID_BASE)
             config = bundle_config(
-                args=args,
-                env={"PATH": SAFE_PATH, "WARMFLEET_CONFIG_FILE": f"{SOCKET_DIR_IN_SANDBOX}/{name}"},
+                args=[rootfs.python_in_sandbox(), "-m", "executor"],
+                # The project's packages come from the root-only directory (rootfs.py).
+                env={
+                    "PATH": SAFE_PATH,
+                    "WARMFLEET_CONFIG_FILE": f"{SOCKET_DIR_IN_SANDBOX}/{name}",
+                    "PYTHONPATH": rootfs.PROJECT_DIR_IN_SANDBOX,
+                },
                 hostname=self.pod_id,
+                root=self.fleet.root,
                 socket_dir=self.fleet.socket_dir,
                 slots=s.slots,
                 workspace_mb=s.workspace_mb,
-                install_paths=install_paths(),
             )
             self.sandbox = Sandbox(
                 self.fleet.runsc, self.fleet.runsc_root, os.path.join(self.dir, "bundle"), self.pod_id, self.log_path,
@@ -146,7 +150,7 @@ class Pod:
             print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
             url = self.fleet.executor_url(self.fleet.socket_path)
             # Distinct uids per pod: on a shared host, kill(-1) as a slot uid must hit only that slot.
-            name = self.settings_file(url, os.path.join(self.dir, "ws"), 61000 + 100 * self.index)
+            name = self.settings_file(url, os.path.join(self.dir, "ws"), SLOT_UID_BASE + 100 * self.index)
             env = {"PATH": SAFE_PATH, "WARMFLEET_CONFIG_FILE": os.path.join(self.fleet.socket_dir, name)}
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
@@ -206,6 +210,19 @@ class LocalFleet:
         self.runsc_root = os.path.join(self.runtime_dir, "runsc")
         for d in (self.socket_dir, self.runsc_root, os.path.join(self.runtime_dir, "logs")):
             os.makedirs(d, mode=0o700)
+        # The pods' root: built once, shared read-only by every pod of this fleet.
+        self.root: rootfs.RootFs | None = None
+        if settings.sandbox:
+            try:
+                rootfs.check_jobs_can_read_stdlib()
+                self.root = rootfs.build(
+                    os.path.join(self.runtime_dir, "root"), slots=settings.slots, uid_base=SLOT_UID_BASE,
+                    workspace_root=WORKSPACE_ROOT_IN_SANDBOX, socket_dir_in_sandbox=SOCKET_DIR_IN_SANDBOX,
+                    read_only_paths=[*rootfs.interpreter_paths(), *settings.read_only_paths],
+                )
+            except BaseException:
+                shutil.rmtree(self.runtime_dir, ignore_errors=True)
+                raise
         self.redis: EmbeddedRedis | None = None
         self.proxy: UnixSocketProxy | None = None
         self.pods: list[Pod] = []

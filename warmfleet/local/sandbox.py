@@ -1,8 +1,8 @@
 """One pod as a long-lived runsc (gVisor) sandbox: its OCI bundle and its lifecycle.
 
-The bundle (FIELD-NOTES): host root read-only, no network (`--network=none`), Redis
-reached through a bind-mounted Unix socket (`--host-uds=open`), /tmp a small tmpfs
-the job uids cannot write, one size-bounded tmpfs per slot as its workspace, new
+The bundle (FIELD-NOTES): the fleet's minimal root (rootfs.py), read-only, no network
+(`--network=none`), Redis reached through a bind-mounted Unix socket (`--host-uds=open`),
+one size-bounded tmpfs per slot as its workspace (nothing else is writable), new
 pid/ipc/uts/mount/network namespaces, and only the capabilities the supervisor needs:
 SETUID/SETGID (drop to slot uids), KILL (signal them), CHOWN (give each slot its
 workspace), SYS_ADMIN (a network namespace per job child; dropped before the job runs).
@@ -17,9 +17,10 @@ import subprocess
 import time
 
 from executor.procscan import running
+from warmfleet.local.rootfs import RootFs
 
 CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_SYS_ADMIN"]
-SOCKET_DIR_IN_SANDBOX = "/run"  # exists on the host: the gofer creates missing mount points there
+SOCKET_DIR_IN_SANDBOX = "/run"
 WORKSPACE_ROOT_IN_SANDBOX = "/tmp/ws"
 
 
@@ -43,23 +44,19 @@ def bundle_config(
     args: list[str],
     env: dict[str, str],
     hostname: str,
+    root: RootFs,
     socket_dir: str,
     slots: int,
     workspace_mb: int,
-    install_paths: tuple[str, ...] = (),
 ) -> dict:
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755", "size=1m"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", "size=8m"]},
         {"destination": SOCKET_DIR_IN_SANDBOX, "type": "bind", "source": socket_dir, "options": ["rbind", "rw"]},
     ]
-    # The interpreter, venv and source must stay visible at their own paths; a checkout
-    # under /tmp would otherwise vanish under the tmpfs. Mount points inside our tmpfs
-    # are created in the sandbox, not on the host.
-    for path in hidden_by_mounts(install_paths, [m["destination"] for m in mounts]):
-        mounts.append({"destination": path, "type": "bind", "source": path, "options": ["rbind", "ro"]})
+    for source, destination in root.binds:
+        mounts.append({"destination": destination, "type": "bind", "source": source, "options": ["rbind", "ro"]})
     for slot in range(slots):
         mounts.append(
             {
@@ -81,21 +78,11 @@ def bundle_config(
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 4096}],
             "noNewPrivileges": True,
         },
-        "root": {"path": "/", "readonly": True},
+        "root": {"path": root.path, "readonly": True},
         "hostname": hostname[:63],
         "mounts": mounts,
         "linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]},
     }
-
-
-def hidden_by_mounts(paths: tuple[str, ...], mount_points: list[str]) -> list[str]:
-    """The paths (deduplicated, outermost first) that lie under one of our mounts."""
-    hidden = []
-    for path in sorted({os.path.realpath(p) for p in paths}):
-        under = any(path == m or path.startswith(m.rstrip("/") + "/") for m in mount_points)
-        if under and not any(path.startswith(h + "/") for h in hidden):
-            hidden.append(path)
-    return hidden
 
 
 class Sandbox:

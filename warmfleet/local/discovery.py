@@ -11,11 +11,11 @@ def state_dir() -> str:
     return os.environ.get("WARMFLEET_STATE_DIR") or f"/tmp/warmfleet-{os.getuid()}"
 
 
-def _url_file() -> str:
+def url_file() -> str:
     return os.path.join(state_dir(), "redis-url")
 
 
-def _private_dir() -> str:
+def private_dir() -> str:
     path = state_dir()
     os.makedirs(path, mode=0o700, exist_ok=True)
     st = os.lstat(path)
@@ -26,16 +26,16 @@ def _private_dir() -> str:
 
 
 def write_url(url: str) -> None:
-    _private_dir()
-    tmp = _url_file() + f".{os.getpid()}"
+    private_dir()
+    tmp = url_file() + f".{os.getpid()}"
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
         f.write(url)
-    os.replace(tmp, _url_file())
+    os.replace(tmp, url_file())
 
 
 def read_url() -> str | None:
     try:
-        with open(_url_file()) as f:
+        with open(url_file()) as f:
             return f.read().strip() or None
     except OSError:
         return None
@@ -45,6 +45,6 @@ def clear_url(url: str) -> None:
     """Remove the advertisement, but only if it is still ours."""
     if read_url() == url:
         try:
-            os.unlink(_url_file())
+            os.unlink(url_file())
         except FileNotFoundError:
             pass

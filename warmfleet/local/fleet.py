@@ -3,7 +3,8 @@ executor supervisor, fed by an embedded Redis (or the operator's, via --redis-ur
 
 Owns everything it creates in one private runtime directory, and removes it all on
 stop: sandboxes (drained, then deleted), Redis, sockets, temp files, the pods' root
-(rootfs.py).
+(rootfs.py). If this process dies without stopping (kill -9), its watchdog removes the
+same (watchdog.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warmfleet import keys
 from warmfleet import status as fleet_status
-from warmfleet.local import discovery, rootfs, runsc
+from warmfleet.local import discovery, rootfs, runsc, watchdog
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.sandbox import (
     SOCKET_DIR_IN_SANDBOX,
@@ -156,6 +157,7 @@ class Pod:
                 self.proc = subprocess.Popen(
                     args, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True
                 )
+            self.fleet.record_process(self.proc.pid)
 
     def alive(self) -> bool:
         if self.sandbox is not None:
@@ -223,6 +225,7 @@ class LocalFleet:
             except BaseException:
                 shutil.rmtree(self.runtime_dir, ignore_errors=True)
                 raise
+        self.guard: watchdog.Guard | None = None  # ends all of this if we die (kill -9)
         self.redis: EmbeddedRedis | None = None
         self.proxy: UnixSocketProxy | None = None
         self.pods: list[Pod] = []
@@ -232,11 +235,27 @@ class LocalFleet:
         self._monitor: threading.Thread | None = None
         self.restarts = 0
 
+    def _start_guard(self) -> None:
+        """Sweep fleets whose owner died, then record ours and start its watchdog."""
+        records = os.path.join(discovery.private_dir(), watchdog.RECORDS_DIR)
+        for gone in watchdog.sweep(records):
+            log.warning("removed a fleet left by a dead `warmfleet up`", extra={"runtime_dir": gone})
+        self.guard = watchdog.Guard(
+            records, self.runtime_dir, runsc=self.runsc, runsc_root=self.runsc_root, url_file=discovery.url_file()
+        )
+        self.guard.start()
+
+    def record_process(self, pid: int) -> None:
+        if self.guard is not None:
+            self.guard.add_process(pid)
+
     # -- redis ------------------------------------------------------------------------
     def _start_redis(self) -> None:
         if self._upstream_url is None:
             self.redis = EmbeddedRedis(os.path.join(self.runtime_dir, "redis"), self.socket_path)
             self.redis.start()
+            assert self.redis.proc is not None
+            self.record_process(self.redis.proc.pid)
             self.client_url = self.redis.url
             return
         parsed = urllib.parse.urlparse(self._upstream_url)
@@ -266,6 +285,7 @@ class LocalFleet:
     # -- lifecycle --------------------------------------------------------------------
     def start(self, ready_timeout: float = 60.0) -> None:
         try:
+            self._start_guard()
             self._start_redis()
             for i in range(self.settings.pods):
                 pod = Pod(self, i)
@@ -276,6 +296,8 @@ class LocalFleet:
             self.stop()
             raise
         if self._upstream_url is None:
+            if self.guard is not None:
+                self.guard.update(url=self.client_url)
             discovery.write_url(self.client_url)
         self._monitor = threading.Thread(target=self._watch, name="pod-monitor", daemon=True)
         self._monitor.start()
@@ -366,3 +388,5 @@ class LocalFleet:
             discovery.clear_url(self.client_url)
             self.redis.stop()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        if self.guard is not None:
+            self.guard.release()

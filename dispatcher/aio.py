@@ -1,4 +1,5 @@
-"""The asyncio client: the same methods as Client, awaitable.
+"""The asyncio client: the same methods as Client, awaitable. Every decision is
+ClientCore's (dispatcher/core.py); this file is the asyncio I/O around it.
 
 One AsyncClient holds a bounded connection pool plus one pub/sub connection, whatever
 the number of jobs in flight; each waiting job is a future resolved by the listener.
@@ -8,83 +9,66 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
+from typing import Unpack
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from dispatcher import request
+from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import WaitTimeout
-from dispatcher.settings import ClientSettings
-from warmfleet import keys, redis_retry
-from warmfleet.schema import FleetLimits, Result
+from warmfleet import redis_retry
+from warmfleet.schema import FleetLimits, Job, Result
+
+RECHECK_BATCH = 500  # result keys per MGET when re-reading many
 
 
 class AsyncClient:
-    def __init__(self, redis_url: str | None = None, *, pool: str = "default") -> None:
-        self.settings = ClientSettings()
-        self.pool = keys.check_pool(pool)
-        self.url = request.resolve_url(redis_url, self.settings)
-        self.client_id = request.new_client_id()
+    def __init__(self, redis_url: str | None = None, *, pool: str | None = None) -> None:
+        self.core = core = ClientCore(redis_url, pool)
+        self.settings, self.pool, self.url, self.client_id, self.channel = (
+            core.settings, core.pool, core.url, core.client_id, core.channel
+        )
         self.redis = aioredis.Redis(
             connection_pool=aioredis.BlockingConnectionPool.from_url(
-                self.url,
-                decode_responses=True,
-                max_connections=self.settings.max_connections,
-                timeout=None,
-                client_name=request.connection_name(self.client_id),
-                retry=redis_retry.async_retry(),
-                retry_on_error=redis_retry.RETRY_ON,
+                self.url, timeout=None, retry=redis_retry.async_retry(), **core.connection_options()
             )
         )
-        self.channel = keys.reply_channel(self.pool, self.client_id)
         self._waiters: dict[str, asyncio.Future[Result]] = {}
-        self._arrived: dict[str, Result] = {}
         self._listener: asyncio.Task | None = None
         self._subscribed: asyncio.Event | None = None
-        self._limits: FleetLimits | None = None
         self._submit_idempotent = self.redis.register_script(request.IDEMPOTENT_SUBMIT)
 
     async def limits(self) -> FleetLimits:
-        if self._limits is None:
-            self._limits = request.parse_limits(await self.redis.get(keys.limits(self.pool)))
-        return self._limits
+        return self.core.limits or self.core.set_limits(await self.redis.get(self.core.limits_key))
 
     async def submit(
-        self,
-        code: str,
-        *,
-        language: str = "python",
-        timeout: float = 30.0,
-        cpu_time: float = 10.0,
-        memory_mb: int = 256,
-        idempotency_key: str | None = None,
-        files: Mapping[str, bytes | str] | None = None,
-        _stream: bool = False,
+        self, code: str, *, idempotency_key: str | None = None, _stream: bool = False, **options: Unpack[JobOptions]
     ) -> str:
-        job = request.build_job(
-            code, limits=await self.limits(), reply_to=self.channel,
-            language=language, timeout=timeout, cpu_time=cpu_time, memory_mb=memory_mb,
-            files=dict(files) if files is not None else None, stream=_stream,
-        )
+        await self.limits()
+        job = self.core.build(code, options, stream=_stream)
         await self._ensure_listener()
+        return self.core.enqueued(job, await self._enqueue(job, idempotency_key))
+
+    async def _enqueue(self, job: Job, idempotency_key: str | None) -> str:
         if idempotency_key is None:
-            await self.redis.xadd(keys.stream(self.pool), {"job": job.to_json()})
+            await self.redis.xadd(self.core.stream, self.core.entry(job))
             return job.job_id
-        key = request.check_idempotency_key(idempotency_key)
-        return await self._submit_idempotent(
-            keys=[keys.idempotency(self.pool, key), keys.stream(self.pool)],
-            args=[job.job_id, self.settings.idempotency_ttl_s, job.to_json()],
-        )
+        keys_, args = self.core.idempotent_call(job, idempotency_key)
+        return await self._submit_idempotent(keys=keys_, args=args)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Result:
         await self._ensure_listener()
-        if job_id in self._arrived:
-            return self._arrived.pop(job_id)
+        if (result := self.core.take(job_id)) is not None:
+            self._waiters.pop(job_id, None)  # one a timed-out wait left behind
+            return result
         fut = self._waiters.get(job_id)
         if fut is None:
+            look_first = self.core.look_first(job_id)
             fut = self._waiters[job_id] = asyncio.get_running_loop().create_future()
-            await self._recheck([job_id])
+            if look_first:  # a job submitted elsewhere may have finished before we subscribed
+                await self._recheck([job_id])
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
@@ -92,53 +76,40 @@ class AsyncClient:
         finally:
             if fut.done():
                 self._waiters.pop(job_id, None)
+                self.core.take(job_id)
 
     async def run(self, code: str, **kwargs) -> Result:
-        # Listening before the entry exists: the answer cannot slip past us, so no MGET
-        # round trip before waiting (wait() needs one for ids submitted elsewhere).
-        await self._ensure_listener()
-        job_id = await self.submit(code, **kwargs)
-        if job_id in self._arrived:
-            return self._arrived.pop(job_id)
-        fut = self._waiters.setdefault(job_id, asyncio.get_running_loop().create_future())
-        try:
-            return await fut
-        finally:
-            self._waiters.pop(job_id, None)
+        return await self.wait(await self.submit(code, **kwargs))
 
     async def stream(self, code: str, **kwargs) -> AsyncIterator[request.Chunk | Result]:
         """Async twin of Client.stream: Chunks while the job runs, then its Result."""
         job_id = await self.submit(code, _stream=True, **kwargs)
-        key = keys.output(self.pool, job_id)
-        last = "0-0"
+        out = self.core.output(job_id)
         while True:
-            resp = await self.redis.xread({key: last}, count=100, block=int(self.settings.recheck_s * 1000))
-            for last, chunk in request.chunks_in(resp):
-                if chunk is None:  # the end marker
-                    yield await self.wait(job_id)
-                    return
+            resp = await self.redis.xread({out.key: out.last}, count=out.read_count, block=out.block_ms)
+            chunks, ended = out.feed(resp)
+            for chunk in chunks:
                 yield chunk
-            if not resp and await self.redis.exists(keys.result(self.pool, job_id)):
+            if ended:
+                yield await self.wait(job_id)
+                return
+            if not resp and await self.redis.exists(self.core.result_key(job_id)):
                 # Finished without an end marker (rejected, or failed by the fleet): drain, then answer.
-                for _, chunk in request.chunks_in(await self.redis.xread({key: last}, count=10_000)):
-                    if chunk is not None:
-                        yield chunk
+                for chunk in out.feed(await self.redis.xread({out.key: out.last}, count=out.drain_count))[0]:
+                    yield chunk
                 yield await self.wait(job_id)
                 return
 
     async def map(self, codes: Iterable[str], **kwargs) -> list[Result]:
-        if "idempotency_key" in kwargs:
-            raise TypeError("map() takes no idempotency_key: submit() each job with its own key")
-        limits = await self.limits()
-        jobs = [request.build_job(code, limits=limits, reply_to=self.channel, **kwargs) for code in codes]
+        await self.limits()
+        jobs = self.core.build_many(codes, kwargs)
         await self._ensure_listener()
-        for job in jobs:  # register before enqueueing: a fast result must find its future
-            self._waiters.setdefault(job.job_id, asyncio.get_running_loop().create_future())
         async with self.redis.pipeline(transaction=False) as pipe:
             for job in jobs:
-                pipe.xadd(keys.stream(self.pool), {"job": job.to_json()})
+                pipe.xadd(self.core.stream, self.core.entry(job))
             await pipe.execute()
-        return list(await asyncio.gather(*(self.wait(job.job_id) for job in jobs)))
+        job_ids = [self.core.enqueued(job, job.job_id) for job in jobs]
+        return list(await asyncio.gather(*(self.wait(job_id) for job_id in job_ids)))
 
     # -- plumbing ---------------------------------------------------------------------
     async def _ensure_listener(self) -> None:
@@ -163,7 +134,7 @@ class AsyncClient:
                         await self._recheck(list(self._waiters))  # anything finished while we were away
                         backoff = 0.05
                     elif msg["type"] == "message":
-                        self._deliver(request.parse_result(msg["data"]))
+                        self._deliver(self.core.on_message(msg["data"]))
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 await asyncio.sleep(backoff)  # reconnect backoff
                 backoff = min(backoff * 2, 2.0)
@@ -172,20 +143,19 @@ class AsyncClient:
                     await pubsub.aclose()
 
     def _deliver(self, result: Result) -> None:
+        """Hand an arrived result to its waiter; without one it stays in core.arrived."""
         fut = self._waiters.get(result.job_id)
-        if fut is None:
-            self._arrived[result.job_id] = result
-        elif not fut.done():
+        if fut is not None and not fut.done():
             fut.set_result(result)
 
     async def _recheck(self, job_ids: list[str]) -> None:
         pending = [j for j in job_ids if j in self._waiters and not self._waiters[j].done()]
-        for start in range(0, len(pending), 500):
-            chunk = pending[start : start + 500]
-            raws = await self.redis.mget([keys.result(self.pool, j) for j in chunk])
-            for raw in raws:
-                if raw is not None:
-                    self._deliver(request.parse_result(raw))
+        for start in range(0, len(pending), RECHECK_BATCH):
+            chunk = pending[start : start + RECHECK_BATCH]
+            self.core.on_stored(chunk, await self.redis.mget([self.core.result_key(j) for j in chunk]))
+            for job_id in chunk:
+                if job_id in self.core.arrived:
+                    self._deliver(self.core.arrived[job_id])
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -46,14 +46,19 @@ def build_job(
     *,
     limits: FleetLimits,
     reply_to: str,
-    language: object = "python",
-    timeout: object = 30.0,
-    cpu_time: object = 10.0,
-    memory_mb: object = 256,
+    language: object = None,
+    timeout: object = None,
+    cpu_time: object = None,
+    memory_mb: object = None,
     files: object = None,
     stream: bool = False,
 ) -> Job:
-    """Validate against the fleet's published limits and build the job, or raise InvalidJob."""
+    """Validate against the fleet's published limits and build the job, or raise InvalidJob.
+    A budget left at None is the fleet's published default (FleetLimits), language python."""
+    language = Job.model_fields["language"].default if language is None else language
+    timeout = limits.timeout if timeout is None else timeout
+    cpu_time = limits.cpu_time if cpu_time is None else cpu_time
+    memory_mb = limits.memory_mb if memory_mb is None else memory_mb
     raw_files = {}
     if files is not None:
         if not isinstance(files, dict):

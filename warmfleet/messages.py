@@ -144,7 +144,7 @@ class RunJob(Message):
 
     tag = "job"
     code: str
-    language: str = "python"
+    language: str
     timeout: float
     cpu_time: float
     memory_mb: int

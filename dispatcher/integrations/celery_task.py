@@ -37,7 +37,7 @@ class CelerySettings(BaseSettings):
     result_backend: str | None = None
 
 
-def register(app: Celery, *, redis_url: str | None = None, pool: str = "default", name: str = TASK_NAME):
+def register(app: Celery, *, redis_url: str | None = None, pool: str | None = None, name: str = TASK_NAME):
     """Add the forwarding task to `app` and return it."""
     local = threading.local()  # Client is not thread-safe: one per worker thread, reused
 
@@ -47,7 +47,8 @@ def register(app: Celery, *, redis_url: str | None = None, pool: str = "default"
         return local.client
 
     @app.task(name=name)
-    def run_code(code: str, timeout: float = 30.0, cpu_time: float = 10.0, memory_mb: int = 256) -> dict:
+    def run_code(code: str, timeout: float | None = None, cpu_time: float | None = None, memory_mb: int | None = None) -> dict:
+        """None: the fleet's published default."""
         try:
             result = client().run(code, timeout=timeout, cpu_time=cpu_time, memory_mb=memory_mb)
         except InvalidJob as exc:

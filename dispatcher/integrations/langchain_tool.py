@@ -18,12 +18,12 @@ from pydantic import BaseModel, Field
 
 from dispatcher import AsyncClient, Client, InvalidJob
 from dispatcher.integrations.common import TOOL_DESCRIPTION, TOOL_NAME, as_text
-from warmfleet.schema import Result, Status
+from warmfleet.schema import DEFAULT_LIMITS, Result, Status
 
 
 class RunPythonInput(BaseModel):
     code: str = Field(description="Python 3 source to run; print() what you need to see")
-    timeout: float = Field(default=30.0, gt=0, description="wall-clock seconds")
+    timeout: float = Field(default=DEFAULT_LIMITS.timeout, gt=0, description="wall-clock seconds")
 
 
 class WarmfleetPythonTool(BaseTool):
@@ -33,8 +33,8 @@ class WarmfleetPythonTool(BaseTool):
     response_format: str = "content_and_artifact"
 
     redis_url: str | None = None
-    pool: str = "default"
-    memory_mb: int = 256
+    pool: str | None = None  # None: WARMFLEET_POOL, else "default"
+    memory_mb: int = DEFAULT_LIMITS.memory_mb
     max_timeout: float = 60.0
 
     # A client per call: Client is not thread-safe and AsyncClient is bound to one event
@@ -44,7 +44,7 @@ class WarmfleetPythonTool(BaseTool):
         timeout = min(float(timeout), self.max_timeout)
         return {"timeout": timeout, "cpu_time": timeout, "memory_mb": self.memory_mb}
 
-    def _run(self, code: str, timeout: float = 30.0, **_: Any) -> tuple[str, dict]:
+    def _run(self, code: str, timeout: float = DEFAULT_LIMITS.timeout, **_: Any) -> tuple[str, dict]:
         try:
             with Client(self.redis_url, pool=self.pool) as client:
                 result = client.run(code, **self._limits(timeout))
@@ -52,7 +52,7 @@ class WarmfleetPythonTool(BaseTool):
             result = Result(job_id="", status=Status.REJECTED, error=str(exc))
         return as_text(result), result.model_dump(mode="json")
 
-    async def _arun(self, code: str, timeout: float = 30.0, **_: Any) -> tuple[str, dict]:
+    async def _arun(self, code: str, timeout: float = DEFAULT_LIMITS.timeout, **_: Any) -> tuple[str, dict]:
         try:
             async with AsyncClient(self.redis_url, pool=self.pool) as client:
                 result = await client.run(code, **self._limits(timeout))

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from dispatcher import AsyncClient, InvalidJob
 from dispatcher.integrations.common import TOOL_DESCRIPTION, TOOL_NAME, RunOutput
+from warmfleet.schema import DEFAULT_LIMITS
 
 try:  # mcp >= 2
     from mcp.server.mcpserver import MCPServer as _Server
@@ -21,7 +22,7 @@ except ImportError:  # mcp 1.x
     from mcp.server.fastmcp import FastMCP as _Server
 
 
-def build_server(redis_url: str | None = None, pool: str = "default", *, max_timeout: float = 60.0):
+def build_server(redis_url: str | None = None, pool: str | None = None, *, max_timeout: float = 60.0):
     """The MCP server object; `run()` it, or drive it in-process in tests."""
     clients: list[AsyncClient] = []
 
@@ -37,7 +38,9 @@ def build_server(redis_url: str | None = None, pool: str = "default", *, max_tim
 
     server = _Server(name="warmfleet", instructions=TOOL_DESCRIPTION, lifespan=lifespan)
 
-    async def run_python(code: str, timeout: float = 30.0, memory_mb: int = 256) -> RunOutput:
+    async def run_python(
+        code: str, timeout: float = DEFAULT_LIMITS.timeout, memory_mb: int = DEFAULT_LIMITS.memory_mb
+    ) -> RunOutput:
         """Run a Python 3 snippet in an isolated sandbox; returns its status, exit code, stdout and stderr."""
         timeout = min(float(timeout), max_timeout)
         try:

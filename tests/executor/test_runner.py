@@ -40,7 +40,7 @@ def runner(tmp_path):
 
 
 def _job(code: str) -> dict:
-    return {"t": "job", "code": code, "timeout": 5.0, "cpu_time": 5.0, "memory_mb": 256, "files": {}, "stream": False}
+    return {"t": "job", "code": code, "language": "python", "timeout": 5.0, "cpu_time": 5.0, "memory_mb": 256, "files": {}, "stream": False}
 
 
 def test_next_spare_is_forked_only_after_the_supervisor_says_next(runner):

@@ -47,7 +47,7 @@ async def test_the_supervisor_end_uses_the_same_bound():
 
 
 def test_typed_messages_round_trip_and_unknown_ones_are_refused():
-    job = messages.RunJob(code="print(1)", timeout=1.0, cpu_time=1.0, memory_mb=64, files={"a": "eA=="})
+    job = messages.RunJob(code="print(1)", language="python", timeout=1.0, cpu_time=1.0, memory_mb=64, files={"a": "eA=="})
     assert messages.from_frame(messages.to_frame(job)) == job
     assert messages.RunJob.from_child_payload(job.child_payload()) == job
     outcome = messages.RunOutcome(status=messages.Status.OK.value, exit_code=0)

@@ -57,7 +57,7 @@ def test_result_round_trips():
     assert Result.from_json(r.to_json()) == r
 
 
-_JOB = RunJob(code="", timeout=1, cpu_time=1, memory_mb=64)
+_JOB = RunJob(code="", language="python", timeout=1, cpu_time=1, memory_mb=64)
 
 
 def test_runner_statuses_are_schema_statuses():

@@ -1,0 +1,160 @@
+"""Every decision a client makes, with no I/O: Client (redis-py, blocking) and
+AsyncClient (redis.asyncio) wrap one ClientCore each and differ only in how they talk
+to Redis.
+
+The core owns: settings and pool, the client's reply channel, the fleet's published
+limits (and so every default), building and validating jobs, the enqueue commands,
+which results have arrived, when a wait must first look for a stored result, and how a
+streaming job's output stream is walked.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TypedDict
+
+from dispatcher import request
+from dispatcher.errors import WaitTimeout
+from dispatcher.request import Chunk
+from dispatcher.settings import ClientSettings
+from warmfleet import keys, redis_retry
+from warmfleet.schema import FleetLimits, Job, Result
+
+OUTPUT_READ_COUNT = 100  # output entries per XREAD while the job runs
+OUTPUT_DRAIN_COUNT = 10_000  # what is left once the result is stored
+
+
+class JobOptions(TypedDict, total=False):
+    """What a caller may set on a job (besides its code). None, or left out: the fleet's
+    published default (FleetLimits; language: python)."""
+
+    language: str | None
+    timeout: float | None
+    cpu_time: float | None
+    memory_mb: int | None
+    files: dict[str, bytes | str] | None
+
+
+class ClientCore:
+    def __init__(self, redis_url: str | None, pool: str | None) -> None:
+        self.settings = ClientSettings()
+        self.pool = keys.check_pool(pool if pool is not None else self.settings.pool)
+        self.url = request.resolve_url(redis_url, self.settings)
+        self.client_id = request.new_client_id()
+        self.channel = keys.reply_channel(self.pool, self.client_id)
+        self.stream = keys.stream(self.pool)
+        self.limits_key = keys.limits(self.pool)
+        self.limits: FleetLimits | None = None
+        self.arrived: dict[str, Result] = {}  # published to us, not yet taken by a wait
+        # Jobs this client enqueued while subscribed: their result is published to us, so
+        # waiting for one needs no first look at the stored result.
+        self._ours: set[str] = set()
+
+    def connection_options(self) -> dict:
+        """What both clients pass to redis-py (each adds its own Retry flavour)."""
+        return {
+            "decode_responses": True,
+            "max_connections": self.settings.max_connections,
+            "client_name": request.connection_name(self.client_id),
+            "retry_on_error": redis_retry.RETRY_ON,
+        }
+
+    # -- building -------------------------------------------------------------------
+    def set_limits(self, raw: str | None) -> FleetLimits:
+        self.limits = request.parse_limits(raw)
+        return self.limits
+
+    def build(self, code: object, options: JobOptions, *, stream: bool = False) -> Job:
+        """Validate against the published limits and build the job, or raise InvalidJob."""
+        assert self.limits is not None, "read the fleet's limits first"
+        return request.build_job(code, limits=self.limits, reply_to=self.channel, stream=stream, **options)
+
+    def build_many(self, codes, options: dict) -> list[Job]:
+        if "idempotency_key" in options:
+            raise TypeError("map() takes no idempotency_key: submit() each job with its own key")
+        return [self.build(code, options) for code in codes]  # type: ignore[arg-type]
+
+    def entry(self, job: Job) -> dict:
+        return {"job": job.to_json()}
+
+    def idempotent_call(self, job: Job, idempotency_key: object) -> tuple[list[str], list]:
+        """KEYS and ARGV of request.IDEMPOTENT_SUBMIT."""
+        key = request.check_idempotency_key(idempotency_key)
+        return [keys.idempotency(self.pool, key), self.stream], [job.job_id, self.settings.idempotency_ttl_s, job.to_json()]
+
+    def enqueued(self, job: Job, job_id: str | bytes) -> str:
+        """After XADD or the idempotent script: the id to wait for. An idempotent call may
+        answer with another client's job, whose result is not published to us."""
+        job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
+        if job_id == job.job_id:
+            self._ours.add(job_id)
+        return job_id
+
+    # -- results --------------------------------------------------------------------
+    def result_key(self, job_id: str) -> str:
+        return keys.result(self.pool, job_id)
+
+    def on_message(self, data: str | bytes) -> Result:
+        result = request.parse_result(data)
+        self.arrived[result.job_id] = result
+        return result
+
+    def on_stored(self, job_ids: list[str], raws: list[str | None]) -> None:
+        """An MGET over result keys: stored results count as arrived."""
+        for job_id, raw in zip(job_ids, raws):
+            if raw is not None:
+                self.arrived[job_id] = request.parse_result(raw)
+
+    def take(self, job_id: str) -> Result | None:
+        result = self.arrived.pop(job_id, None)
+        if result is not None:
+            self._ours.discard(job_id)
+        return result
+
+    def look_first(self, job_id: str) -> bool:
+        """Must a wait look for the stored result before listening? Yes for a job we did
+        not enqueue ourselves (it may have finished before we subscribed)."""
+        return job_id not in self._ours and job_id not in self.arrived
+
+    def deadline(self, timeout: float | None) -> "Deadline":
+        return Deadline(timeout)
+
+    def output(self, job_id: str) -> "OutputCursor":
+        return OutputCursor(keys.output(self.pool, job_id), int(self.settings.recheck_s * 1000))
+
+
+class Deadline:
+    """A wait's deadline and its safety-net rechecks (results arrive by pub/sub; a lost
+    notification is caught by re-reading the stored result every recheck_s)."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.at = None if timeout is None else time.monotonic() + timeout
+
+    def left(self, now: float) -> float | None:
+        return None if self.at is None else self.at - now
+
+    def check(self, job_id: str, now: float) -> None:
+        if self.at is not None and now >= self.at:
+            raise WaitTimeout(job_id, self.timeout or 0.0)
+
+
+class OutputCursor:
+    """Where a streaming job's output stream has been read up to, and what its entries mean."""
+
+    def __init__(self, key: str, block_ms: int) -> None:
+        self.key, self.block_ms, self.last = key, block_ms, "0-0"
+        self.read_count, self.drain_count = OUTPUT_READ_COUNT, OUTPUT_DRAIN_COUNT
+
+    def feed(self, resp: list | None) -> tuple[list[Chunk], bool]:
+        """The chunks of an XREAD reply, and whether the end marker came (what follows it
+        is not the job's)."""
+        chunks = []
+        for self.last, chunk in request.chunks_in(resp):
+            if chunk is None:
+                return chunks, True
+            chunks.append(chunk)
+        return chunks, False
+
+
+__all__ = ["ClientCore", "Deadline", "JobOptions", "OutputCursor"]

@@ -12,13 +12,12 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Unpack
 
-import redis.asyncio as aioredis
 import redis.exceptions
 
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import WaitTimeout
-from warmfleet import redis_retry
+from warmfleet import redis_connect, redis_retry
 from warmfleet.schema import FleetLimits, Job, Result
 
 RECHECK_BATCH = 500  # result keys per MGET when re-reading many
@@ -30,10 +29,8 @@ class AsyncClient:
         self.settings, self.pool, self.url, self.client_id, self.channel = (
             core.settings, core.pool, core.url, core.client_id, core.channel
         )
-        self.redis = aioredis.Redis(
-            connection_pool=aioredis.BlockingConnectionPool.from_url(
-                self.url, timeout=None, retry=redis_retry.async_retry(), **core.connection_options()
-            )
+        self.redis = redis_connect.connect_async(
+            self.url, blocking_pool=True, retry=redis_retry.async_retry(), **core.connection_options()
         )
         self._waiters: dict[str, asyncio.Future[Result]] = {}
         self._listener: asyncio.Task | None = None

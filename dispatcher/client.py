@@ -12,7 +12,7 @@ import redis
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import InvalidJob, WaitTimeout
-from warmfleet import redis_retry
+from warmfleet import redis_connect, redis_retry
 from warmfleet.schema import FleetLimits, Job, Result
 
 
@@ -29,7 +29,7 @@ class Client:
         self.settings, self.pool, self.url, self.client_id, self.channel = (
             core.settings, core.pool, core.url, core.client_id, core.channel
         )
-        self.redis = redis.Redis.from_url(self.url, retry=redis_retry.sync_retry(), **core.connection_options())
+        self.redis = redis_connect.connect(self.url, retry=redis_retry.sync_retry(), **core.connection_options())
         self._pubsub: redis.client.PubSub | None = None
         self._submit_idempotent = self.redis.register_script(request.IDEMPOTENT_SUBMIT)
 

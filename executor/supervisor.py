@@ -13,14 +13,13 @@ import os
 import signal
 import time
 
-import redis.asyncio as aioredis
 import redis.exceptions
 
 from executor import boot, metrics, running_loop, store
 from executor.exitcodes import ExitCode
 from executor.settings import ExecutorSettings
 from executor.slot import Slot
-from warmfleet import keys, probe, redis_retry
+from warmfleet import keys, probe, redis_connect, redis_retry
 from warmfleet.messages import Status
 from warmfleet.snapshot import PodSnapshot, SlotSnapshot, SlotState
 
@@ -39,7 +38,7 @@ class Supervisor:
         """`spawned`: boot.start(settings) made us the subreaper, prepared the workspaces
         and spawned one runner per slot, before this module's imports."""
         self.settings = settings
-        self.redis = aioredis.from_url(
+        self.redis = redis_connect.connect_async(
             settings.redis_url,
             decode_responses=True,
             health_check_interval=30,

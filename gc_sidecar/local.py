@@ -17,7 +17,7 @@ import redis
 
 from gc_sidecar.policy import Reason, RecyclePolicy, decide
 from gc_sidecar.recycler import RecycleRecord, Recycler, wait_until
-from warmfleet import keys
+from warmfleet import keys, redis_connect
 from warmfleet.snapshot import PodSnapshot
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class LocalRecycler:
     def __init__(self, fleet: "LocalFleet", policy: RecyclePolicy) -> None:
         self.fleet = fleet
         self.policy = policy
-        self.redis = redis.Redis.from_url(fleet.client_url, decode_responses=True)
+        self.redis = redis_connect.connect(fleet.client_url, decode_responses=True)
         self.recycler = Recycler(self.redis, fleet.settings.pool, policy, replace_timeout_s=60.0)
         self.history: list[tuple[int, RecycleRecord, str]] = []  # (pod index, record, new pod id)
         self._stop = threading.Event()

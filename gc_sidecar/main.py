@@ -18,7 +18,7 @@ from gc_sidecar import health_server, k8s
 from gc_sidecar.policy import decide
 from gc_sidecar.recycler import Recycler
 from gc_sidecar.settings import SidecarSettings
-from warmfleet import keys, probe
+from warmfleet import keys, probe, redis_connect
 from warmfleet.snapshot import PodSnapshot
 
 log = logging.getLogger("warmfleet.gc")
@@ -27,7 +27,7 @@ log = logging.getLogger("warmfleet.gc")
 class Sidecar:
     def __init__(self, settings: SidecarSettings, api=None) -> None:
         self.settings = settings
-        self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=10)
+        self.redis = redis_connect.connect(settings.redis_url, decode_responses=True, socket_timeout=10)
         self.recycler = Recycler(self.redis, settings.pool, settings.gc, settings.eviction_deadline_s)
         self.api = api
         self.namespace = settings.namespace or k8s.current_namespace()

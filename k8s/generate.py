@@ -209,14 +209,25 @@ def deployment(definition: dict, p: dict) -> dict:
     }
 
 
+def keda_redis_source(redis: dict, pool: str) -> tuple[str, dict]:
+    """KEDA's trigger type and metadata for the Redis topology of pools.yaml (`redis.mode`:
+    single, sentinel or cluster). All three read XINFO GROUPS lag on the node holding the
+    pool's stream (one slot per pool on a cluster: keys.py)."""
+    mode = redis.get("mode", "single")
+    stream = {"stream": keys.stream(pool), "consumerGroup": keys.CONSUMER_GROUP}
+    if mode == "single":
+        return "redis-streams", {"address": redis["address"], **stream, "databaseIndex": "0"}
+    if mode == "cluster":
+        return "redis-cluster-streams", {"addresses": ",".join(redis["addresses"]), **stream}
+    if mode == "sentinel":
+        return "redis-sentinel-streams", {"addresses": ",".join(redis["addresses"]),
+                                          "sentinelMaster": redis["sentinelMaster"], **stream, "databaseIndex": "0"}
+    raise ValueError(f"redis.mode must be single, sentinel or cluster, not {mode!r}")
+
+
 def scaled_object(definition: dict, p: dict) -> dict:
     pool = p["name"]
-    common = {
-        "address": definition["redis"]["address"],
-        "stream": keys.stream(pool),
-        "consumerGroup": keys.CONSUMER_GROUP,
-        "databaseIndex": "0",
-    }
+    trigger_type, common = keda_redis_source(definition["redis"], pool)
     auth = {"name": "warmfleet-redis-keda"}
     return {
         "apiVersion": "keda.sh/v1alpha1",
@@ -234,11 +245,11 @@ def scaled_object(definition: dict, p: dict) -> dict:
             }}}},
             "triggers": [
                 {   # lag: the backlog nobody has read yet; the only mode that wakes from zero
-                    "type": "redis-streams", "name": "lag", "authenticationRef": auth,
+                    "type": trigger_type, "name": "lag", "authenticationRef": auth,
                     "metadata": {**common, "lagCount": str(p["lagPerReplica"]), "activationLagCount": "0"},
                 },
                 {   # pending: jobs in flight keep their pods (one replica per `slots` pending)
-                    "type": "redis-streams", "name": "in-flight", "authenticationRef": auth,
+                    "type": trigger_type, "name": "in-flight", "authenticationRef": auth,
                     "metadata": {**common, "pendingEntriesCount": str(p["slots"])},
                 },
             ],
@@ -257,12 +268,20 @@ def pdb(p: dict) -> dict:
     }
 
 
+def redis_ports(redis: dict) -> list[int]:
+    """What executors dial: the data port, and the Sentinels' port under Sentinel."""
+    ports = [int(redis["port"])]
+    if redis.get("mode") == "sentinel":
+        ports.append(int(redis.get("sentinelPort", 26379)))
+    return ports
+
+
 def egress_policy(definition: dict, p: dict) -> dict:
     pool, redis = p["name"], definition["redis"]
     rules = [
         {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": redis["namespace"]}},
                  "podSelector": {"matchLabels": redis["podLabels"]}}],
-         "ports": [{"protocol": "TCP", "port": int(redis["port"])}]},
+         "ports": [{"protocol": "TCP", "port": int(port)} for port in redis_ports(redis)]},
         {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                  "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
          "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},

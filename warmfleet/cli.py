@@ -125,6 +125,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from dispatcher.request import resolve_url
     from dispatcher.settings import ClientSettings
+    from warmfleet import redis_connect
     from warmfleet import status as fleet_status
 
     try:
@@ -132,7 +133,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"warmfleet status: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    r = redis.Redis.from_url(url, decode_responses=True)
+    r = redis_connect.connect(url, decode_responses=True)
     if args.wait_ready is not None:
         try:
             st = fleet_status.wait_ready(r, args.pool, args.wait_ready, args.timeout)

@@ -100,7 +100,7 @@ def test_each_pool_scales_on_its_own_stream_with_lag_and_in_flight_triggers(buil
         assert so["spec"]["minReplicaCount"] == 0  # scale to zero allowed
         triggers = {t["name"]: t for t in so["spec"]["triggers"]}
         for t in triggers.values():
-            assert t["type"] == "redis-streams"
+            assert t["type"] == "redis-streams"  # pools.yaml's redis.mode is single
             assert t["metadata"]["stream"] == keys.stream(pool)
             assert t["metadata"]["consumerGroup"] == keys.CONSUMER_GROUP
             assert t["authenticationRef"]["name"] == "warmfleet-redis-keda"
@@ -131,6 +131,31 @@ def test_each_pool_runs_on_its_gvisor_platform(built):
     assert gen.platform_of(definition, {"name": "x", "platform": "systrap"}) == "systrap"
     with pytest.raises(ValueError, match="unknown gVisor platform"):
         gen.platform_of(definition, {"name": "x", "platform": "qemu"})
+
+
+@pytest.mark.parametrize("mode, redis_def, trigger_type", [
+    ("cluster", {"mode": "cluster", "addresses": ["redis-0.r:6379", "redis-1.r:6379"]}, "redis-cluster-streams"),
+    ("sentinel", {"mode": "sentinel", "addresses": ["sentinel-0.s:26379", "sentinel-1.s:26379"],
+                  "sentinelMaster": "warmfleet", "sentinelPort": 26379}, "redis-sentinel-streams"),
+])
+def test_cluster_and_sentinel_modes_get_their_keda_trigger(mode, redis_def, trigger_type):
+    gen = load_generator()
+    definition = gen.load_definition()
+    definition["redis"] = {**definition["redis"], **redis_def}
+    for p in definition["pools"]:
+        so = gen.scaled_object(definition, p)
+        assert keda_roundtrip(so) == so
+        for t in so["spec"]["triggers"]:
+            assert t["type"] == trigger_type
+            assert t["metadata"]["addresses"] == ",".join(redis_def["addresses"])
+            assert t["metadata"]["stream"] == keys.stream(p["name"])  # the pool's one slot
+            assert "address" not in t["metadata"]
+        assert ("sentinelMaster" in so["spec"]["triggers"][0]["metadata"]) == (mode == "sentinel")
+        ports = {port["port"] for port in gen.egress_policy(definition, p)["spec"]["egress"][0]["ports"]}
+        assert ports == ({6379, 26379} if mode == "sentinel" else {6379})
+    definition["redis"]["mode"] = "memcached"
+    with pytest.raises(ValueError):
+        gen.scaled_object(definition, definition["pools"][0])
 
 
 def test_executor_pod_shape(built):

@@ -26,7 +26,7 @@ import redis
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from warmfleet import keys
+from warmfleet import keys, redis_connect
 from warmfleet import status as fleet_status
 from warmfleet.local import discovery, rootfs, runsc, watchdog
 from warmfleet.local.redis_server import EmbeddedRedis
@@ -227,7 +227,7 @@ class LocalFleet:
                 raise
         self.guard: watchdog.Guard | None = None  # ends all of this if we die (kill -9)
         self.redis: EmbeddedRedis | None = None
-        self.proxy: UnixSocketProxy | None = None
+        self.proxies: list[UnixSocketProxy] = []
         self.pods: list[Pod] = []
         self.client_url = ""
         self._upstream_url = settings.redis_url
@@ -258,21 +258,42 @@ class LocalFleet:
             self.record_process(self.redis.proc.pid)
             self.client_url = self.redis.url
             return
+        upstream = redis_connect.parse(self._upstream_url)
         parsed = urllib.parse.urlparse(self._upstream_url)
-        if parsed.scheme == "unix":
-            target: str | tuple[str, int] = parsed.path
+        if upstream.kind == "sentinel":
+            # One socket; each new connection goes to the primary the Sentinels name now,
+            # so pods follow a failover by reconnecting.
+            self.proxies = [UnixSocketProxy(self.socket_path, redis_connect.sentinel_primary(upstream))]
+        elif upstream.kind == "cluster":
+            # A socket per node (the pods' cluster client maps host:port to it: relay_dir).
+            self.proxies = [
+                UnixSocketProxy(redis_connect.relay_socket(self.socket_dir, host, port), (host, port))
+                for host, port in redis_connect.cluster_nodes(self._upstream_url)
+            ]
+        elif parsed.scheme == "unix":
+            self.proxies = [UnixSocketProxy(self.socket_path, parsed.path)]
         elif parsed.scheme == "redis":
-            target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+            self.proxies = [UnixSocketProxy(self.socket_path, (parsed.hostname or "127.0.0.1", parsed.port or 6379))]
         else:
-            raise ValueError(f"unsupported redis URL scheme {parsed.scheme!r}: use redis:// or unix://")
-        self.proxy = UnixSocketProxy(self.socket_path, target)
-        self.proxy.start()
+            raise ValueError(f"unsupported redis URL scheme {parsed.scheme!r} for a local fleet: "
+                             "use redis://, unix://, redis+sentinel:// or redis+cluster://")
+        for proxy in self.proxies:
+            proxy.start()
         self.client_url = self._upstream_url
 
     def executor_url(self, socket_path: str) -> str:
         """The URL executors use: the same credentials and db, over our Unix socket."""
         if self._upstream_url is None:
             return f"unix://{socket_path}"
+        upstream = redis_connect.parse(self._upstream_url)
+        if upstream.kind == "cluster":
+            query = urllib.parse.urlencode({"relay_dir": os.path.dirname(socket_path)})
+            return f"{self._upstream_url.split('?')[0]}?{query}"
+        if upstream.kind == "sentinel":
+            auth = f":{urllib.parse.quote(upstream.password, safe='')}@" if upstream.password else ""
+            if upstream.username:
+                auth = f"{urllib.parse.quote(upstream.username, safe='')}{auth or '@'}"
+            return f"unix://{auth}{socket_path}?db={upstream.db}"
         parsed = urllib.parse.urlparse(self._upstream_url)
         auth = ""
         if parsed.username or parsed.password:
@@ -308,7 +329,7 @@ class LocalFleet:
             self.recycler.start()
 
     def wait_ready(self, slots: int, timeout: float) -> fleet_status.PoolStatus:
-        r = redis.Redis.from_url(self.client_url, decode_responses=True)
+        r = redis_connect.connect(self.client_url, decode_responses=True)
         try:
             return fleet_status.wait_ready(r, self.settings.pool, slots, timeout)
         except TimeoutError as exc:
@@ -361,7 +382,7 @@ class LocalFleet:
     def _forget(self, pod_id: str) -> None:
         """A dead pod cannot deregister itself: drop its snapshot so status is true at once."""
         try:
-            r = redis.Redis.from_url(self.client_url, decode_responses=True)
+            r = redis_connect.connect(self.client_url, decode_responses=True)
             try:
                 r.delete(keys.pod(self.settings.pool, pod_id))
                 r.zrem(keys.pods(self.settings.pool), pod_id)
@@ -382,8 +403,8 @@ class LocalFleet:
             t.start()
         for t in threads:
             t.join()
-        if self.proxy is not None:
-            self.proxy.stop()
+        for proxy in self.proxies:
+            proxy.stop()
         if self.redis is not None:
             discovery.clear_url(self.client_url)
             self.redis.stop()

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable
 
 
 class UnixSocketProxy:
-    """Listen on `socket_path`; relay each connection to `target` (a Unix path or (host, port))."""
+    """Listen on `socket_path`; relay each connection to `target` (a Unix path or (host, port)),
+    or to what `target()` returns at that moment (a Sentinel-named primary)."""
 
-    def __init__(self, socket_path: str, target: str | tuple[str, int]) -> None:
+    def __init__(self, socket_path: str, target: "str | tuple[str, int] | Callable[[], tuple[str, int]]") -> None:
         self.socket_path = socket_path
         self.target = target
         self._server: socket.socket | None = None
@@ -39,7 +41,7 @@ class UnixSocketProxy:
                 return
             try:
                 upstream = self._connect()
-            except OSError:
+            except Exception:  # OSError, or no primary known to the Sentinels right now
                 client.close()
                 continue
             with self._lock:
@@ -48,11 +50,12 @@ class UnixSocketProxy:
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     def _connect(self) -> socket.socket:
-        if isinstance(self.target, str):
+        target = self.target() if callable(self.target) else self.target
+        if isinstance(target, str):
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            upstream.connect(self.target)
+            upstream.connect(target)
             return upstream
-        upstream = socket.create_connection(self.target, timeout=10)
+        upstream = socket.create_connection(target, timeout=10)
         upstream.settimeout(None)
         return upstream
 

@@ -14,6 +14,7 @@ import os
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_CORES = os.cpu_count() or 1  # once: it reads /sys, and the runner makes a watch per job
 
 
 def _stat_fields(pid: str) -> list[bytes] | None:
@@ -67,7 +68,7 @@ class JobTreeWatch:
         self.uid = uid
         self.main_pid = main_pid
         self.started = started
-        self.cores = os.cpu_count() or 1
+        self.cores = _CORES
         self.baseline: dict[int, int] = {}
         self.last_rss: dict[int, int] = {}
         self.cpu_s = 0.0

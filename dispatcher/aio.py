@@ -18,7 +18,7 @@ from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import WaitTimeout
 from warmfleet import redis_connect, redis_retry
-from warmfleet.schema import FleetLimits, Job, Result
+from warmfleet.schema import FleetLimits, Result
 
 RECHECK_BATCH = 500  # result keys per MGET when re-reading many
 
@@ -36,6 +36,7 @@ class AsyncClient:
         self._listener: asyncio.Task | None = None
         self._subscribed: asyncio.Event | None = None
         self._submit_idempotent = self.redis.register_script(request.IDEMPOTENT_SUBMIT)
+        self._readd = self.redis.register_script(request.READD_LOST)
 
     async def limits(self) -> FleetLimits:
         return self.core.limits or self.core.set_limits(await self.redis.get(self.core.limits_key))
@@ -46,14 +47,12 @@ class AsyncClient:
         await self.limits()
         job = self.core.build(code, options, stream=_stream)
         await self._ensure_listener()
-        return self.core.enqueued(job, await self._enqueue(job, idempotency_key))
-
-    async def _enqueue(self, job: Job, idempotency_key: str | None) -> str:
+        entry = self.core.entry(job)
         if idempotency_key is None:
-            await self.redis.xadd(self.core.stream, self.core.entry(job))
-            return job.job_id
+            return self.core.enqueued(job, job.job_id, await self.redis.xadd(self.core.stream, entry), entry)
         keys_, args = self.core.idempotent_call(job, idempotency_key)
-        return await self._submit_idempotent(keys=keys_, args=args)
+        job_id, entry_id = self.core.idempotent_reply(await self._submit_idempotent(keys=keys_, args=args))
+        return self.core.enqueued(job, job_id, entry_id, entry)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Result:
         await self._ensure_listener()
@@ -101,11 +100,12 @@ class AsyncClient:
         await self.limits()
         jobs = self.core.build_many(codes, kwargs)
         await self._ensure_listener()
+        entries = [self.core.entry(job) for job in jobs]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.xadd(self.core.stream, self.core.entry(job))
-            await pipe.execute()
-        job_ids = [self.core.enqueued(job, job.job_id) for job in jobs]
+            for entry in entries:
+                pipe.xadd(self.core.stream, entry)
+            entry_ids = await pipe.execute()
+        job_ids = [self.core.enqueued(job, job.job_id, e_id, e) for job, e_id, e in zip(jobs, entry_ids, entries)]
         return list(await asyncio.gather(*(self.wait(job_id) for job_id in job_ids)))
 
     # -- plumbing ---------------------------------------------------------------------
@@ -129,6 +129,8 @@ class AsyncClient:
                         assert self._subscribed is not None
                         self._subscribed.set()
                         await self._recheck(list(self._waiters))  # anything finished while we were away
+                        if self.core.on_subscribed():  # we were away: a failover may have lost entries
+                            await self._readd_lost()
                         backoff = 0.05
                     elif msg["type"] == "message":
                         self._deliver(self.core.on_message(msg["data"]))
@@ -138,6 +140,10 @@ class AsyncClient:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+    async def _readd_lost(self) -> None:
+        for keys_, args in self.core.readd_calls():
+            self.core.on_readded(await self._readd(keys=keys_, args=args))
 
     def _deliver(self, result: Result) -> None:
         """Hand an arrived result to its waiter; without one it stays in core.arrived."""

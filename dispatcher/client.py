@@ -13,7 +13,7 @@ from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import InvalidJob, WaitTimeout
 from warmfleet import redis_connect, redis_retry
-from warmfleet.schema import FleetLimits, Job, Result
+from warmfleet.schema import FleetLimits, Result
 
 
 class Client:
@@ -32,6 +32,8 @@ class Client:
         self.redis = redis_connect.connect(self.url, retry=redis_retry.sync_retry(), **core.connection_options())
         self._pubsub: redis.client.PubSub | None = None
         self._submit_idempotent = self.redis.register_script(request.IDEMPOTENT_SUBMIT)
+        self._readd = self.redis.register_script(request.READD_LOST)
+        self._check_lost = False  # set by a re-subscription: a failover may have lost entries
 
     # -- submitting -------------------------------------------------------------------
     def limits(self) -> FleetLimits:
@@ -49,14 +51,12 @@ class Client:
         self.limits()
         job = self.core.build(code, options, stream=_stream)
         self._subscribe()
-        return self.core.enqueued(job, self._enqueue(job, idempotency_key))
-
-    def _enqueue(self, job: Job, idempotency_key: str | None) -> str:
+        entry = self.core.entry(job)
         if idempotency_key is None:
-            self.redis.xadd(self.core.stream, self.core.entry(job))
-            return job.job_id
+            return self.core.enqueued(job, job.job_id, self.redis.xadd(self.core.stream, entry), entry)
         keys_, args = self.core.idempotent_call(job, idempotency_key)
-        return self._submit_idempotent(keys=keys_, args=args)
+        job_id, entry_id = self.core.idempotent_reply(self._submit_idempotent(keys=keys_, args=args))
+        return self.core.enqueued(job, job_id, entry_id, entry)
 
     # -- waiting ----------------------------------------------------------------------
     def wait(self, job_id: str, timeout: float | None = None) -> Result:
@@ -70,6 +70,12 @@ class Client:
             now = time.monotonic()
             deadline.check(job_id, now)
             try:
+                if self._check_lost:  # results that exist are left alone: the next recheck reads them
+                    self._check_lost = False
+                    for keys_, args in self.core.readd_calls():
+                        self.core.on_readded(self._readd(keys=keys_, args=args))
+                    next_check = now  # and re-read this job's result now
+                    continue
                 if now >= next_check:  # safety net for a lost notification
                     self.core.on_stored([job_id], self.redis.mget([self.core.result_key(job_id)]))
                     next_check = now + self.settings.recheck_s
@@ -111,11 +117,12 @@ class Client:
         self.limits()
         jobs = self.core.build_many(codes, kwargs)
         self._subscribe()
+        entries = [self.core.entry(job) for job in jobs]
         with self.redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.xadd(self.core.stream, self.core.entry(job))
-            pipe.execute()
-        job_ids = [self.core.enqueued(job, job.job_id) for job in jobs]
+            for entry in entries:
+                pipe.xadd(self.core.stream, entry)
+            entry_ids = pipe.execute()
+        job_ids = [self.core.enqueued(job, job.job_id, e_id, e) for job, e_id, e in zip(jobs, entry_ids, entries)]
         return [self.wait(job_id) for job_id in job_ids]
 
     # -- plumbing ---------------------------------------------------------------------
@@ -129,6 +136,7 @@ class Client:
         while time.monotonic() < deadline:
             msg = pubsub.get_message(timeout=1.0)
             if msg and msg["type"] == "subscribe":
+                self.core.on_subscribed()
                 self._pubsub = pubsub
                 return
         pubsub.close()
@@ -137,11 +145,13 @@ class Client:
     def _pump(self, timeout: float) -> None:
         """Take every result message available, waiting up to `timeout` for the first."""
         assert self._pubsub is not None
-        msg = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+        msg = self._pubsub.get_message(timeout=timeout)
         while msg is not None:
             if msg["type"] == "message":
                 self.core.on_message(msg["data"])
-            msg = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+            elif msg["type"] == "subscribe" and self.core.on_subscribed():
+                self._check_lost = True  # redis-py reconnected and re-subscribed: we were away
+            msg = self._pubsub.get_message(timeout=0)
 
     def close(self) -> None:
         if self._pubsub is not None:

@@ -49,6 +49,11 @@ class ClientCore:
         # Jobs this client enqueued while subscribed: their result is published to us, so
         # waiting for one needs no first look at the stored result.
         self._ours: set[str] = set()
+        # Our jobs not answered yet: job id -> (entry id, the entry's job JSON), so that
+        # after a failover what the new primary lost is added again (request.READD_LOST).
+        self.in_flight: dict[str, tuple[str, str]] = {}
+        self._subscriptions = 0
+        self.readded = 0  # jobs added again after a failover, over this client's life
 
     def connection_options(self) -> dict:
         """What both clients pass to redis-py (each adds its own Retry flavour)."""
@@ -82,13 +87,49 @@ class ClientCore:
         key = request.check_idempotency_key(idempotency_key)
         return [keys.idempotency(self.pool, key), self.stream], [job.job_id, self.settings.idempotency_ttl_s, job.to_json()]
 
-    def enqueued(self, job: Job, job_id: str | bytes) -> str:
-        """After XADD or the idempotent script: the id to wait for. An idempotent call may
-        answer with another client's job, whose result is not published to us."""
+    def enqueued(self, job: Job, job_id: str | bytes, entry_id: str | bytes = "", entry: dict | None = None) -> str:
+        """After XADD (its entry id) or the idempotent script: the id to wait for. An
+        idempotent call may answer with another client's job, whose result is not
+        published to us."""
         job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
         if job_id == job.job_id:
             self._ours.add(job_id)
+            entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            self.in_flight[job_id] = (entry_id, (entry or self.entry(job))["job"])
         return job_id
+
+    def idempotent_reply(self, reply: list) -> tuple[str, str]:
+        """(job id, entry id) from request.IDEMPOTENT_SUBMIT."""
+        job_id, entry_id = (x.decode() if isinstance(x, bytes) else x for x in reply)
+        return job_id, entry_id
+
+    # -- failover ---------------------------------------------------------------------
+    def on_subscribed(self) -> bool:
+        """A subscription confirmed. True when it is a re-subscription: the connection
+        was lost, perhaps to a failover, so check for lost entries (readd_calls)."""
+        self._subscriptions += 1
+        return self._subscriptions > 1
+
+    def readd_calls(self) -> list[tuple[list[str], list]]:
+        """KEYS and ARGV of request.READD_LOST over every job still in flight."""
+        items = list(self.in_flight.items())
+        calls = []
+        for start in range(0, len(items), request.READD_BATCH):
+            chunk = items[start : start + request.READD_BATCH]
+            calls.append((
+                [self.stream, *(self.result_key(job_id) for job_id, _ in chunk)],
+                [x for job_id, (entry_id, payload) in chunk for x in (job_id, entry_id, payload)],
+            ))
+        return calls
+
+    def on_readded(self, reply: list) -> int:
+        """Record the new entry ids READD_LOST answered; how many jobs it added again."""
+        flat = [x.decode() if isinstance(x, bytes) else x for x in reply or []]
+        for job_id, entry_id in zip(flat[::2], flat[1::2]):
+            if job_id in self.in_flight:
+                self.in_flight[job_id] = (entry_id, self.in_flight[job_id][1])
+        self.readded += len(flat) // 2
+        return len(flat) // 2
 
     # -- results --------------------------------------------------------------------
     def result_key(self, job_id: str) -> str:
@@ -97,6 +138,7 @@ class ClientCore:
     def on_message(self, data: str | bytes) -> Result:
         result = request.parse_result(data)
         self.arrived[result.job_id] = result
+        self.in_flight.pop(result.job_id, None)
         return result
 
     def on_stored(self, job_ids: list[str], raws: list[str | None]) -> None:
@@ -104,6 +146,7 @@ class ClientCore:
         for job_id, raw in zip(job_ids, raws):
             if raw is not None:
                 self.arrived[job_id] = request.parse_result(raw)
+                self.in_flight.pop(job_id, None)
 
     def take(self, job_id: str) -> Result | None:
         result = self.arrived.pop(job_id, None)

@@ -68,6 +68,12 @@ class _Processes:
             proc.send_signal(signal.SIGKILL)
         proc.wait()
 
+    def pause(self, port: int) -> None:
+        self.procs[port].send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self.procs[port].send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from dispatcher.errors import InvalidJob, NoFleetConfigured
 from dispatcher.settings import ClientSettings
 from warmfleet import messages
-from warmfleet.local import discovery
+from warmfleet import discovery
 from warmfleet.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
 
 # Create the job only if this idempotency key is new; either way return the job id, and

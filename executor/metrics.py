@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 import redis.exceptions
@@ -32,10 +32,21 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from warmfleet import keys
 from warmfleet.backlog import entry_age_s, group_backlog
+from warmfleet.snapshot import PodSnapshot
 
 if TYPE_CHECKING:
-    from executor.supervisor import Supervisor
     from warmfleet.schema import Result
+
+
+class Pod(Protocol):
+    """What the exporter reads of the pod (the Supervisor; no import: it imports us)."""
+
+    settings: Any  # ExecutorSettings: .pool, .metrics_port, .metrics_addr, .metrics_refresh_s
+    redis: Any
+    runner_pids: dict
+    orphans_reaped: int
+
+    def snapshot(self) -> PodSnapshot: ...
 
 log = logging.getLogger("warmfleet.metrics")
 
@@ -100,7 +111,7 @@ def job_finished(pool: str, result: "Result") -> None:
 class SupervisorCollector:
     """Values read at scrape time from the live supervisor: slots and memory."""
 
-    def __init__(self, sup: "Supervisor") -> None:
+    def __init__(self, sup: Pod) -> None:
         self.sup = sup
 
     def describe(self):
@@ -180,7 +191,7 @@ def exposition() -> bytes:
 class Exporter:
     """The pod's /metrics endpoint plus the task refreshing the stream gauges."""
 
-    def __init__(self, sup: "Supervisor") -> None:
+    def __init__(self, sup: Pod) -> None:
         self.sup = sup
         self.collector = SupervisorCollector(sup)
         self.server = None
@@ -223,7 +234,7 @@ class Exporter:
             pass
 
 
-def start(sup: "Supervisor") -> Exporter:
+def start(sup: Pod) -> Exporter:
     return Exporter(sup).start()
 
 

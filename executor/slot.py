@@ -11,38 +11,34 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
-
 import redis.exceptions
 from pydantic import ValidationError
 
 from executor import metrics
 from executor.boot import SpawnedRunner, runner_config
 from executor.delivery import Entry, EntrySource
+from executor.pod_state import PodState
 from executor.runner_handle import RunnerGone, RunnerHandle
 from warmfleet import messages
 from warmfleet.messages import Broken, Chunk, Next, Ready, RunJob, RunOutcome, Stop
 from warmfleet.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
 from warmfleet.snapshot import SlotState
 
-if TYPE_CHECKING:
-    from executor.supervisor import Supervisor
-
 log = logging.getLogger("warmfleet.slot")
 
 
 class Slot:
-    def __init__(self, sup: "Supervisor", index: int, spawned: SpawnedRunner | None = None) -> None:
-        self.sup = sup
+    def __init__(self, pod: PodState, index: int, spawned: SpawnedRunner | None = None) -> None:
+        self.pod = pod
         self.index = index
-        self.settings = sup.settings
+        self.settings = pod.settings
         self.consumer = f"{self.settings.pod_id}/{index}"
         self.name = self.consumer
         self.state = SlotState.STARTING
         self.jobs_done = 0
         self.runner = RunnerHandle(self.settings.python, runner_config(self.settings, index), spawned)
         self.source = EntrySource(
-            sup.redis,
+            pod.redis,
             self.settings.pool,
             self.consumer,
             block_ms=self.settings.block_ms,
@@ -60,9 +56,9 @@ class Slot:
         flip = {state, self.state} == {SlotState.READY, SlotState.BUSY}
         self.state = state
         if flip:
-            self.sup.slots_flipped = True
+            self.pod.slots_flipped = True
         else:
-            self.sup.state_changed.set()
+            self.pod.state_changed.set()
 
     async def start_runner(self) -> None:
         """(Re)start the runner and wait for its first spare child."""
@@ -71,7 +67,7 @@ class Slot:
             self._set(SlotState.STARTING)
             try:
                 await self.runner.start()
-                self.sup.runner_pids[self.runner.pid] = self
+                self.pod.runner_pids[self.runner.pid] = self.runner
                 await self._await_ready()
                 self._set(SlotState.READY)
                 return
@@ -80,7 +76,7 @@ class Slot:
                 log.error("runner failed to start", extra={"slot": self.name, "error": str(exc)})
                 self.runner.kill()
                 self.runner.close()
-                if self.sup.stopping.is_set():
+                if self.pod.stopping.is_set():
                     return
                 await asyncio.sleep(delay)  # backoff before a respawn, not synchronisation
                 delay = min(delay * 2, 5.0)
@@ -94,16 +90,16 @@ class Slot:
         """Consume until the supervisor drains."""
         await self.start_runner()
         backoff = 0.1
-        while not self.sup.draining.is_set():
+        while not self.pod.draining.is_set():
             await self._ready.wait()
-            if self.sup.draining.is_set():
+            if self.pod.draining.is_set():
                 break
             try:
                 entries = await self.source.next()
                 backoff = 0.1
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 log.warning("redis unavailable; retrying", extra={"slot": self.name, "error": str(exc)})
-                await self.sup.wait_draining(backoff)
+                await self.pod.wait_draining(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             for entry in entries:
@@ -113,12 +109,12 @@ class Slot:
     async def _handle(self, entry: Entry) -> None:
         t_received = time.perf_counter()
         entry_id, fields = entry.entry_id, entry.fields
-        store = self.sup.store
+        store = self.pod.store
         metrics.JOBS_RECEIVED.labels(self.settings.pool).inc()
         if not fields:  # deleted while pending: nothing to run, nobody to answer
             await store.ack_only(entry_id)
             return
-        job, problem = parse_entry(fields, self.sup.settings.limits)
+        job, problem = parse_entry(fields, self.pod.settings.limits)
         if job is None:
             job_id = _salvage_job_id(fields)
             if job_id is None:
@@ -146,7 +142,7 @@ class Slot:
             )
             await store.record_dead_letter(entry_id, result.error or "", job_id=job.job_id)
             await store.store_and_ack(entry_id, result, job.reply_to)
-            self.sup.dead_letters += 1
+            self.pod.dead_letters += 1
             metrics.DEAD_LETTERS.labels(self.settings.pool, "max_deliveries").inc()
             metrics.job_finished(self.settings.pool, result)
             log.error("job dead-lettered", extra={"job_id": job.job_id})
@@ -159,10 +155,10 @@ class Slot:
         t_ran = time.perf_counter()
         try:
             if not await self._store(entry_id, result, job.reply_to):
-                self.sup.duplicates += 1
+                self.pod.duplicates += 1
                 log.info("result already stored by an earlier delivery", extra={"job_id": job.job_id})
             if job.stream:
-                await self.sup.store.add_output(job.job_id, messages.END_RECORD)
+                await self.pod.store.add_output(job.job_id, messages.END_RECORD)
         finally:
             # Only now may the runner fork the next spare: inside gVisor a fork holds up the
             # pod's other work for ~10 ms, and the answer should not wait behind it.
@@ -170,8 +166,7 @@ class Slot:
         t_stored = time.perf_counter()
         metrics.job_finished(self.settings.pool, result)
         self.jobs_done += 1
-        self.sup.jobs_done += 1
-        self.sup.note_result(result)
+        self.pod.note_result(result)
         log.info(
             "job done",
             extra={
@@ -193,11 +188,11 @@ class Slot:
         started = time.monotonic()
         while True:
             try:
-                return await self.sup.store.store_and_ack(entry_id, result, reply_to)
+                return await self.pod.store.store_and_ack(entry_id, result, reply_to)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 level = logging.ERROR if time.monotonic() - started > 30 else logging.WARNING
                 log.log(level, "cannot store result; retrying", extra={"job_id": result.job_id, "error": str(exc)})
-                if self.sup.stopping.is_set():
+                if self.pod.stopping.is_set():
                     return False
                 await asyncio.sleep(backoff)  # reconnect backoff
                 backoff = min(backoff * 2, 2.0)
@@ -207,11 +202,11 @@ class Slot:
         started = time.time()
         try:
             if job.stream and redelivered:
-                await self.sup.store.add_output(job.job_id, messages.RESTART_RECORD)
+                await self.pod.store.add_output(job.job_id, messages.RESTART_RECORD)
             await self.runner.send(run_job(job))
             reply = await self.runner.recv()
             while isinstance(reply, Chunk):  # a streaming job's output, as it is written
-                await self.sup.store.add_output(job.job_id, messages.chunk_record(reply))
+                await self.pod.store.add_output(job.job_id, messages.chunk_record(reply))
                 reply = await self.runner.recv()
             if not isinstance(reply, RunOutcome):
                 raise RunnerGone(f"expected a result, got {reply!r}")

@@ -17,50 +17,36 @@ import redis.exceptions
 
 from executor import boot, metrics, running_loop, store
 from executor.exitcodes import ExitCode
+from executor.pod_state import PodState
 from executor.settings import ExecutorSettings
 from executor.slot import Slot
 from warmfleet import keys, probe, redis_connect, redis_retry
-from warmfleet.messages import Status
 from warmfleet.snapshot import PodSnapshot, SlotSnapshot, SlotState
 
 log = logging.getLogger("warmfleet.supervisor")
 
 HEARTBEAT_MIN_INTERVAL_S = 0.1
 FLIP_PUBLISH_S = 0.5  # a slot's ready <-> busy flip is in the published state within this
-# A job that hit one of these limits pushed against the sandbox and may have left state
-# behind: it "taints" the pod, which the GC sidecar may recycle (WARMFLEET_GC__RECYCLE_TAINTED).
-TAINTING = frozenset({Status.TIMEOUT, Status.CPU_LIMIT, Status.MEMORY_LIMIT, Status.OUTPUT_LIMIT})
 RSS_SAMPLE_S = 5.0
 
 
-class Supervisor:
+class Supervisor(PodState):
     def __init__(self, settings: ExecutorSettings, spawned: list[boot.SpawnedRunner]) -> None:
         """`spawned`: boot.start(settings) made us the subreaper, prepared the workspaces
         and spawned one runner per slot, before this module's imports."""
-        self.settings = settings
-        self.redis = redis_connect.connect_async(
+        redis = redis_connect.connect_async(
             settings.redis_url,
             decode_responses=True,
             health_check_interval=30,
             retry=redis_retry.async_retry(),
             retry_on_error=redis_retry.RETRY_ON,
         )
-        self.store = store.ResultStore(self.redis, settings.pool, settings.result_ttl_s)
+        super().__init__(settings, redis, store.ResultStore(redis, settings.pool, settings.result_ttl_s))
         self.slots = [Slot(self, i, spawned[i]) for i in range(settings.slots)]
-        self.runner_pids: dict[int, Slot] = {}
-        self.state_changed = asyncio.Event()  # publish now: start-up, breakage, drain, exits
-        self.slots_flipped = False  # publish soon: a slot went ready <-> busy
-        self.draining = asyncio.Event()
-        self.stopping = asyncio.Event()
         self._stop_beating = asyncio.Event()
         self.started_at = time.time()
-        self.jobs_done = 0
-        self.tainted = 0
         self._redis_ok_at: float | None = None
         self._rss: tuple[float, int | None] = (0.0, None)
-        self.dead_letters = 0
-        self.duplicates = 0
-        self.orphans_reaped = 0
 
     # -- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
@@ -118,12 +104,6 @@ class Supervisor:
             log.warning("second signal: stopping now", extra={"signal": signal.Signals(sig).name})
             self.stopping.set()
 
-    async def wait_draining(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self.draining.wait(), timeout)
-        except TimeoutError:
-            pass
-
     async def _drain(self, slot_tasks: list[asyncio.Task]) -> ExitCode:
         self.state_changed.set()
         done_waiting = asyncio.gather(*slot_tasks, return_exceptions=True)
@@ -165,11 +145,11 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            slot = self.runner_pids.pop(pid, None)
-            if slot is None:
+            runner = self.runner_pids.pop(pid, None)
+            if runner is None:
                 self.orphans_reaped += 1
                 continue
-            slot.runner.exit_status = status
+            runner.exit_status = status
             self.state_changed.set()
 
     # -- state published for status, probes and the GC sidecar ------------------------
@@ -235,11 +215,6 @@ class Supervisor:
                 pass
             if self.slots_flipped or time.monotonic() - beat_at >= self.settings.heartbeat_s:
                 return
-
-    def note_result(self, result) -> None:
-        """Called by a slot for every job it answered."""
-        if result.status in TAINTING:
-            self.tainted += 1
 
     def write_health(self, stopped: bool = False) -> None:
         """The liveness heartbeat: written by this loop, never by jobs (warmfleet/probe.py)."""

@@ -142,10 +142,28 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 1
         print(json.dumps(st.as_dict()) if args.json else fleet_status.format_table(st))
         return 0
-    stop = threading.Event()
     if args.watch:
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Raise, not Event.set(): a handler that set an Event could land while this thread
+        # held the Event's own lock inside wait(), and deadlock (seen: a hung test).
+        signal.signal(signal.SIGINT, _stop_watching)
+        signal.signal(signal.SIGTERM, _stop_watching)
+    try:
+        return _status_loop(args, r, url, fleet_status)
+    except _StopWatching:
+        return 0
+
+
+class _StopWatching(BaseException):
+    pass
+
+
+def _stop_watching(*_: object) -> None:
+    raise _StopWatching
+
+
+def _status_loop(args: argparse.Namespace, r, url: str, fleet_status) -> int:
+    import redis
+
     while True:
         try:
             st = fleet_status.read_status(r, args.pool)
@@ -160,8 +178,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(fleet_status.format_table(st), flush=True)
         if not args.watch:
             return 0
-        if stop.wait(args.interval):  # the refresh period; Ctrl-C is how --watch ends
-            return 0
+        time.sleep(args.interval)  # the refresh period; Ctrl-C is how --watch ends
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:

@@ -28,7 +28,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warmfleet import keys, redis_connect
 from warmfleet import status as fleet_status
-from warmfleet.local import discovery, rootfs, runsc, watchdog
+from warmfleet import discovery
+from warmfleet.local import rootfs, runsc, watchdog
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.sandbox import (
     SOCKET_DIR_IN_SANDBOX,
@@ -39,7 +40,7 @@ from warmfleet.local.sandbox import (
 from warmfleet.local.uds_proxy import UnixSocketProxy
 
 if TYPE_CHECKING:
-    from gc_sidecar.local import LocalRecycler
+    from warmfleet.local.recycler import LocalRecycler
     from gc_sidecar.policy import RecyclePolicy
 
 log = logging.getLogger("warmfleet.fleet")
@@ -323,7 +324,7 @@ class LocalFleet:
         self._monitor = threading.Thread(target=self._watch, name="pod-monitor", daemon=True)
         self._monitor.start()
         if self.recycle_policy is not None:
-            from gc_sidecar.local import LocalRecycler
+            from warmfleet.local.recycler import LocalRecycler
 
             self.recycler = LocalRecycler(self, self.recycle_policy)
             self.recycler.start()

@@ -16,7 +16,8 @@ import shutil
 import subprocess
 import time
 
-from executor.procscan import running
+import psutil
+
 from warmfleet.local.rootfs import RootFs
 
 CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_SYS_ADMIN"]
@@ -122,7 +123,7 @@ class Sandbox:
 
     def alive(self) -> bool:
         """Cheap: the sandbox process exits when its supervisor does."""
-        return self.pid is not None and running(self.pid)
+        return self.pid is not None and _running(self.pid)
 
     def signal(self, sig: str) -> None:
         subprocess.run(self._cmd("kill", self.id, sig), capture_output=True, timeout=30)
@@ -147,3 +148,11 @@ class Sandbox:
                 self.signal("KILL")
                 self.wait_stopped(10)
         subprocess.run(self._cmd("delete", "--force", self.id), capture_output=True, timeout=30)
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (a zombie runs nothing)."""
+    try:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
+        return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import psutil
 import redis
@@ -20,8 +20,16 @@ from gc_sidecar.recycler import RecycleRecord, Recycler, wait_until
 from warmfleet import keys, redis_connect
 from warmfleet.snapshot import PodSnapshot
 
-if TYPE_CHECKING:
-    from warmfleet.local.fleet import LocalFleet, Pod
+
+
+class Fleet(Protocol):
+    """What the recycler needs of the LocalFleet that owns it (no import: the fleet imports us)."""
+
+    client_url: str
+    settings: Any  # FleetSettings: .pool
+    pods: list  # of Pod: .pod_id, .index, .recycling, .alive(), .sandbox, .proc, .log_path
+
+    def replace_pod(self, old: Any) -> Any: ...
 
 log = logging.getLogger("warmfleet.gc.local")
 
@@ -52,7 +60,7 @@ def tree_rss(pid: int | None) -> int | None:
 
 
 class LocalRecycler:
-    def __init__(self, fleet: "LocalFleet", policy: RecyclePolicy) -> None:
+    def __init__(self, fleet: Fleet, policy: RecyclePolicy) -> None:
         self.fleet = fleet
         self.policy = policy
         self.redis = redis_connect.connect(fleet.client_url, decode_responses=True)
@@ -106,8 +114,8 @@ class LocalRecycler:
             self._workers.append(w)
             w.start()
 
-    def _recycle(self, pod: "Pod", reason: Reason) -> None:
-        fresh: list[Pod] = []
+    def _recycle(self, pod: Any, reason: Reason) -> None:
+        fresh: list[Any] = []
 
         def replace(drained: bool) -> str:
             if self._stop.is_set():
@@ -127,7 +135,7 @@ class LocalRecycler:
             return
         self.history.append((pod.index, rec, fresh[0].pod_id if fresh else ""))
 
-    def _serving(self, pod: "Pod") -> bool:
+    def _serving(self, pod: Any) -> bool:
         raw = self.redis.get(keys.pod(self.fleet.settings.pool, pod.pod_id))
         if raw is None:
             return False

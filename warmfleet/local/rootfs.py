@@ -32,7 +32,9 @@ PROJECT_DIR_IN_SANDBOX = "/opt/warmfleet"
 PROJECT_PACKAGES = ("executor", "warmfleet", "dispatcher", "gc_sidecar")
 # Copied from the host's /etc when present: no secrets, what libc, Python and tools read.
 ETC_COPIED = ("ld.so.cache", "localtime", "timezone", "protocols", "services", "mime.types")
-ETC_TREES_COPIED = ("alternatives",)  # Debian's /usr/bin/awk -> /etc/alternatives/awk -> mawk
+# Shown read-only: Debian's /usr/bin/awk -> /etc/alternatives/awk -> mawk (hundreds of
+# links: one bind mount costs less than copying them for every fleet).
+ETC_TREES_SHOWN = ("alternatives",)
 NSSWITCH = "passwd: files\ngroup: files\nshadow: files\nhosts: files\nservices: files\nprotocols: files\n"
 HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -124,9 +126,9 @@ def _write_etc(root: RootFs, *, slots: int, uid_base: int) -> None:
         elif os.path.isfile(host):
             shutil.copyfile(host, os.path.join(etc, name))
             os.chmod(os.path.join(etc, name), 0o644)
-    for name in ETC_TREES_COPIED:
+    for name in ETC_TREES_SHOWN:
         if os.path.isdir(os.path.join("/etc", name)):
-            shutil.copytree(os.path.join("/etc", name), os.path.join(etc, name), symlinks=True)
+            root.add_bind(os.path.realpath(os.path.join("/etc", name)), f"/etc/{name}")
     for name in os.listdir("/etc"):  # Debian's python3.X/sitecustomize.py, linked from the stdlib
         if name.startswith("python3") and os.path.isdir(os.path.join("/etc", name)):
             shutil.copytree(os.path.join("/etc", name), os.path.join(etc, name), symlinks=True)

@@ -204,6 +204,8 @@ class LocalFleet:
         self.sandbox_runtime = "runsc" if self.runsc_info else "none"
         self.sandbox_version = self.runsc_info.version if self.runsc_info else ""
         self.sandbox_platform = settings.platform if self.runsc_info else ""
+        if settings.sandbox:
+            rootfs.check_jobs_can_read_stdlib()
         self.runtime_dir = tempfile.mkdtemp(prefix="warmfleet-")
         # 0711: job uids of --no-sandbox pods must traverse to their workspaces below;
         # nobody but us can list it, and the socket directory inside stays 0700.
@@ -211,22 +213,23 @@ class LocalFleet:
         self.socket_dir = os.path.join(self.runtime_dir, "sock")
         self.socket_path = os.path.join(self.socket_dir, "redis.sock")
         self.runsc_root = os.path.join(self.runtime_dir, "runsc")
-        for d in (self.socket_dir, self.runsc_root, os.path.join(self.runtime_dir, "logs")):
-            os.makedirs(d, mode=0o700)
-        # The pods' root: built once, shared read-only by every pod of this fleet.
-        self.root: rootfs.RootFs | None = None
-        if settings.sandbox:
-            try:
-                rootfs.check_jobs_can_read_stdlib()
+        self.guard: watchdog.Guard | None = None  # ends all of this if we die (kill -9)
+        self.root: rootfs.RootFs | None = None  # the pods' root, shared read-only by all
+        try:
+            self._start_guard()  # from here on, nothing outlives this process
+            for d in (self.socket_dir, self.runsc_root, os.path.join(self.runtime_dir, "logs")):
+                os.makedirs(d, mode=0o700)
+            if settings.sandbox:
                 self.root = rootfs.build(
                     os.path.join(self.runtime_dir, "root"), slots=settings.slots, uid_base=SLOT_UID_BASE,
                     workspace_root=WORKSPACE_ROOT_IN_SANDBOX, socket_dir_in_sandbox=SOCKET_DIR_IN_SANDBOX,
                     read_only_paths=[*rootfs.interpreter_paths(), *settings.read_only_paths],
                 )
-            except BaseException:
-                shutil.rmtree(self.runtime_dir, ignore_errors=True)
-                raise
-        self.guard: watchdog.Guard | None = None  # ends all of this if we die (kill -9)
+        except BaseException:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+            if self.guard is not None:
+                self.guard.release()
+            raise
         self.redis: EmbeddedRedis | None = None
         self.proxies: list[UnixSocketProxy] = []
         self.pods: list[Pod] = []
@@ -307,7 +310,6 @@ class LocalFleet:
     # -- lifecycle --------------------------------------------------------------------
     def start(self, ready_timeout: float = 60.0) -> None:
         try:
-            self._start_guard()
             self._start_redis()
             for i in range(self.settings.pods):
                 pod = Pod(self, i)

@@ -163,11 +163,14 @@ def _kill_sandboxes(record: dict) -> int:
     runsc, root = record.get("runsc"), record.get("runsc_root")
     if not runsc or not root or not os.path.isdir(root):
         return 0
-    out = subprocess.run([runsc, "--root", root, "list", "-quiet"], capture_output=True, text=True, timeout=30)
-    ids = [line.strip() for line in out.stdout.splitlines() if line.strip()]
-    for cid in ids:
-        subprocess.run([runsc, "--root", root, "kill", cid, "KILL"], capture_output=True, timeout=30)
-        subprocess.run([runsc, "--root", root, "delete", "--force", cid], capture_output=True, timeout=30)
+    try:
+        out = subprocess.run([runsc, "--root", root, "list", "-quiet"], capture_output=True, text=True, timeout=30)
+        ids = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+        for cid in ids:
+            subprocess.run([runsc, "--root", root, "kill", cid, "KILL"], capture_output=True, timeout=30)
+            subprocess.run([runsc, "--root", root, "delete", "--force", cid], capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return 0  # runsc gone or hung: the processes and the directory are still ours to remove
     return len(ids)
 
 

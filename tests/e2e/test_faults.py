@@ -44,9 +44,13 @@ def result_keys(r) -> int:
 
 def test_runner_killed_mid_job_is_rerun_and_answered_once(faulty_fleet, r, c):
     before = result_keys(r)
-    job = c.submit("import time; time.sleep(1.5); print('done')")
+    job = c.submit(ff.held_job("done"))
     pod_id, slot = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
     ff.kill_in_sandbox(faulty_fleet, pod_id, slot.runner_pid)
+    # pids are per sandbox: a new runner is another pod, or another pid in the same pod
+    again = ff.poll(lambda: (b := ff.busy_slot(r)) and (b[0], b[1].runner_pid) != (pod_id, slot.runner_pid) and b,
+                    30, "the rerun")
+    ff.release(faulty_fleet, again[0], again[1].slot)
     res = c.wait(job, timeout=60)
     assert (res.status, res.stdout) == (Status.OK, "done\n"), res
     assert result_keys(r) == before + 1
@@ -73,10 +77,13 @@ def test_job_that_keeps_killing_its_executor_is_dead_lettered(faulty_fleet, r, c
 
 
 def test_whole_sandbox_killed_its_job_is_reclaimed(faulty_fleet, r, c):
-    job = c.submit("import time; time.sleep(1); print('survived')")
+    job = c.submit(ff.held_job("survived"))
     pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
     ff.pod_by_id(faulty_fleet, pod_id).sandbox.signal("KILL")
-    res = c.wait(job, timeout=60)  # reclaimed by the other pod after ~2 s idle
+    # reclaimed by the other pod after ~2 s idle
+    other, slot = ff.poll(lambda: ff.busy_slot_except(r, pod_id), 60, "the job to be reclaimed")
+    ff.release(faulty_fleet, other, slot.slot)
+    res = c.wait(job, timeout=60)
     assert (res.status, res.stdout) == (Status.OK, "survived\n"), res
     assert not res.executor.startswith(pod_id)
     faulty_fleet.wait_ready(2, 60)  # the monitor replaced the dead pod
@@ -88,7 +95,7 @@ def test_a_job_longer_than_the_reclaim_idle_time_keeps_its_claim(faulty_fleet, r
     idle time: well past that time the entry is still idle for less than it, still with
     its first consumer and delivery, so no peer can reclaim it."""
     stream, group = keys.stream("default"), keys.CONSUMER_GROUP
-    job = c.submit("import time; time.sleep(5); print('once')")  # 2.5x the 2 s idle time
+    job = c.submit(ff.held_job("once"))  # held well past the 2 s idle time
     first = ff.poll(lambda: r.xpending_range(stream, group, min="-", max="+", count=10), 20, "the entry to be read")
     assert len(first) == 1, first
     seen = time.monotonic()
@@ -100,15 +107,19 @@ def test_a_job_longer_than_the_reclaim_idle_time_keeps_its_claim(faulty_fleet, r
     assert later[0]["consumer"] == first[0]["consumer"]
     assert later[0]["times_delivered"] == 1
     assert later[0]["time_since_delivered"] < float(RECLAIM_IDLE_S) * 1000
+    pod_id, slot = ff.poll(lambda: ff.busy_slot(r), 20, "the job to be running")
+    ff.release(faulty_fleet, pod_id, slot.slot)
     res = c.wait(job, timeout=60)
     assert (res.status, res.stdout) == (Status.OK, "once\n"), res
 
 
 def test_sigterm_drains_in_flight_job_then_exits(faulty_fleet, r, c):
-    job = c.submit("import time; time.sleep(1.5); print('finished')")
-    pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
+    job = c.submit(ff.held_job("finished"))
+    pod_id, slot = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
     pod = ff.pod_by_id(faulty_fleet, pod_id)
     pod.sandbox.signal("TERM")
+    ff.poll(lambda: getattr(ff.snapshots(r).get(pod_id), "draining", False), 10, "the pod to drain")
+    ff.release(faulty_fleet, pod_id, slot.slot)  # only now, mid-drain, may the job finish
     res = c.wait(job, timeout=30)
     assert (res.status, res.stdout) == (Status.OK, "finished\n"), res
     assert res.executor.startswith(pod_id)  # finished where it ran: not reclaimed
@@ -119,13 +130,16 @@ def test_sigterm_drains_in_flight_job_then_exits(faulty_fleet, r, c):
 
 
 def test_second_sigterm_kills_now_and_the_job_is_reclaimed(faulty_fleet, r, c):
-    job = c.submit("import time; time.sleep(4); print('second try')", timeout=20)
+    job = c.submit(ff.held_job("second try"), timeout=60)
     pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
     pod = ff.pod_by_id(faulty_fleet, pod_id)
     pod.sandbox.signal("TERM")
     ff.poll(lambda: getattr(ff.snapshots(r).get(pod_id), "draining", False), 10, "the pod to drain")
     pod.sandbox.signal("TERM")
-    assert pod.sandbox.wait_stopped(5)  # did not wait for the 4 s job
-    res = c.wait(job, timeout=60)  # its entry stayed pending and another pod took it over
+    assert pod.sandbox.wait_stopped(5)  # did not wait for the held job
+    # its entry stayed pending and another pod took it over
+    other, slot = ff.poll(lambda: ff.busy_slot_except(r, pod_id), 60, "the job to be reclaimed")
+    ff.release(faulty_fleet, other, slot.slot)
+    res = c.wait(job, timeout=60)
     assert (res.status, res.stdout) == (Status.OK, "second try\n"), res
     assert not res.executor.startswith(pod_id)

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import redis
 
 from warmfleet import keys
+from warmfleet.local.fleet import SLOT_UID_BASE
+from warmfleet.local.sandbox import WORKSPACE_ROOT_IN_SANDBOX
 from warmfleet.snapshot import PodSnapshot, SlotSnapshot, SlotState
 
 
@@ -50,6 +52,28 @@ def kill_in_sandbox(fleet, pod_id: str, pid: int) -> None:
     """SIGKILL one process inside a pod's sandbox (pids are the sandbox's own)."""
     out = pod_by_id(fleet, pod_id).sandbox.exec(sys.executable, "-S", "-c", f"import os; os.kill({pid}, 9)")
     assert out.returncode == 0, out.stderr
+
+
+def held_job(output: str) -> str:
+    """A job that runs until the test releases it (release()), then prints `output`:
+    a test that must catch it mid-run never races a sleep on a loaded machine."""
+    return f"import os, time\nwhile not os.path.exists('release'): time.sleep(0.01)\nprint({output!r})"
+
+
+def release(fleet, pod_id: str, slot: int) -> None:
+    """Let the held job of one slot go on: its 'release' file, written as the slot's uid
+    (the workspace is 0700 and the sandbox's root has no CAP_DAC_OVERRIDE)."""
+    uid = SLOT_UID_BASE + slot
+    path = f"{WORKSPACE_ROOT_IN_SANDBOX}/{slot}/release"
+    code = f"import os; os.setgid({uid}); os.setuid({uid}); open({path!r}, 'w').close()"
+    out = pod_by_id(fleet, pod_id).sandbox.exec(sys.executable, "-S", "-c", code)
+    assert out.returncode == 0, out.stderr
+
+
+def busy_slot_except(r: redis.Redis, pod_id: str, pool: str = "default") -> tuple[str, SlotSnapshot] | None:
+    """A busy slot on any serving pod but `pod_id` (where a reclaimed job runs again)."""
+    found = busy_slot(r, pool)
+    return found if found is not None and found[0] != pod_id else None
 
 
 @contextmanager

@@ -108,5 +108,6 @@ def test_scrape_counts_jobs_by_status_and_exposes_slots_memory_and_stream(plain_
         assert value(s, "warmfleet_stream_pending") == 2
         assert value(s, "warmfleet_stream_oldest_pending_age_seconds") > 0
         assert value(s, "warmfleet_executor_memory_bytes", process="child") > 0
-        assert all(c.wait(j, timeout=20).ok for j in slow + waiting)
+        finals = [c.wait(j, timeout=20) for j in slow + waiting]
+        assert all(res.ok for res in finals), finals
     r.close()

@@ -1,0 +1,81 @@
+"""EntrySource against a real redis-server: own pending entries first, reclaiming from a
+silent consumer, keeping a long job's claim fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis.asyncio as aioredis
+
+from executor import store
+from executor.delivery import EntrySource
+from warmfleet import keys
+
+POOL = "default"
+RECLAIM_IDLE_S = 0.3  # the settings' minimum
+
+
+@pytest.fixture
+async def r(redis_url):
+    conn = aioredis.from_url(redis_url, decode_responses=True)
+    await store.ensure_group(conn, POOL)
+    yield conn
+    await conn.aclose()
+
+
+def _source(r, consumer: str) -> EntrySource:
+    return EntrySource(r, POOL, consumer, block_ms=50, reclaim_idle_s=RECLAIM_IDLE_S)
+
+
+async def _idle_ms(r, entry_id: str) -> int:
+    (info,) = await r.xpending_range(keys.stream(POOL), keys.CONSUMER_GROUP, min=entry_id, max=entry_id, count=1)
+    return info["time_since_delivered"]
+
+
+async def test_new_entries_then_after_a_restart_its_own_pending_ones_first(r):
+    first = await r.xadd(keys.stream(POOL), {"job": "1"})
+    src = _source(r, "pod/0")
+    src._next_reclaim = float("inf")  # this test is about pending-first, not reclaiming
+    (entry,) = await src.next()
+    assert (entry.entry_id, entry.fields, entry.redelivered) == (first, {"job": "1"}, False)
+    await r.xadd(keys.stream(POOL), {"job": "2"})
+    restarted = _source(r, "pod/0")
+    restarted._next_reclaim = float("inf")
+    (again,) = await restarted.next()
+    assert (again.entry_id, again.redelivered) == (first, True)  # unacknowledged: still ours
+    await r.xack(keys.stream(POOL), keys.CONSUMER_GROUP, first)
+    (fresh,) = await restarted.next()
+    assert (fresh.fields, fresh.redelivered) == ({"job": "2"}, False)
+    assert await restarted.delivery_count(fresh.entry_id) == 1
+
+
+async def test_an_entry_of_a_silent_consumer_is_reclaimed(r):
+    entry_id = await r.xadd(keys.stream(POOL), {"job": "x"})
+    silent = _source(r, "gone/0")
+    silent._next_reclaim = float("inf")
+    await silent.next()
+    live = _source(r, "pod/0")
+    deadline = time.monotonic() + 10
+    while True:
+        entries = await live.next()
+        if entries:
+            break
+        assert time.monotonic() < deadline, "never reclaimed"
+    assert (entries[0].entry_id, entries[0].redelivered, live.reclaimed) == (entry_id, True, 1)
+    assert await live.delivery_count(entry_id) == 2
+
+
+async def test_keep_claim_keeps_a_long_job_from_being_reclaimed(r):
+    entry_id = await r.xadd(keys.stream(POOL), {"job": "long"})
+    src = _source(r, "pod/0")
+    src._next_reclaim = float("inf")
+    await src.next()
+    async with src.keep_claim(entry_id):
+        await asyncio.sleep(RECLAIM_IDLE_S * 3)  # the "job" runs three reclaim periods
+        assert await _idle_ms(r, entry_id) < RECLAIM_IDLE_S * 1000
+    assert await src.delivery_count(entry_id) == 1  # refreshing is not a delivery
+    other = _source(r, "pod/1")
+    other._next_reclaim = 0.0
+    assert await other._reclaim_one() == []  # right after the job, still fresh

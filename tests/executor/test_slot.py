@@ -1,0 +1,206 @@
+"""A Slot's handling of entries, in-process: a real redis-server (its stream, group,
+result keys and reply channel) and a stand-in runner handle that answers as the real
+runner does. No sandbox, no runner process: this checks what the slot decides."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import redis.asyncio as aioredis
+
+from executor import store
+from executor.delivery import Entry
+from executor.pod_state import PodState
+from executor.runner_handle import RunnerGone
+from executor.settings import ExecutorSettings
+from executor.slot import Slot
+from warmfleet import keys, messages
+from warmfleet.messages import Chunk, Next, Ready, RunJob, RunOutcome, Stop
+from warmfleet.schema import Job, Result, Status
+from warmfleet.snapshot import SlotState
+
+POOL = "default"
+
+
+class StandInRunner:
+    """Speaks the runner's side of warmfleet.messages: Ready after start and after Next,
+    a RunOutcome (after Chunks, for streaming jobs) for each RunJob. `die_on_job`: the
+    next job's answer is a closed channel instead (the runner was killed mid-job)."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.exit_status: int | None = None
+        self.starts = 0
+        self.jobs: list[RunJob] = []
+        self.die_on_job = False
+        self._replies: asyncio.Queue = asyncio.Queue()
+
+    async def start(self) -> None:
+        self.starts += 1
+        self.pid = 40000 + self.starts
+        self._replies.put_nowait(Ready())
+
+    async def send(self, msg: messages.Message) -> None:
+        if isinstance(msg, RunJob):
+            self.jobs.append(msg)
+            if self.die_on_job:
+                self.die_on_job = False
+                self._replies.put_nowait(RunnerGone("channel closed"))
+                return
+            if msg.stream:
+                self._replies.put_nowait(Chunk(stream="stdout", data="partial\n"))
+            self._replies.put_nowait(RunOutcome(status=Status.OK.value, exit_code=0, stdout=f"ran {msg.code}\n"))
+        elif isinstance(msg, Next):
+            self._replies.put_nowait(Ready())
+
+    async def recv(self) -> messages.Message:
+        reply = await self._replies.get()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def signal(self, sig: int) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def pod(redis_url):
+    settings = ExecutorSettings(
+        redis_url=redis_url, pod_id="pod-t", slots=1, drop_privileges=False, metrics_port=0, block_ms=50,
+        max_deliveries=2, reclaim_idle_s=30,
+    )
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    await store.ensure_group(r, POOL)
+    state = PodState(settings, r, store.ResultStore(r, POOL, settings.result_ttl_s))
+    yield state
+    await r.aclose()
+
+
+@pytest.fixture
+async def slot(pod):
+    s = Slot(pod, 0)
+    s.runner = StandInRunner()  # type: ignore[assignment]
+    await s.start_runner()
+    yield s
+
+
+async def _enqueue(r, job: Job | None = None, raw: str | None = None) -> None:
+    await r.xadd(keys.stream(POOL), {"job": raw if raw is not None else job.to_json()})
+
+
+async def _next(slot: Slot) -> Entry:
+    entries = await slot.source.next()
+    assert len(entries) == 1
+    return entries[0]
+
+
+async def _settled(slot: Slot) -> None:
+    """Until the slot's runner has its next spare (the slot starts that after answering)."""
+    await asyncio.wait_for(slot._ready.wait(), 10)
+
+
+def _job(job_id: str = "j1", **kw) -> Job:
+    return Job(job_id=job_id, code="print(1)", reply_to=keys.reply_channel(POOL, "c1"), **kw)
+
+
+async def test_a_job_is_run_stored_published_and_acknowledged(pod, slot):
+    r = pod.redis
+    sub = r.pubsub()
+    await sub.subscribe(keys.reply_channel(POOL, "c1"))
+    await _enqueue(r, _job(timeout=7.0, files={"a.txt": "eA=="}))
+    await slot._handle(await _next(slot))
+    await _settled(slot)
+
+    sent = slot.runner.jobs[0]
+    assert (sent.code, sent.timeout, sent.files, sent.stream) == ("print(1)", 7.0, {"a.txt": "eA=="}, False)
+    stored = Result.from_json(await r.get(keys.result(POOL, "j1")))
+    assert (stored.status, stored.stdout, stored.executor) == (Status.OK, "ran print(1)\n", "pod-t/0")
+    published = None
+    while published is None or published["type"] != "message":
+        published = await sub.get_message(timeout=5)
+    assert Result.from_json(published["data"]) == stored
+    assert await r.xlen(keys.stream(POOL)) == 0  # acknowledged and deleted
+    assert (pod.jobs_done, slot.jobs_done, slot.state) == (1, 1, SlotState.READY)
+    await sub.aclose()
+
+
+async def test_an_entry_without_a_job_id_is_dead_lettered_without_running(pod, slot):
+    await _enqueue(pod.redis, raw="not json")
+    await slot._handle(await _next(slot))
+    dead = await pod.redis.xrange(keys.dead_letters(POOL))
+    assert len(dead) == 1 and "malformed" in dead[0][1]["reason"]
+    assert slot.runner.jobs == [] and await pod.redis.xlen(keys.stream(POOL)) == 0
+
+
+async def test_an_invalid_job_is_answered_rejected_without_running(pod, slot):
+    await _enqueue(pod.redis, raw=json.dumps({"job_id": "bad1", "code": "x", "timeout": -1}))
+    await slot._handle(await _next(slot))
+    stored = Result.from_json(await pod.redis.get(keys.result(POOL, "bad1")))
+    assert stored.status is Status.REJECTED and "timeout" in stored.error
+    assert slot.runner.jobs == []
+
+
+async def test_a_runner_dying_mid_job_leaves_the_entry_pending_and_it_runs_again(pod, slot):
+    slot.runner.die_on_job = True
+    await _enqueue(pod.redis, _job("j2"))
+    await slot._handle(await _next(slot))
+    assert await pod.redis.get(keys.result(POOL, "j2")) is None
+    assert slot.runner.starts == 2  # restarted
+    entry = await _next(slot)  # its own pending list first
+    assert entry.redelivered
+    await slot._handle(entry)
+    await _settled(slot)
+    assert Result.from_json(await pod.redis.get(keys.result(POOL, "j2"))).status is Status.OK
+    assert len(slot.runner.jobs) == 2 and await pod.redis.xlen(keys.stream(POOL)) == 0
+
+
+async def test_a_redelivery_whose_result_exists_is_acknowledged_without_running(pod, slot):
+    r = pod.redis
+    await r.set(keys.result(POOL, "j3"), Result(job_id="j3", status=Status.OK).to_json())
+    await _enqueue(r, _job("j3"))
+    entry = await _next(slot)
+    await slot._handle(Entry(entry.entry_id, entry.fields, redelivered=True))
+    assert slot.runner.jobs == [] and await r.xlen(keys.stream(POOL)) == 0
+
+
+async def test_a_job_delivered_too_often_fails_and_is_dead_lettered(pod, slot):
+    r = pod.redis
+    await _enqueue(r, _job("j4"))
+    for consumer in ("other/0", "other/1"):  # two earlier deliveries that never answered
+        await r.xreadgroup(keys.CONSUMER_GROUP, consumer, {keys.stream(POOL): "0" if consumer == "other/1" else ">"})
+        await r.xclaim(keys.stream(POOL), keys.CONSUMER_GROUP, consumer, 0, [(await r.xrange(keys.stream(POOL)))[0][0]])
+    (entry_id, fields), = await r.xrange(keys.stream(POOL))
+    await r.xclaim(keys.stream(POOL), keys.CONSUMER_GROUP, slot.consumer, 0, [entry_id])
+    await slot._handle(Entry(entry_id, fields, redelivered=True))
+    stored = Result.from_json(await r.get(keys.result(POOL, "j4")))
+    assert stored.status is Status.FAILED and "deliveries" in stored.error
+    assert slot.runner.jobs == [] and pod.dead_letters == 1
+    assert [f["job_id"] for _, f in await r.xrange(keys.dead_letters(POOL))] == ["j4"]
+
+
+async def test_a_streaming_job_writes_its_chunks_then_the_end_record(pod, slot):
+    await _enqueue(pod.redis, _job("j5", stream=True))
+    await slot._handle(await _next(slot))
+    await _settled(slot)
+    records = [fields for _, fields in await pod.redis.xrange(keys.output(POOL, "j5"))]
+    assert records == [messages.chunk_record(Chunk(stream="stdout", data="partial\n")), messages.END_RECORD]
+    assert [messages.read_record(f) for f in records] == [("stdout", "partial\n"), None]
+
+
+async def test_stop_tells_the_runner_to_stop(pod, slot):
+    sent = []
+    slot.runner.send = lambda msg: _record(sent, msg)  # type: ignore[method-assign]
+    await slot.stop()
+    assert sent == [Stop()] and slot.state is SlotState.STOPPED
+
+
+async def _record(sent: list, msg: messages.Message) -> None:
+    sent.append(msg)

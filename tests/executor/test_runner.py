@@ -67,3 +67,16 @@ def test_stop_after_a_result_ends_the_runner_cleanly(runner):
     assert os.waitstatus_to_exitcode(status) == 0
     with pytest.raises(EOFError):
         messages.read_frame(chan)
+
+
+def test_the_spares_rehearsal_leaves_the_job_nothing(runner):
+    """The child rehearses the job path before saying ready (copy-on-write faults taken
+    early): the job must still start from a clean __main__, with only its own output."""
+    pid, chan = runner
+    assert messages.read_frame(chan)["t"] == "ready"
+    code = ("import sys, gc\n"
+            "print(sorted(k for k in globals() if not k.startswith('__')), sys.stdout.tell() if sys.stdout.seekable() else '-')\n"
+            "print([type(o).__name__ for o in gc.get_objects() if type(o).__name__ == 'StringIO'])")
+    messages.write_frame(chan, _job(code))
+    reply = messages.read_frame(chan)
+    assert (reply["status"], reply["stdout"], reply["stderr"]) == ("ok", "['gc', 'sys'] -\n[]\n", "")

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 
+from executor.jobenv import default_warmup
 from executor.settings import ExecutorSettings
 from warmfleet.messages import RunnerConfig
 
@@ -67,6 +68,9 @@ def runner_config(settings: ExecutorSettings, index: int) -> RunnerConfig:
         kill_grace_s=settings.kill_grace_s,
         max_files=lim.max_files,
         max_output_files_bytes=lim.max_output_files_bytes,
+        job_path=list(settings.job_path),
+        preload=list(settings.preload),
+        warmup=default_warmup(settings.preload) if settings.warmup is None else list(settings.warmup),
     )
 
 

@@ -16,6 +16,7 @@ import fcntl
 import io
 import json
 import math
+import select
 import os
 import resource
 import signal
@@ -25,6 +26,7 @@ import sys
 import time
 import traceback
 
+from executor.jobenv import LIBRARY_ENV, Figures, address_space_bytes, warm_up
 from executor.jobfiles import collect_outputs, place_inputs
 from executor.procscan import live_processes_of
 from executor.workspace import empty_dir
@@ -58,6 +60,10 @@ def parse_records(data: bytes) -> list[tuple[bytes, bytes]]:
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 CLONE_NEWNET = 0x40000000
+# A preloaded child starts with the environment's modules mapped (~450 MiB of address
+# space for numpy+pandas+matplotlib): its memory budgets count on top of that. Set once
+# per child (a fresh process per job).
+_address_base = 0
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 # Where the executor's packages are installed (boot.py puts it first on the runner's path).
 _EXECUTOR_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,6 +84,8 @@ def child_main(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w
         finally:
             os._exit(70)
     os.write(status_w, record(READY))
+    if spec.warmup:  # while waiting for code, as the job uid, inside the fleet maxima
+        warm_up(spec.warmup, stop=lambda: bool(select.select([code_r], [], [], 0)[0]))
     _run(spec, _read_all(code_r), status_w)
 
 
@@ -120,7 +128,9 @@ def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: 
     _limit(resource.RLIMIT_NOFILE, spec.open_files)
     _limit(resource.RLIMIT_CORE, 0)
     # Hard caps at the fleet maxima now; the job's own (lower) budgets are set once it arrives.
-    _limit(resource.RLIMIT_AS, spec.max_memory_mb << 20)
+    global _address_base
+    _address_base = address_space_bytes() if spec.preload else 0
+    _limit(resource.RLIMIT_AS, _address_base + (spec.max_memory_mb << 20))
     _limit(resource.RLIMIT_CPU, math.ceil(spec.max_cpu_time) + 1)
 
     _hide_executor()
@@ -132,6 +142,8 @@ def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: 
         LANG="C.UTF-8",
         PYTHONDONTWRITEBYTECODE="1",
     )
+    if spec.job_path or spec.preload:
+        os.environ.update(LIBRARY_ENV)
     sys.argv = [""]
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(
@@ -234,13 +246,16 @@ def _run(spec: RunnerConfig, payload: bytes, status_w: int) -> None:
         os._exit(1)
     # RLIMIT_CPU counts whole seconds and includes the few ms of setup: ceil the budget.
     _limit(resource.RLIMIT_CPU, math.ceil(job.cpu_time))
-    _limit(resource.RLIMIT_AS, job.memory_mb << 20)
+    _limit(resource.RLIMIT_AS, _address_base + (job.memory_mb << 20))
     signal.setitimer(signal.ITIMER_REAL, job.timeout)
     code_text = job.code
     if job.language == "bash":
         status = _run_bash(code_text)
     else:
+        figures = Figures(os.path.join(spec.workspace, OUT_DIR))
+        figures.install()
         status = _run_python(code_text, status_w)
+        _save_figures(figures)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -264,6 +279,17 @@ def _run_python(code_text: str, status_w: int) -> int:
         _print_exception(exc)
         return 1
     return 0
+
+
+def _save_figures(figures: Figures) -> None:
+    """Figures still open at exit; a failure to draw one is the job's, told on stderr."""
+    try:
+        figures.save_open()
+    except BaseException as exc:  # noqa: BLE001 - the job's own objects failed to render
+        try:
+            print(f"warmfleet: could not save a figure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        except BaseException:  # noqa: BLE001
+            pass
 
 
 def _run_bash(code_text: str) -> int:

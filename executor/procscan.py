@@ -47,6 +47,14 @@ def running(pid: int | str) -> bool:
     return bool(fields) and fields[0] not in (b"Z", b"X")
 
 
+def rss_bytes(pid: int) -> int:
+    fields = _stat_fields(str(pid))
+    try:
+        return int(fields[21]) * _PAGE if fields else 0
+    except (IndexError, ValueError):
+        return 0
+
+
 def live_processes_of(uid: int) -> list[int]:
     """Pids of this uid that still run."""
     return [int(pid) for pid in _pids_of(uid) if running(pid)]
@@ -64,9 +72,10 @@ class JobTreeWatch:
     per worker), so a child that allocated before we first saw it still counts.
     """
 
-    def __init__(self, uid: int, main_pid: int, started: float) -> None:
+    def __init__(self, uid: int, main_pid: int, started: float, main_base: int = 0) -> None:
         self.uid = uid
         self.main_pid = main_pid
+        self.main_base = main_base  # what the main process held before the job (preloaded modules)
         self.started = started
         self.cores = _CORES
         self.baseline: dict[int, int] = {}
@@ -91,7 +100,7 @@ class JobTreeWatch:
             pids.append(ipid)
             seen[ipid] = rss
             if ipid == self.main_pid:
-                memory += rss
+                memory += max(0, rss - self.main_base)
                 continue
             if ipid not in self.baseline:
                 self.baseline[ipid] = min(rss, self.last_rss.get(ppid, rss))

@@ -19,7 +19,8 @@ import sys
 import time
 
 from executor.child import MEMORY_ERROR, OUT_FILES, READY, RECORD_HEADER, SETUP_FAILED, child_main, parse_records
-from executor.procscan import JobTreeWatch, live_processes_of
+from executor import jobenv
+from executor.procscan import JobTreeWatch, live_processes_of, rss_bytes
 from warmfleet import messages
 from warmfleet.messages import Broken, Chunk, Hello, Ready, RunJob, RunnerConfig, RunOutcome, Status, Stop
 
@@ -33,6 +34,7 @@ class Spare:
 
     def __init__(self, pid: int, code_w: int, status_r: int, out_r: int, err_r: int) -> None:
         self.pid, self.code_w, self.status_r, self.out_r, self.err_r = pid, code_w, status_r, out_r, err_r
+        self.rss_base = 0  # preloaded: what the child holds before the job (not the job's)
 
     def close(self) -> None:
         for fd in (self.code_w, self.status_r, self.out_r, self.err_r):
@@ -99,6 +101,8 @@ class Runner:
             spare.close()
             why = msg[RECORD_HEADER:].decode(errors="replace") if msg[:1] == SETUP_FAILED else "no ready signal"
             raise RuntimeError(f"spare child failed to start: {why}")
+        if self.spec.preload:
+            spare.rss_base = rss_bytes(spare.pid)
         self.spare = spare
 
     def _rehearse(self) -> None:
@@ -146,7 +150,7 @@ class Runner:
         names = {spare.out_r: "stdout", spare.err_r: "stderr"}
         killed_for: Status | None = None
         waited = None
-        tree = JobTreeWatch(self.spec.uid, spare.pid, started)
+        tree = JobTreeWatch(self.spec.uid, spare.pid, started, main_base=spare.rss_base)
         memory_budget = job.memory_mb << 20
         next_tree_check = started + TREE_CHECK_S
         while waited is None:
@@ -225,6 +229,11 @@ class Runner:
         once the result is stored and published: inside gVisor a fork stalls the pod's
         other work for its ~10 ms, so the spare is forked only after the answer is out."""
         messages.send(self.chan, Hello(pid=os.getpid()))
+        try:
+            jobenv.load(self.spec.job_path, self.spec.preload, self.spec.warmup)
+        except ImportError as exc:
+            messages.send(self.chan, Broken(error=str(exc)))
+            return 3
         while True:
             try:
                 if self.spare is None:

@@ -30,6 +30,13 @@ class ExecutorSettings(BaseSettings):
     # CAP_SYS_ADMIN in the pod, which the child drops with the rest before the job runs.
     isolate_job_network: bool = True
     python: str = sys.executable
+    # The job environment: directories appended to the jobs' sys.path (a job env's
+    # site-packages, read-only), and modules the runner imports before forking jobs.
+    job_path: list[str] = []
+    preload: list[str] = []
+    # Code run once in the runner after the preload and in every spare before it is ready
+    # (executor/jobenv.py); None: a default for the preloaded modules; "" disables.
+    warmup: list[str] | None = None
 
     # What runs this pod, as published in its snapshot (`warmfleet status`): the pod cannot
     # see it from inside gVisor, so `warmfleet up` or the pool's manifest says it.

@@ -20,22 +20,25 @@ class _Shutdown(Exception):
 
 def cmd_up(args: argparse.Namespace) -> int:
     from warmfleet.local.fleet import NO_SANDBOX_WARNING, FleetSettings, LocalFleet
+    from warmfleet.local.jobenv import EnvBuildError
     from warmfleet.local.rootfs import LayoutError
     from warmfleet.local.sandbox import RunscMissing
 
     overrides = {
         k: v
         for k, v in (("pods", args.pods), ("slots", args.slots), ("redis_url", args.redis_url), ("pool", args.pool),
-                     ("platform", args.platform))
+                     ("platform", args.platform), ("requirements", args.requirements))
         if v is not None
     }
+    if args.preload is not None:
+        overrides["preload"] = [m.strip() for m in args.preload.split(",") if m.strip()]
     if args.no_sandbox:
         overrides["sandbox"] = False
         print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
     settings = FleetSettings(**overrides)
     try:
         fleet = LocalFleet(settings, recycle_policy=_recycle_policy(args))
-    except (RunscMissing, LayoutError) as exc:
+    except (RunscMissing, LayoutError, EnvBuildError) as exc:
         print(f"warmfleet up: {exc}", file=sys.stderr)
         return EXIT_USAGE
     for warning in fleet.warnings:
@@ -110,6 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (InvalidJob, NoFleetConfigured, OSError) as exc:
         print(f"warmfleet run: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.out is not None:
+        _write_files(result, args.out)
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
@@ -118,6 +123,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         if result.status.value != "ok":
             print(f"warmfleet: {result.status.value}: {result.error}", file=sys.stderr)
     return _exit_code_for(result)
+
+
+def _write_files(result, out_dir: str) -> None:
+    """`run --out DIR`: the job's returned out/ files (figures included), under DIR only."""
+    from warmfleet.schema import JobError, check_relative_path
+
+    for name in result.files:
+        try:
+            check_relative_path(name)
+        except JobError:
+            print(f"warmfleet run: skipped returned file {name!r}: not a plain relative path", file=sys.stderr)
+            continue
+        path = os.path.join(out_dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(result.file(name))
+        print(f"warmfleet: wrote {path}", file=sys.stderr)
+    if result.files_truncated:
+        print("warmfleet: some returned files were left out (count or size limit)", file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -250,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-sandbox", action="store_true", help="run executors WITHOUT gVisor (unsafe)")
     up.add_argument("--platform", choices=["ptrace", "systrap", "kvm"],
                     help="gVisor platform (runsc --platform; default ptrace, measured fastest here; WARMFLEET_PLATFORM)")
+    up.add_argument("--requirements", metavar="FILE",
+                    help="job environment: pip requirements built once into a cached venv that jobs import from")
+    up.add_argument("--preload", metavar="MODULES",
+                    help="comma-separated modules imported before each job is forked, e.g. numpy,pandas,matplotlib.pyplot")
     up.add_argument("--recycle-max-age", type=float, metavar="S", help="recycle a pod warm longer than S seconds")
     up.add_argument("--recycle-max-jobs", type=int, metavar="N", help="recycle a pod after N jobs")
     up.add_argument("--recycle-min-serving", type=int, default=0, metavar="N",
@@ -267,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cpu-time", type=float, help="CPU seconds (default: the fleet's)")
     run.add_argument("--memory-mb", type=int, help="address-space MiB (default: the fleet's)")
     run.add_argument("--json", action="store_true", help="print the whole Result as JSON")
+    run.add_argument("--out", metavar="DIR", help="write the files the job returned (out/, figures) into DIR")
     run.add_argument("-o", "--output", help="--batch: write results (JSON lines) here instead of stdout")
     run.add_argument("--concurrency", type=int, default=32, help="--batch: jobs in flight at once")
     run.add_argument("--no-progress", action="store_true", help="--batch: no progress bar")

@@ -128,6 +128,12 @@ class RunnerConfig(Message):
     kill_grace_s: float
     max_files: int
     max_output_files_bytes: int
+    # The job environment (executor/jobenv.py): directories appended to jobs' sys.path
+    # (the env's site-packages), modules the runner imports before forking, and warm-up
+    # code steps each spare runs while it waits.
+    job_path: list = []
+    preload: list = []
+    warmup: list = []
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), separators=(",", ":"))

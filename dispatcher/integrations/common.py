@@ -11,7 +11,8 @@ TOOL_NAME = "run_python"
 TOOL_DESCRIPTION = (
     "Run a Python 3 snippet in an isolated, network-less sandbox and return its stdout, stderr, "
     "exit code and status (ok, error, timeout, cpu_limit, memory_limit, output_limit, rejected, failed). "
-    "Each call starts from an empty working directory; print() what you need to see."
+    "Each call starts from an empty working directory; print() what you need to see. "
+    "Matplotlib figures shown or left open come back as PNG images."
 )
 
 
@@ -25,6 +26,7 @@ class RunOutput(BaseModel):
     stdout_truncated: bool = False
     stderr_truncated: bool = False
     job_id: str
+    files: list[str] = []  # names of the files the job returned (out/, figure-N.png)
 
     @classmethod
     def from_result(cls, result: Result) -> "RunOutput":
@@ -38,6 +40,7 @@ class RunOutput(BaseModel):
             stdout_truncated=result.stdout_truncated,
             stderr_truncated=result.stderr_truncated,
             job_id=result.job_id,
+            files=sorted(result.files),
         )
 
 

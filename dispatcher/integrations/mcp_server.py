@@ -10,7 +10,9 @@ goes to stderr.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 from dispatcher import AsyncClient, InvalidJob
 from dispatcher.integrations.common import TOOL_DESCRIPTION, TOOL_NAME, RunOutput
@@ -18,8 +20,10 @@ from warmfleet.schema import DEFAULT_LIMITS
 
 try:  # mcp >= 2
     from mcp.server.mcpserver import MCPServer as _Server
+    from mcp_types import CallToolResult, ImageContent, TextContent
 except ImportError:  # mcp 1.x
     from mcp.server.fastmcp import FastMCP as _Server
+    from mcp.types import CallToolResult, ImageContent, TextContent
 
 
 def build_server(redis_url: str | None = None, pool: str | None = None, *, max_timeout: float = 60.0):
@@ -40,17 +44,29 @@ def build_server(redis_url: str | None = None, pool: str | None = None, *, max_t
 
     async def run_python(
         code: str, timeout: float = DEFAULT_LIMITS.timeout, memory_mb: int = DEFAULT_LIMITS.memory_mb
-    ) -> RunOutput:
-        """Run a Python 3 snippet in an isolated sandbox; returns its status, exit code, stdout and stderr."""
+    ) -> Annotated[CallToolResult, RunOutput]:
+        """Run a Python 3 snippet in an isolated sandbox; returns its status, exit code, stdout and stderr,
+        and the PNG figures it drew as images."""
         timeout = min(float(timeout), max_timeout)
         try:
             result = await clients[-1].run(code, timeout=timeout, cpu_time=timeout, memory_mb=memory_mb)
         except InvalidJob as exc:
-            return RunOutput(status="rejected", exit_code=None, stdout="", stderr="", error=str(exc), duration_s=0.0, job_id="")
-        return RunOutput.from_result(result)
+            out = RunOutput(status="rejected", exit_code=None, stdout="", stderr="", error=str(exc), duration_s=0.0, job_id="")
+            return _tool_result(out, [])
+        figures = [result.files[name] for name in sorted(result.files) if name.endswith(".png")]
+        return _tool_result(RunOutput.from_result(result), figures)
 
     server.add_tool(run_python, name=TOOL_NAME, description=TOOL_DESCRIPTION)
     return server
+
+
+def _tool_result(out: RunOutput, png_base64: list[str]) -> CallToolResult:
+    """The output as structured data and JSON text, then each figure as an image a
+    multimodal agent sees."""
+    data = out.model_dump(mode="json")
+    content: list = [TextContent(type="text", text=json.dumps(data, indent=2))]
+    content += [ImageContent(type="image", data=png, mime_type="image/png") for png in png_base64]
+    return CallToolResult(content=content, structured_content=data)
 
 
 def main(args) -> int:

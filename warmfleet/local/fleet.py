@@ -30,6 +30,7 @@ from warmfleet import keys, redis_connect
 from warmfleet import status as fleet_status
 from warmfleet import discovery
 from warmfleet.local import rootfs, runsc, watchdog
+from warmfleet.local.jobenv import check_preload, ensure_env
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.sandbox import (
     SOCKET_DIR_IN_SANDBOX,
@@ -69,6 +70,14 @@ class FleetSettings(BaseSettings):
     # More host paths shown to pods, read-only at their own paths (a job environment, say).
     # The interpreter and venv this fleet runs from are always shown.
     read_only_paths: list[str] = Field(default_factory=list)
+    # The job environment (warmfleet/local/jobenv.py): a requirements file built once into
+    # a cached venv whose site-packages jobs import from, and modules preloaded for them.
+    requirements: str | None = None
+    preload: list[str] = []
+
+
+def _say(msg: str) -> None:
+    print(f"warmfleet: {msg}", file=sys.stderr, flush=True)
 
 
 class Pod:
@@ -102,6 +111,8 @@ class Pod:
             WARMFLEET_SANDBOX_RUNTIME=self.fleet.sandbox_runtime,
             WARMFLEET_SANDBOX_VERSION=self.fleet.sandbox_version,
             WARMFLEET_SANDBOX_PLATFORM=self.fleet.sandbox_platform,
+            WARMFLEET_JOB_PATH=json.dumps([self.fleet.job_env.site_packages] if self.fleet.job_env else []),
+            WARMFLEET_PRELOAD=json.dumps(self.fleet.settings.preload),
             WARMFLEET_HEALTH_FILE=os.path.join(
                 SOCKET_DIR_IN_SANDBOX if self.fleet.settings.sandbox else self.fleet.socket_dir, self.health_name
             ),
@@ -206,6 +217,11 @@ class LocalFleet:
         self.sandbox_platform = settings.platform if self.runsc_info else ""
         if settings.sandbox:
             rootfs.check_jobs_can_read_stdlib()
+        # Built (or found in the cache) before anything is created: a bad requirements file
+        # or preload list refuses here with pip's or Python's own error (EnvBuildError).
+        self.job_env = ensure_env(settings.requirements, log=_say) if settings.requirements else None
+        if settings.preload:
+            check_preload(self.job_env, settings.preload)
         self.runtime_dir = tempfile.mkdtemp(prefix="warmfleet-")
         # 0711: job uids of --no-sandbox pods must traverse to their workspaces below;
         # nobody but us can list it, and the socket directory inside stays 0700.
@@ -223,7 +239,8 @@ class LocalFleet:
                 self.root = rootfs.build(
                     os.path.join(self.runtime_dir, "root"), slots=settings.slots, uid_base=SLOT_UID_BASE,
                     workspace_root=WORKSPACE_ROOT_IN_SANDBOX, socket_dir_in_sandbox=SOCKET_DIR_IN_SANDBOX,
-                    read_only_paths=[*rootfs.interpreter_paths(), *settings.read_only_paths],
+                    read_only_paths=[*rootfs.interpreter_paths(), *settings.read_only_paths,
+                                     *([self.job_env.root] if self.job_env else [])],
                 )
         except BaseException:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)

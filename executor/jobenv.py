@@ -13,11 +13,8 @@ them, and the figures they draw. Stdlib only (the lean runner and the job child 
 from __future__ import annotations
 
 import gc
-import importlib
 import os
-import shutil
 import sys
-import tempfile
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -90,6 +87,8 @@ def load(job_path: list[str], preload: list[str], warmup: list[str] = ()) -> Non
     os.environ.update(LIBRARY_ENV)
     if not preload:
         return
+    import importlib  # here, not at the top: a pool without preload keeps its runner lean
+
     _matplotlib_config(job_path)
     for name in preload:
         try:
@@ -106,6 +105,9 @@ def load(job_path: list[str], preload: list[str], warmup: list[str] = ()) -> Non
 def _matplotlib_config(job_path: list[str]) -> None:
     """matplotlib wants a writable config dir: a private one in /tmp (the runner's, not
     the jobs'), seeded with the font list built with the environment."""
+    import shutil
+    import tempfile
+
     cfg = tempfile.mkdtemp(prefix="warmfleet-mpl-")
     for path in job_path:
         cache = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(path))), MPL_CACHE)

@@ -89,6 +89,7 @@ def test_the_runner_and_child_load_only_the_stdlib_and_the_messages_module():
         "warmfleet", "warmfleet.messages",
         # stdlib-only helpers of the runner and child, themselves checked by the import contracts
         "executor", "executor.runner", "executor.child", "executor.procscan", "executor.jobfiles", "executor.workspace",
+        "executor.jobenv",
     }
     others = {m.split(".")[0] for m in out.stdout.split()} - {m.split(".")[0] for m in ours}
     assert others - {"__main__"} <= set(sys.stdlib_module_names), others

@@ -103,12 +103,24 @@ def load(job_path: list[str], preload: list[str], warmup: list[str] = ()) -> Non
 
 
 def _matplotlib_config(job_path: list[str]) -> None:
-    """matplotlib wants a writable config dir: a private one in /tmp (the runner's, not
-    the jobs'), seeded with the font list built with the environment."""
+    """matplotlib wants a writable config dir: a private one (0700, the runner's, not the
+    jobs'), seeded with the font list built with the environment. The pod's root is
+    read-only: the first writable of the usual places, else /dev (a root-only tmpfs)."""
+    import atexit
     import shutil
     import tempfile
 
-    cfg = tempfile.mkdtemp(prefix="warmfleet-mpl-")
+    cfg = None
+    for base in (os.environ.get("TMPDIR"), "/tmp", "/var/tmp", "/dev"):
+        try:
+            cfg = tempfile.mkdtemp(prefix="warmfleet-mpl-", dir=base) if base else None
+        except OSError:
+            continue
+        if cfg:
+            break
+    if cfg is None:
+        return  # matplotlib will say what it needs, if it is preloaded at all
+    atexit.register(shutil.rmtree, cfg, True)
     for path in job_path:
         cache = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(path))), MPL_CACHE)
         if os.path.isdir(cache):

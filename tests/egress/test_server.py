@@ -1,0 +1,119 @@
+"""The proxy end to end on loopback: a client -> the job relay -> the proxy -> a site."""
+
+import json
+import socket
+import struct
+import urllib.error
+import urllib.request
+
+import pytest
+
+from egress.policy import DENIED_TEXT
+
+
+def opener(relay):
+    proxy = f"http://127.0.0.1:{relay.port}"
+    return urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))
+
+
+def test_allowed_name_is_reached_and_others_get_the_403_text(make_proxy, sites):
+    p = make_proxy()
+    relay = p.relay("job-1")
+    get = opener(relay).open
+    assert get(f"http://allowed.test:{sites['allowed']}/", timeout=10).read() == b"allowed site\n"
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        get(f"http://denied.test:{sites['denied']}/", timeout=10)
+    assert denied.value.code == 403
+    assert denied.value.read().decode() == f"{DENIED_TEXT}: denied.test:{sites['denied']}\n"
+    # a name allowed by a wildcard that resolves to loopback is denied: not named explicitly
+    with pytest.raises(urllib.error.HTTPError) as rebind:
+        get(f"http://rebind.allowed.test:{sites['denied']}/", timeout=10)
+    assert rebind.value.code == 403 and "non-public" in rebind.value.headers["X-Warmfleet-Egress-Reason"]
+    report = json.loads(p.usage("job-1"))
+    by_dest = {(d["destination"], d["allowed"]): d for d in report["destinations"]}
+    assert by_dest[(f"allowed.test:{sites['allowed']}", True)]["bytes_in"] > len(b"allowed site\n")
+    assert by_dest[(f"denied.test:{sites['denied']}", False)]["reason"].startswith("no entry allows")
+    assert json.loads(p.usage("job-1"))["destinations"] == []  # collected once, then forgotten
+    samples = {
+        s.labels["decision"]: s.value
+        for m in p.proxy.registry.collect() for s in m.samples if s.name == "warmfleet_egress_requests_total"
+    }
+    assert samples == {"allowed": 1.0, "denied": 2.0}
+
+
+def test_connect_tunnel_and_ipv6(make_proxy, sites):
+    p = make_proxy()
+    relay = p.relay("job-2")
+    s = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+    s.sendall(f"CONNECT [::1]:{sites['v6']} HTTP/1.1\r\nHost: [::1]:{sites['v6']}\r\n\r\n".encode())
+    assert s.recv(1024).startswith(b"HTTP/1.1 200")
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    assert data.endswith(b"v6 site\n")
+
+
+def socks_connect(port: int, host: str, dport: int) -> tuple[socket.socket, int]:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"\x05\x01\x00")
+    assert s.recv(2) == b"\x05\x00"
+    s.sendall(b"\x05\x01\x00\x03" + bytes([len(host)]) + host.encode() + struct.pack("!H", dport))
+    reply = s.recv(10)
+    return s, reply[1]
+
+
+def test_socks5_allowed_and_refused(make_proxy, sites):
+    p = make_proxy()
+    relay = p.relay("job-3")
+    s, code = socks_connect(relay.port, "allowed.test", sites["allowed"])
+    assert code == 0
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    assert b"allowed site" in s.recv(4096)
+    _, code = socks_connect(relay.port, "denied.test", sites["denied"])
+    assert code == 2  # connection not allowed by ruleset
+
+
+def test_no_valid_token_no_service(make_proxy, sites, tmp_path):
+    p = make_proxy()
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(p.socket)
+    s.sendall(f"job-4 forged\nGET http://allowed.test:{sites['allowed']}/ HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+    assert s.recv(4096) == b""
+    # nor does the job's own token open the control side
+    from warmfleet import egress_identity as identity
+
+    assert "bad control request" in p.usage("job-4", identity.job_token("test-secret-0123456789abcdef", "t", "job-4"))
+
+
+def test_per_job_connection_and_byte_caps(make_proxy, sites):
+    p = make_proxy(max_connections_per_job=2, max_bytes_per_job=100_000)
+    relay = p.relay("job-5")
+    get = opener(relay).open
+    url = f"http://allowed.test:{sites['allowed']}/bytes/"
+    assert len(get(url + "10", timeout=10).read()) == 10
+    with pytest.raises(Exception):  # cut off at the byte cap: a short read or a reset
+        body = get(url + "500000", timeout=10).read()
+        assert len(body) == 500000
+    with pytest.raises(urllib.error.HTTPError) as third:
+        get(url + "10", timeout=10)
+    assert third.value.code == 403 and "connection limit of 2" in third.value.headers["X-Warmfleet-Egress-Reason"]
+    report = json.loads(p.usage("job-5"))
+    assert report["connections"] == 2 and report["bytes"] <= 100_000 and report["limit_hit"]
+    # another job has its own budget
+    assert len(opener(p.relay("job-6")).open(url + "10", timeout=10).read()) == 10
+
+
+def test_a_relay_whose_proxy_is_gone_refuses_at_once(tmp_path):
+    from executor.egress_relay import Relay
+
+    relay = Relay(str(tmp_path / "missing.sock"), "job-7", "t", 0)
+    relay.start()
+    s = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
+    try:
+        s.sendall(b"GET http://x.test/ HTTP/1.1\r\nHost: x.test\r\n\r\n")
+        got = s.recv(100)
+    except ConnectionResetError:
+        got = b""
+    assert got == b""  # closed at once, not left hanging (the 10 s timeout would raise)

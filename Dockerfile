@@ -10,6 +10,7 @@ COPY warmfleet ./warmfleet
 COPY executor ./executor
 COPY dispatcher ./dispatcher
 COPY gc_sidecar ./gc_sidecar
+COPY egress ./egress
 # A venv copied whole into the final stage: no pip, compilers or build files ship.
 RUN python -m venv /opt/warmfleet \
  && /opt/warmfleet/bin/pip install --no-compile . \

@@ -134,10 +134,11 @@ class EgressProxy:
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         elif request.kind == "socks":
             writer.write(protocols.socks_reply(protocols.SOCKS_OK))
-        else:
-            up_writer.write(request.head)
-        if request.rest:
-            up_writer.write(request.rest)
+        sent = request.head + request.rest  # a plain request's head, and what followed any head
+        if sent:
+            up_writer.write(sent)
+            usage.bytes += len(sent)
+            record.bytes_out += len(sent)
         usage.tunnels.update((writer, up_writer))
         try:
             await asyncio.gather(

@@ -59,6 +59,7 @@ def runner_config(settings: ExecutorSettings, index: int) -> RunnerConfig:
         workspace=settings.slot_workspace(index),
         drop_privileges=settings.drop_privileges,
         isolate_network=settings.isolate_job_network,
+        egress_socket=settings.egress_socket if settings.egress_enabled else None,
         output_bytes=lim.output_bytes,
         file_size_bytes=lim.file_size_bytes,
         processes=lim.processes,

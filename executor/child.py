@@ -25,12 +25,16 @@ import struct
 import sys
 import time
 import traceback
+from typing import TYPE_CHECKING
 
 from executor.jobenv import LIBRARY_ENV, Figures, address_space_bytes, warm_up
 from executor.jobfiles import collect_outputs, place_inputs
 from executor.procscan import live_processes_of
 from executor.workspace import empty_dir
 from warmfleet.messages import RunJob, RunnerConfig
+
+if TYPE_CHECKING:
+    from executor.egress_relay import Relay
 
 # Records the child writes on its status pipe: a kind byte, a 4-byte length, a payload.
 READY = b"R"
@@ -76,7 +80,7 @@ def child_main(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w
     """Entry point right after fork. Never returns. `thorough`: the runner says the slot
     uid may still have processes (see _kill_leftovers)."""
     try:
-        _prepare(spec, code_r, status_w, out_w, err_w, thorough)
+        relay = _prepare(spec, code_r, status_w, out_w, err_w, thorough)
         _rehearse()
     except BaseException as exc:  # noqa: BLE001 - report any setup failure, then die
         try:
@@ -86,10 +90,10 @@ def child_main(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w
     os.write(status_w, record(READY))
     if spec.warmup:  # while waiting for code, as the job uid, inside the fleet maxima
         warm_up(spec.warmup, stop=lambda: bool(select.select([code_r], [], [], 0)[0]))
-    _run(spec, _read_all(code_r), status_w)
+    _run(spec, _read_all(code_r), status_w, relay)
 
 
-def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: int, thorough: bool) -> None:
+def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: int, thorough: bool) -> "Relay | None":
     os.setsid()
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
@@ -110,9 +114,14 @@ def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: 
                 pass
     # code_r and status_w are close-on-exec already (the runner made them with O_CLOEXEC).
 
+    relay = None
     # Needs CAP_SYS_ADMIN, so only with drop_privileges (the child is root until then).
     if spec.isolate_network and spec.drop_privileges:
         enter_new_network_namespace()
+        if spec.egress_socket:  # the pool allows some egress: the job's relay listens here
+            from executor.egress_relay import RELAY_PORT, Relay
+
+            relay = Relay(spec.egress_socket, RELAY_PORT)
     if spec.drop_privileges:
         # From root to a non-zero uid: the kernel (and gVisor) clears the permitted and
         # effective capability sets, CAP_SYS_ADMIN included (tests/hostile checks CapEff).
@@ -152,6 +161,7 @@ def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: 
     sys.stderr = io.TextIOWrapper(
         io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
     )
+    return relay
 
 
 def enter_new_network_namespace() -> None:
@@ -237,13 +247,15 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _run(spec: RunnerConfig, payload: bytes, status_w: int) -> None:
+def _run(spec: RunnerConfig, payload: bytes, status_w: int, relay: "Relay | None" = None) -> None:
     job = RunJob.from_child_payload(payload)
     try:
         place_inputs(job.files)
     except OSError as exc:
         os.write(2, f"warmfleet: could not place input files: {exc}\n".encode())
         os._exit(1)
+    if relay is not None and job.egress:
+        _start_egress_relay(relay, job.egress["job_id"], job.egress["token"])
     # RLIMIT_CPU counts whole seconds and includes the few ms of setup: ceil the budget.
     _limit(resource.RLIMIT_CPU, math.ceil(job.cpu_time))
     _limit(resource.RLIMIT_AS, _address_base + (job.memory_mb << 20))
@@ -263,6 +275,22 @@ def _run(spec: RunnerConfig, payload: bytes, status_w: int) -> None:
             pass
     _report_outputs(spec, status_w)
     os._exit(status)
+
+
+def _start_egress_relay(relay: "Relay", job_id: str, token: str) -> None:
+    """The pool allows some egress: the relay listening in our network namespace since
+    the spare was made starts relaying as this job, and the proxy variables point at it.
+    Before the job's own budgets: a thread's stack counts against RLIMIT_AS."""
+    import threading
+
+    from executor.egress_relay import RELAY_PORT, proxy_environment
+
+    try:
+        threading.stack_size(256 << 10)
+        relay.start(job_id, token)
+        os.environ.update(proxy_environment(RELAY_PORT))
+    except (OSError, RuntimeError) as exc:
+        os.write(2, f"warmfleet: egress relay could not start, no network access: {exc}\n".encode())
 
 
 def _run_python(code_text: str, status_w: int) -> int:

@@ -17,6 +17,7 @@ import selectors
 import socket
 import threading
 
+RELAY_PORT = 3128  # on 127.0.0.1 in each job's own network namespace
 MAX_PAIRS = 64
 MAX_BUFFERED = 256 << 10  # per direction: stop reading while the other side lags
 
@@ -32,9 +33,10 @@ class _Pair:
 
 
 class Relay:
-    def __init__(self, proxy_socket: str, job_id: str, token: str, port: int) -> None:
+    def __init__(self, proxy_socket: str, port: int) -> None:
+        """Listen now (the spare, before any job); relay once start() names the job."""
         self.proxy_socket = proxy_socket
-        self.preamble = f"{job_id} {token}\n".encode()
+        self.preamble = b""
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", port))
@@ -45,7 +47,8 @@ class Relay:
         self.sel.register(self.listener, selectors.EVENT_READ)
         self.pairs: dict[socket.socket, _Pair] = {}
 
-    def start(self) -> threading.Thread:
+    def start(self, job_id: str, token: str) -> threading.Thread:
+        self.preamble = f"{job_id} {token}\n".encode()
         thread = threading.Thread(target=self._loop, name="egress-relay", daemon=True)
         thread.start()
         return thread

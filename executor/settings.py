@@ -29,6 +29,17 @@ class ExecutorSettings(BaseSettings):
     # can reach (Redis, the API server, the metrics port) is in a job's reach. Needs
     # CAP_SYS_ADMIN in the pod, which the child drops with the rest before the job runs.
     isolate_job_network: bool = True
+    # The pool's egress proxy (egress/). Set all three, or none (the pool reaches nothing):
+    # the Unix socket each job's relay connects to (job uids must be able to reach it),
+    # the control endpoint ("unix:PATH" out of jobs' reach, or "tcp:HOST:PORT") the
+    # supervisor collects a job's usage from, and the secret the proxy checks tokens with.
+    egress_socket: str | None = None
+    egress_control: str | None = None
+    egress_secret: str | None = None
+
+    @property
+    def egress_enabled(self) -> bool:
+        return bool(self.egress_socket and self.egress_control and self.egress_secret) and self.isolate_job_network
     python: str = sys.executable
     # The job environment: directories appended to the jobs' sys.path (a job env's
     # site-packages, read-only), and modules the runner imports before forking jobs.

@@ -14,7 +14,7 @@ import time
 import redis.exceptions
 from pydantic import ValidationError
 
-from executor import metrics
+from executor import egress_usage, metrics
 from executor.boot import SpawnedRunner, runner_config
 from executor.delivery import Entry, EntrySource
 from executor.pod_state import PodState
@@ -203,7 +203,7 @@ class Slot:
         try:
             if job.stream and redelivered:
                 await self.pod.store.add_output(job.job_id, messages.RESTART_RECORD)
-            await self.runner.send(run_job(job))
+            await self.runner.send(run_job(job, egress_usage.job_pass(self.settings, job.job_id)))
             reply = await self.runner.recv()
             while isinstance(reply, Chunk):  # a streaming job's output, as it is written
                 await self.pod.store.add_output(job.job_id, messages.chunk_record(reply))
@@ -218,6 +218,7 @@ class Slot:
             job_id=job.job_id,
             executor=self.name,
             queue_wait_s=round(max(0.0, started - job.submitted_at), 6),
+            egress=await egress_usage.collect(self.settings, job.job_id),
             **reply.as_dict(),
         )
         self._ready.clear()  # until the runner's next spare is up: _handle starts _next_spare
@@ -252,9 +253,13 @@ class Slot:
         self._set(SlotState.STOPPED)
 
 
-def run_job(job: Job) -> RunJob:
+EXECUTOR_FIELDS = ("egress",)  # RunJob fields the executor sets, not copied from the Job
+
+
+def run_job(job: Job, egress: dict | None = None) -> RunJob:
     """The message for the runner: the Job's fields the executor acts on, copied by name."""
-    return RunJob(**{name: getattr(job, name) for name in RunJob.fields()})
+    copied = {name: getattr(job, name) for name in RunJob.fields() if name not in EXECUTOR_FIELDS}
+    return RunJob(**copied, egress=egress)
 
 
 def parse_entry(fields: dict, limits: FleetLimits) -> tuple[Job | None, str]:

@@ -27,7 +27,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     overrides = {
         k: v
         for k, v in (("pods", args.pods), ("slots", args.slots), ("redis_url", args.redis_url), ("pool", args.pool),
-                     ("platform", args.platform), ("requirements", args.requirements))
+                     ("platform", args.platform), ("requirements", args.requirements),
+                     ("egress_allow", args.egress_allow))
         if v is not None
     }
     if args.preload is not None:
@@ -38,7 +39,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = FleetSettings(**overrides)
     try:
         fleet = LocalFleet(settings, recycle_policy=_recycle_policy(args))
-    except (RunscMissing, LayoutError, EnvBuildError) as exc:
+    except (RunscMissing, LayoutError, EnvBuildError, ValueError) as exc:  # ValueError: a bad --egress-allow entry
         print(f"warmfleet up: {exc}", file=sys.stderr)
         return EXIT_USAGE
     for warning in fleet.warnings:
@@ -278,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="job environment: pip requirements built once into a cached venv that jobs import from")
     up.add_argument("--preload", metavar="MODULES",
                     help="comma-separated modules imported before each job is forked, e.g. numpy,pandas,matplotlib.pyplot")
+    up.add_argument(
+        "--egress-allow", metavar="HOST[:PORT],...",
+        help="destinations jobs may reach through the fleet's egress proxy: host[:port], *.domain[:port], "
+        "cidr[:port] (default: none)",
+    )
     up.add_argument("--recycle-max-age", type=float, metavar="S", help="recycle a pod warm longer than S seconds")
     up.add_argument("--recycle-max-jobs", type=int, metavar="N", help="recycle a pod after N jobs")
     up.add_argument("--recycle-min-serving", type=int, default=0, metavar="N",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-RELAY_PORT = 3128  # the relay inside each job's own network namespace (127.0.0.1)
+
 MAX_PREAMBLE = 200  # "<job_id> <token>\n"
 
 

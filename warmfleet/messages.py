@@ -134,6 +134,8 @@ class RunnerConfig(Message):
     job_path: list = []
     preload: list = []
     warmup: list = []
+    # The pool's egress proxy socket: each child listens for its job's relay (None: no egress).
+    egress_socket: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), separators=(",", ":"))
@@ -156,6 +158,9 @@ class RunJob(Message):
     memory_mb: int
     files: dict = {}  # relative path -> base64 content
     stream: bool = False  # send Chunks while the job runs
+    # Set by the executor, not a Job field: {"job_id", "token"} the job's egress relay
+    # presents to the pool's egress proxy (None: the pool allows no egress).
+    egress: dict | None = None
 
     def child_header(self) -> bytes:
         """The first line the job child reads (the code follows it)."""

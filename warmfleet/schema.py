@@ -169,6 +169,26 @@ def _check_budget(name: str, value: object, maximum: float, unit: str) -> None:
         raise JobError(f"{name}={value}{unit} exceeds this fleet's maximum of {maximum}{unit}")
 
 
+class EgressDestination(BaseModel):
+    """One destination a job asked its pool's egress proxy for."""
+
+    destination: str  # HOST:PORT as the job asked for it
+    allowed: bool
+    reason: str | None = None  # why it was denied, or why an allowed connect failed
+    connections: int = 0
+    bytes_out: int = 0  # job -> destination
+    bytes_in: int = 0  # destination -> job
+
+
+class EgressReport(BaseModel):
+    """A job's network egress, as its pool's egress proxy saw it."""
+
+    destinations: list[EgressDestination] = Field(default_factory=list)
+    connections: int = 0  # allowed connections made
+    bytes: int = 0  # both directions, all destinations
+    limit_hit: str | None = None  # the job's connection or byte cap, once reached
+
+
 class Result(BaseModel):
     """What a client gets back for every job, whatever happened to it."""
 
@@ -189,6 +209,7 @@ class Result(BaseModel):
     stderr_truncated: bool = False
     files: dict[str, str] = Field(default_factory=dict)  # out/ files: relative path -> base64
     files_truncated: bool = False  # some out/ files were left out (count or size bound)
+    egress: EgressReport | None = None  # None: the pool allows no egress (or the proxy did not answer)
 
     @property
     def ok(self) -> bool:

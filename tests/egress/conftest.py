@@ -5,7 +5,6 @@ here sends a packet anywhere but loopback."""
 from __future__ import annotations
 
 import asyncio
-import http.server
 import os
 import socket
 import threading
@@ -15,32 +14,10 @@ import pytest
 from egress.server import EgressProxy
 from egress.settings import EgressSettings
 from executor.egress_relay import Relay
+from support.egress_sites import start_site
 from warmfleet import egress_identity as identity
 
 SECRET = "test-secret-0123456789abcdef"
-
-
-class Site(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-
-def start_site(body: bytes, family=socket.AF_INET, host="127.0.0.1") -> Site:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            size = int(self.path.rsplit("/", 1)[1]) if self.path.startswith("/bytes/") else None
-            data = b"x" * size if size is not None else body
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    Site.address_family = family
-    site = Site((host, 0), Handler)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    return site
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +46,8 @@ class ProxyUnderTest:
         asyncio.run_coroutine_threadsafe(self.proxy.start(), self.loop).result(10)
 
     def relay(self, job_id: str) -> Relay:
-        relay = Relay(self.socket, job_id, identity.job_token(SECRET, "t", job_id), 0)
-        relay.start()
+        relay = Relay(self.socket, 0)
+        relay.start(job_id, identity.job_token(SECRET, "t", job_id))
         return relay
 
     def usage(self, job_id: str, token: str | None = None) -> str:

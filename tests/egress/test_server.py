@@ -108,8 +108,8 @@ def test_per_job_connection_and_byte_caps(make_proxy, sites):
 def test_a_relay_whose_proxy_is_gone_refuses_at_once(tmp_path):
     from executor.egress_relay import Relay
 
-    relay = Relay(str(tmp_path / "missing.sock"), "job-7", "t", 0)
-    relay.start()
+    relay = Relay(str(tmp_path / "missing.sock"), 0)
+    relay.start("job-7", "t")
     s = socket.create_connection(("127.0.0.1", relay.port), timeout=10)
     try:
         s.sendall(b"GET http://x.test/ HTTP/1.1\r\nHost: x.test\r\n\r\n")

@@ -26,11 +26,13 @@ import redis
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from egress.policy import Policy
 from warmfleet import keys, redis_connect
 from warmfleet import status as fleet_status
 from warmfleet import discovery
 from warmfleet.local import rootfs, runsc, watchdog
 from warmfleet.local.jobenv import check_preload, ensure_env
+from warmfleet.local.egress_proxy import EGRESS_DIR_IN_SANDBOX, LocalEgressProxy
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.sandbox import (
     SOCKET_DIR_IN_SANDBOX,
@@ -74,6 +76,9 @@ class FleetSettings(BaseSettings):
     # a cached venv whose site-packages jobs import from, and modules preloaded for them.
     requirements: str | None = None
     preload: list[str] = []
+    # The pool's egress policy (egress/policy.py): "none", or HOST[:PORT],*.DOMAIN[:PORT],CIDR[:PORT]...
+    egress_allow: str = "none"
+    egress_hosts_file: str | None = None  # names the egress proxy resolves first (tests, pinning)
 
 
 def _say(msg: str) -> None:
@@ -117,6 +122,11 @@ class Pod:
                 SOCKET_DIR_IN_SANDBOX if self.fleet.settings.sandbox else self.fleet.socket_dir, self.health_name
             ),
         )
+        if self.fleet.egress is not None:
+            sandbox = self.fleet.settings.sandbox
+            values.update(
+                self.fleet.egress.pod_settings(sandbox, SOCKET_DIR_IN_SANDBOX if sandbox else self.fleet.socket_dir)
+            )
         name = f"pod-{self.pod_id}.env"
         path = os.path.join(self.fleet.socket_dir, name)
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
@@ -207,6 +217,7 @@ class LocalFleet:
         self.executor_env = {k: v for k, v in os.environ.items() if k.startswith("WARMFLEET_") and k != "WARMFLEET_STATE_DIR"}
         self.recycle_policy = recycle_policy  # None: pods are never recycled, only replaced if they die
         self.recycler: "LocalRecycler | None" = None
+        Policy.parse(settings.egress_allow)  # a bad entry: a clear error before anything is created
         # runsc's version and platforms are checked before anything is created (runsc.py).
         self.runsc_info: runsc.RunscInfo | None = runsc.inspect() if settings.sandbox else None
         self.warnings = runsc.check(self.runsc_info, settings.platform) if self.runsc_info else []
@@ -249,6 +260,13 @@ class LocalFleet:
             raise
         self.redis: EmbeddedRedis | None = None
         self.proxies: list[UnixSocketProxy] = []
+        self.egress: LocalEgressProxy | None = None
+        if settings.egress_allow.strip() not in ("", "none"):
+            self.egress = LocalEgressProxy(
+                self.runtime_dir, self.socket_dir, settings.pool, settings.egress_allow, settings.egress_hosts_file
+            )
+            if self.root is not None:  # pods see the proxy's job socket, read-only, and nothing else of it
+                self.root.add_bind(self.egress.dir, EGRESS_DIR_IN_SANDBOX)
         self.pods: list[Pod] = []
         self.client_url = ""
         self._upstream_url = settings.redis_url
@@ -328,6 +346,10 @@ class LocalFleet:
     def start(self, ready_timeout: float = 60.0) -> None:
         try:
             self._start_redis()
+            if self.egress is not None:
+                self.egress.start()
+                assert self.egress.proc is not None
+                self.record_process(self.egress.proc.pid)  # the watchdog ends it if we die
             for i in range(self.settings.pods):
                 pod = Pod(self, i)
                 self.pods.append(pod)
@@ -425,6 +447,8 @@ class LocalFleet:
             t.join()
         for proxy in self.proxies:
             proxy.stop()
+        if self.egress is not None:
+            self.egress.stop()
         if self.redis is not None:
             discovery.clear_url(self.client_url)
             self.redis.stop()

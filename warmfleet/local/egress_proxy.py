@@ -1,0 +1,88 @@
+"""The pool's egress proxy (`python -m egress`) as a process owned by `warmfleet up`.
+
+Its job socket lives in a directory of its own that pods see at EGRESS_DIR_IN_SANDBOX
+(job uids connect to it: jobs reach the proxy, nothing else); its control socket lives
+in the fleet's 0700 socket directory beside Redis's, out of jobs' reach. The shared
+secret travels in a 0600 settings file, never on a command line or in an environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+from egress.policy import Policy
+
+EGRESS_DIR_IN_SANDBOX = "/tmp/warmfleet-egress"  # under the sandbox's own /tmp tmpfs
+JOB_SOCKET = "egress.sock"
+CONTROL_SOCKET = "egress-control.sock"
+
+
+class LocalEgressProxy:
+    def __init__(self, runtime_dir: str, socket_dir: str, pool: str, allow: str, hosts_file: str | None) -> None:
+        Policy.parse(allow)  # a bad entry fails `warmfleet up` before anything starts
+        self.dir = os.path.join(runtime_dir, "egress")
+        self.socket_dir = socket_dir
+        self.pool, self.allow, self.hosts_file = pool, allow, hosts_file
+        self.secret = secrets.token_hex(24)
+        self.job_socket = os.path.join(self.dir, JOB_SOCKET)
+        self.control_socket = os.path.join(socket_dir, CONTROL_SOCKET)
+        self.log_path = os.path.join(runtime_dir, "logs", "egress.log")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        conf = os.path.join(self.socket_dir, "egress.env")
+        values = {
+            "WARMFLEET_EGRESS_POOL": self.pool,
+            "WARMFLEET_EGRESS_ALLOW": self.allow,
+            "WARMFLEET_EGRESS_SECRET": self.secret,
+            "WARMFLEET_EGRESS_LISTEN": f"unix:{self.job_socket}",
+            "WARMFLEET_EGRESS_CONTROL": f"unix:{self.control_socket}",
+        }
+        if self.hosts_file:
+            values["WARMFLEET_EGRESS_HOSTS_FILE"] = os.path.abspath(self.hosts_file)
+        for key in ("WARMFLEET_EGRESS_MAX_CONNECTIONS_PER_JOB", "WARMFLEET_EGRESS_MAX_BYTES_PER_JOB"):
+            if key in os.environ:
+                values[key] = os.environ[key]
+        with open(os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
+            for key, value in values.items():
+                f.write(f"{key}={json.dumps(value)}\n")
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "WARMFLEET_CONFIG_FILE": conf}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "egress"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not (os.path.exists(self.job_socket) and os.path.exists(self.control_socket)):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the egress proxy exited with {self.proc.returncode}; see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the egress proxy did not start within {timeout} s; see {self.log_path}")
+            time.sleep(0.02)  # readiness poll with a deadline
+
+    def pod_settings(self, in_sandbox: bool, socket_dir_in_pod: str) -> dict[str, str]:
+        job_socket = f"{EGRESS_DIR_IN_SANDBOX}/{JOB_SOCKET}" if in_sandbox else self.job_socket
+        return {
+            "WARMFLEET_EGRESS_SOCKET": job_socket,
+            "WARMFLEET_EGRESS_CONTROL": f"unix:{socket_dir_in_pod}/{CONTROL_SOCKET}",
+            "WARMFLEET_EGRESS_SECRET": self.secret,
+        }
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -281,16 +281,14 @@ def _start_egress_relay(relay: "Relay", job_id: str, token: str) -> None:
     """The pool allows some egress: the relay listening in our network namespace since
     the spare was made starts relaying as this job, and the proxy variables point at it.
     Before the job's own budgets: a thread's stack counts against RLIMIT_AS."""
-    import threading
-
-    from executor.egress_relay import RELAY_PORT, proxy_environment
+    import threading  # loaded with the relay already; executor.* is gone (_hide_executor)
 
     try:
         threading.stack_size(256 << 10)
         relay.start(job_id, token)
-        os.environ.update(proxy_environment(RELAY_PORT))
-    except (OSError, RuntimeError) as exc:
-        os.write(2, f"warmfleet: egress relay could not start, no network access: {exc}\n".encode())
+        os.environ.update(relay.environment())
+    except Exception as exc:  # noqa: BLE001 - the job runs, without egress, and is told why
+        os.write(2, f"warmfleet: egress relay could not start, no network access: {exc!r}\n".encode())
 
 
 def _run_python(code_text: str, status_w: int) -> int:

@@ -47,6 +47,9 @@ class Relay:
         self.sel.register(self.listener, selectors.EVENT_READ)
         self.pairs: dict[socket.socket, _Pair] = {}
 
+    def environment(self) -> dict[str, str]:
+        return proxy_environment(self.port)
+
     def start(self, job_id: str, token: str) -> threading.Thread:
         self.preamble = f"{job_id} {token}\n".encode()
         thread = threading.Thread(target=self._loop, name="egress-relay", daemon=True)

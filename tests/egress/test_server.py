@@ -69,7 +69,10 @@ def test_socks5_allowed_and_refused(make_proxy, sites):
     s, code = socks_connect(relay.port, "allowed.test", sites["allowed"])
     assert code == 0
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    assert b"allowed site" in s.recv(4096)
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    assert data.endswith(b"allowed site\n")
     _, code = socks_connect(relay.port, "denied.test", sites["denied"])
     assert code == 2  # connection not allowed by ruleset
 

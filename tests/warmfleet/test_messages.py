@@ -60,18 +60,19 @@ def test_typed_messages_round_trip_and_unknown_ones_are_refused():
 
 def test_the_runner_message_carries_only_job_fields():
     """The slot copies RunJob's fields from the Job by name: each must exist there."""
-    from executor.slot import run_job
+    from executor.slot import EXECUTOR_FIELDS, run_job
     from warmfleet.schema import Job
 
-    assert set(messages.RunJob.fields()) <= set(Job.model_fields)
+    copied = [name for name in messages.RunJob.fields() if name not in EXECUTOR_FIELDS]
+    assert set(copied) <= set(Job.model_fields) and not set(EXECUTOR_FIELDS) & set(Job.model_fields)
     job = Job(job_id="j", code="print(1)", files={"a": "eA=="}, stream=True)
-    assert run_job(job).as_dict() == {name: getattr(job, name) for name in messages.RunJob.fields()}
+    assert run_job(job).as_dict() == {**{name: getattr(job, name) for name in copied}, "egress": None}
 
 
 def test_result_fields_come_from_the_runner_outcome_or_the_slot():
     from warmfleet.schema import Result
 
-    slot_adds = {"job_id", "executor", "queue_wait_s"}
+    slot_adds = {"job_id", "executor", "queue_wait_s", "egress"}  # egress: from the pool's egress proxy
     assert set(messages.RunOutcome.fields()) | slot_adds == set(Result.model_fields)
 
 

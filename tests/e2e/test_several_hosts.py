@@ -26,7 +26,7 @@ from warmfleet import status as fleet_status
 from warmfleet.schema import Status
 
 HOSTS = 3
-JOBS = 240
+JOBS = 150
 PORT = 6379  # inside the Redis namespace only
 WARMFLEET = os.path.join(os.path.dirname(sys.executable), "warmfleet")
 
@@ -122,13 +122,19 @@ def test_three_hosts_share_a_pool_and_one_dying_mid_load_loses_nothing(hosts):
 
     wait_for(ready, 240, "every host's slots ready", interval=0.5)
     with Client(url) as client:
-        ids = [client.submit(f"import time; time.sleep(0.2); print({i})") for i in range(JOBS)]
-        wait_for(lambda: sum(1 for v in r.mget([keys.result("default", j) for j in ids]) if v) >= JOBS // 4,
-                 240, "a quarter answered")
+        ids = [client.submit(f"import time; time.sleep(0.5); print({i})") for i in range(JOBS)]
+        stream = keys.stream("default")
+
+        def host2_busy() -> bool:  # a quarter answered, and host 2 in the middle of a job
+            if sum(1 for v in r.mget([keys.result("default", j) for j in ids]) if v) < JOBS // 4:
+                return False
+            pending = r.xpending_range(stream, keys.CONSUMER_GROUP, "-", "+", 1000)
+            return any(p["consumer"].startswith("wfhost2") for p in pending)
+
+        wait_for(host2_busy, 240, "host 2 busy after a quarter answered", interval=0.02)
         hosts.kill_host(2)
         # What host 2 held when it died: entries pending on its consumers (a stored result
         # is acknowledged in the same script, so these have none).
-        stream = keys.stream("default")
         held = [p["message_id"] for p in r.xpending_range(stream, keys.CONSUMER_GROUP, "-", "+", 1000)
                 if p["consumer"].startswith("wfhost2")]
         held_jobs = {json.loads(e[1]["job"])["job_id"] for eid in held for e in r.xrange(stream, eid, eid)}

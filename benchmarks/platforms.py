@@ -50,7 +50,7 @@ def side_by_side(p: dict, cores: int, pace_s: float, log: Callable[[str], None])
             continue
         log(f"[bench]   platform {platform}")
         res: dict = {"available": True,
-                     "ceiling": alternatives.sandbox_ceiling(p["ceiling_s"], cores, platform)}
+                     "ceiling": alternatives.sandbox_ceiling(min(p["ceiling_s"], 2.0), cores, platform)}
         with warm.running_fleet(SLOTS, platform) as (fleet, start):
             res["pod_start"] = start
             warm.latency(fleet.client_url, 5, warmup=5)

@@ -26,7 +26,7 @@ PROFILES: dict[str, dict] = {
                  plat_lat_n=200, plat_thr_n=1000),
     "quick": dict(lat_n=150, thr_n=400, in_flight=64, slots=[1, 2, 4], mixed_n=100, cold_seq=10, cold_par=10,
                   sub_seq=80, sub_par=150, celery_seq=80, celery_par=400, he_checks=164, ceiling_s=2.0,
-                  plat_lat_n=60, plat_thr_n=300),
+                  plat_lat_n=40, plat_thr_n=200),
     "smoke": dict(lat_n=20, thr_n=40, in_flight=16, slots=[1], mixed_n=12, cold_seq=2, cold_par=2,
                   sub_seq=5, sub_par=6, celery_seq=5, celery_par=16, he_checks=8, ceiling_s=0.5,
                   plat_lat_n=6, plat_thr_n=10),

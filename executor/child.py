@@ -104,14 +104,14 @@ def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: 
     os.dup2(devnull, 0)
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
-    keep = {0, 1, 2, code_r, status_w}
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    # Every other inherited descriptor (the runner's channel and wake-up pipe, the spare's
+    # other pipe ends, /dev/null's first fd) goes, in a few close_range calls rather than
+    # a /proc listing and a close per fd (~14 syscalls less per job).
+    low = 3
+    for fd in sorted({code_r, status_w}):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
     # code_r and status_w are close-on-exec already (the runner made them with O_CLOEXEC).
 
     relay = None

@@ -80,3 +80,16 @@ def test_the_spares_rehearsal_leaves_the_job_nothing(runner):
     messages.write_frame(chan, _job(code))
     reply = messages.read_frame(chan)
     assert (reply["status"], reply["stdout"], reply["stderr"]) == ("ok", "['gc', 'sys'] -\n[]\n", "")
+
+
+def test_the_job_holds_only_its_stdio_and_status_pipe(runner):
+    """The child closes everything else it inherited from the runner (its channel to the
+    supervisor above all) before the job runs."""
+    pid, chan = runner
+    assert messages.read_frame(chan)["t"] == "ready"
+    code = ("import os\n"
+            "fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
+            "print([os.readlink(f'/proc/self/fd/{f}').split(':')[0] for f in fds if os.path.exists(f'/proc/self/fd/{f}')])")
+    messages.write_frame(chan, _job(code))
+    reply = messages.read_frame(chan)
+    assert (reply["status"], reply["stdout"]) == ("ok", "['/dev/null', 'pipe', 'pipe', 'pipe']\n"), reply

@@ -36,6 +36,9 @@ class ExecutorSettings(BaseSettings):
     egress_socket: str | None = None
     egress_control: str | None = None
     egress_secret: str | None = None
+    # Kubernetes: the pool's egress gateway ("HOST:PORT"); the supervisor then serves
+    # egress_socket itself and forwards to it (executor/egress_forward.py).
+    egress_gateway: str | None = None
 
     @property
     def egress_enabled(self) -> bool:

@@ -15,7 +15,7 @@ import time
 
 import redis.exceptions
 
-from executor import boot, metrics, running_loop, store
+from executor import boot, egress_forward, metrics, running_loop, store
 from executor.exitcodes import ExitCode
 from executor.pod_state import PodState
 from executor.settings import ExecutorSettings
@@ -58,6 +58,9 @@ class Supervisor(PodState):
         if not await self._connect():
             return ExitCode.REDIS_UNAVAILABLE
         exporter = metrics.start(self)
+        if self.settings.egress_enabled and self.settings.egress_gateway:
+            assert self.settings.egress_socket is not None
+            await egress_forward.start(self.settings.egress_socket, self.settings.egress_gateway)
         slot_tasks = [asyncio.create_task(slot.run(), name=slot.name) for slot in self.slots]
         beat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         log.info("pod started", extra={"pod_id": self.settings.pod_id, "slots": len(self.slots)})

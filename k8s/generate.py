@@ -4,8 +4,9 @@
     python k8s/generate.py --check  # exit 1 if the committed files differ (tests/k8s does this)
 
 One Deployment, KEDA ScaledObject, PodDisruptionBudget and egress NetworkPolicy per pool,
-and one Redis ACL user per pool limited to that pool's keys: never copied by hand, so the
-stream, group and key prefix cannot drift from what the code uses.
+an egress gateway (Deployment, Service, NetworkPolicy) per pool whose policy allows
+anything, and one Redis ACL user per pool limited to that pool's keys: never copied by
+hand, so the stream, group and key prefix cannot drift from what the code uses.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from egress.policy import NON_PUBLIC_NETWORKS, Entry, parse_policy  # noqa: E402
 from warmfleet import keys  # noqa: E402
 from warmfleet.probe import DEFAULT_HEALTH_FILE  # noqa: E402
 
@@ -31,6 +33,9 @@ METRICS_PORT = 9464
 CONFIG_DIR = "/etc/warmfleet"
 DRAIN_MARGIN_S = 60  # drain handshake + result store after the longest job
 WORKSPACE_MB = 64
+GATEWAY_PORT, GATEWAY_CONTROL_PORT, GATEWAY_METRICS_PORT = 3128, 3129, 9465
+EGRESS_SOCKET = "/tmp/warmfleet-egress/egress.sock"  # in the executor container; jobs' relays connect
+GATEWAY_CONFIG_DIR = "/etc/warmfleet-egress"
 
 # What an executor does in Redis (executor/*.py) and what its GC sidecar does
 # (gc_sidecar/*.py): nothing else, and only on its pool's keys and channels.
@@ -141,7 +146,7 @@ def deployment(definition: dict, p: dict) -> dict:
             # Published in the pod's snapshot (`warmfleet status`): gVisor hides it from inside.
             {"name": "WARMFLEET_SANDBOX_RUNTIME", "value": "runsc"},
             {"name": "WARMFLEET_SANDBOX_PLATFORM", "value": platform_of(definition, p)},
-        ],
+        ] + executor_egress_env(p),
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         # Liveness without the sidecar or Redis: the supervisor's own heartbeat file. An exec
         # probe starts a process inside gVisor, so it runs rarely; readiness is HTTP (sidecar).
@@ -276,21 +281,154 @@ def redis_ports(redis: dict) -> list[int]:
     return ports
 
 
+def egress_entries(p: dict) -> list[Entry]:
+    return parse_policy(p.get("egress") or "none")
+
+
+def gateway_name(pool: str) -> str:
+    return f"warmfleet-egress-{pool}"
+
+
+def executor_egress_env(p: dict) -> list[dict]:
+    """A pool with egress: the supervisor serves the jobs' relay socket and forwards to
+    the gateway; WARMFLEET_EGRESS_SECRET goes in the pool's executor.env Secret."""
+    if not egress_entries(p):
+        return []
+    gw = gateway_name(p["name"])
+    return [
+        {"name": "WARMFLEET_EGRESS_SOCKET", "value": EGRESS_SOCKET},
+        {"name": "WARMFLEET_EGRESS_GATEWAY", "value": f"{gw}:{GATEWAY_PORT}"},
+        {"name": "WARMFLEET_EGRESS_CONTROL", "value": f"tcp:{gw}:{GATEWAY_CONTROL_PORT}"},
+    ]
+
+
+def gateway_deployment(definition: dict, p: dict) -> dict:
+    pool = p["name"]
+    allow = ",".join(e.text for e in egress_entries(p))
+    container = {
+        "name": "egress",
+        "image": definition["image"],
+        "command": ["python", "-m", "egress"],
+        "env": [
+            {"name": "WARMFLEET_CONFIG_FILE", "value": f"{GATEWAY_CONFIG_DIR}/egress.env"},  # the shared secret
+            {"name": "WARMFLEET_EGRESS_POOL", "value": pool},
+            {"name": "WARMFLEET_EGRESS_ALLOW", "value": allow},
+            {"name": "WARMFLEET_EGRESS_LISTEN", "value": f"tcp:0.0.0.0:{GATEWAY_PORT}"},
+            {"name": "WARMFLEET_EGRESS_CONTROL", "value": f"tcp:0.0.0.0:{GATEWAY_CONTROL_PORT}"},
+            {"name": "WARMFLEET_EGRESS_METRICS_PORT", "value": str(GATEWAY_METRICS_PORT)},
+            {"name": "WARMFLEET_EGRESS_METRICS_ADDR", "value": "0.0.0.0"},
+        ],
+        "ports": [
+            {"name": "proxy", "containerPort": GATEWAY_PORT},
+            {"name": "control", "containerPort": GATEWAY_CONTROL_PORT},
+            {"name": "metrics", "containerPort": GATEWAY_METRICS_PORT},
+        ],
+        "livenessProbe": {"tcpSocket": {"port": "proxy"}, "periodSeconds": 20},
+        "readinessProbe": {"tcpSocket": {"port": "proxy"}, "periodSeconds": 5},
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": SIDECAR_UID,
+            "runAsGroup": SIDECAR_UID,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "config", "mountPath": GATEWAY_CONFIG_DIR, "readOnly": True}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": gateway_name(pool), "labels": labels(pool, "egress-gateway")},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels(pool, "egress-gateway")},
+            "template": {
+                "metadata": {"labels": labels(pool, "egress-gateway")},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [{"name": "config", "secret": {"secretName": gateway_name(pool), "defaultMode": 0o400}}],
+                },
+            },
+        },
+    }
+
+
+def gateway_service(p: dict) -> dict:
+    pool = p["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": gateway_name(pool), "labels": labels(pool, "egress-gateway")},
+        "spec": {
+            "selector": labels(pool, "egress-gateway"),
+            "ports": [
+                {"name": "proxy", "port": GATEWAY_PORT, "targetPort": "proxy"},
+                {"name": "control", "port": GATEWAY_CONTROL_PORT, "targetPort": "control"},
+            ],
+        },
+    }
+
+
+def gateway_policy(p: dict) -> dict:
+    """Only the pool's executor pods reach the gateway (any namespace: its metrics); the
+    gateway reaches DNS and public addresses on the allow-list's ports, plus any
+    non-public network an entry names explicitly. The gateway itself decides per name."""
+    pool, entries = p["name"], egress_entries(p)
+    ports = sorted({e.port for e in entries if e.port is not None})
+    any_port = any(e.port is None and not e.names_non_public() for e in entries)
+    public = []
+    for version, everything in ((4, "0.0.0.0/0"), (6, "::/0")):
+        excluded = [str(n) for n in NON_PUBLIC_NETWORKS if n.version == version and n.prefixlen > 0]
+        public.append({"ipBlock": {"cidr": everything, "except": excluded}})
+    public_rule: dict = {"to": public}
+    if not any_port:
+        public_rule["ports"] = [{"protocol": "TCP", "port": port} for port in ports]
+    rules = [dns_rule(), public_rule]
+    for e in entries:
+        if e.names_non_public():
+            rule: dict = {"to": [{"ipBlock": {"cidr": str(e.network)}}]}
+            if e.port is not None:
+                rule["ports"] = [{"protocol": "TCP", "port": e.port}]
+            rules.append(rule)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": gateway_name(pool), "labels": labels(pool, "egress-gateway")},
+        "spec": {
+            "podSelector": {"matchLabels": labels(pool, "egress-gateway")},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {"from": [{"podSelector": {"matchLabels": labels(pool)}}],
+                 "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}, {"protocol": "TCP", "port": GATEWAY_CONTROL_PORT}]},
+                {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": GATEWAY_METRICS_PORT}]},
+            ],
+            "egress": rules,
+        },
+    }
+
+
+def dns_rule() -> dict:
+    return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+
+
 def egress_policy(definition: dict, p: dict) -> dict:
     pool, redis = p["name"], definition["redis"]
     rules = [
         {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": redis["namespace"]}},
                  "podSelector": {"matchLabels": redis["podLabels"]}}],
          "ports": [{"protocol": "TCP", "port": int(port)} for port in redis_ports(redis)]},
-        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+        dns_rule(),  # the supervisor resolves Redis's name; jobs have no DNS (own netns)
         {"to": [{"ipBlock": {"cidr": definition["apiServer"]["cidr"]}}],
          "ports": [{"protocol": "TCP", "port": int(definition["apiServer"]["port"])}]},
     ]
-    for allowed in p.get("egress") or []:
-        rules.append({"to": [{"ipBlock": {"cidr": allowed["cidr"]}}],
-                      "ports": [{"protocol": "TCP", "port": int(port)} for port in allowed["ports"]]})
+    if egress_entries(p):  # the only way out for jobs: the pool's egress gateway
+        rules.append({"to": [{"podSelector": {"matchLabels": labels(pool, "egress-gateway")}}],
+                      "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}, {"protocol": "TCP", "port": GATEWAY_CONTROL_PORT}]})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -306,6 +444,8 @@ def render(definition: dict) -> dict[str, str]:
     for p in definition["pools"]:
         keys.check_pool(p["name"])
         docs = [deployment(definition, p), scaled_object(definition, p), pdb(p), egress_policy(definition, p)]
+        if egress_entries(p):
+            docs += [gateway_deployment(definition, p), gateway_service(p), gateway_policy(p)]
         name = f"pools/{p['name']}.yaml"
         names.append(f"{p['name']}.yaml")
         out[name] = HEADER + yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)

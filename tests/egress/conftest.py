@@ -4,21 +4,11 @@ here sends a packet anywhere but loopback."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import socket
-import threading
 
 import pytest
 
-from egress.server import EgressProxy
-from egress.settings import EgressSettings
-from executor.egress_relay import Relay
-from support.egress_sites import start_site
-from warmfleet import egress_identity as identity
-
-SECRET = "test-secret-0123456789abcdef"
-
+from support.egress_sites import ProxyUnderTest, start_site
 
 @pytest.fixture(scope="module")
 def sites():
@@ -28,42 +18,6 @@ def sites():
     yield {"allowed": allowed.server_address[1], "denied": denied.server_address[1], "v6": v6.server_address[1]}
     for s in (allowed, denied, v6):
         s.shutdown()
-
-
-class ProxyUnderTest:
-    def __init__(self, tmp: str, allow: str, hosts: str, **settings) -> None:
-        hosts_file = os.path.join(tmp, "hosts")
-        with open(hosts_file, "w") as f:
-            f.write(hosts)
-        self.settings = EgressSettings(
-            pool="t", allow=allow, secret=SECRET, listen=f"unix:{tmp}/egress.sock",
-            control=f"unix:{tmp}/control.sock", hosts_file=hosts_file, **settings,
-        )
-        self.socket = f"{tmp}/egress.sock"
-        self.loop = asyncio.new_event_loop()
-        self.proxy = EgressProxy(self.settings)
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        asyncio.run_coroutine_threadsafe(self.proxy.start(), self.loop).result(10)
-
-    def relay(self, job_id: str) -> Relay:
-        relay = Relay(self.socket, 0)
-        relay.start(job_id, identity.job_token(SECRET, "t", job_id))
-        return relay
-
-    def usage(self, job_id: str, token: str | None = None) -> str:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(10)
-        s.connect(f"{os.path.dirname(self.socket)}/control.sock")
-        s.sendall(f"USAGE {job_id} {token or identity.control_token(SECRET, 't', job_id)}\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-        s.close()
-        return data.decode()
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.proxy.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 @pytest.fixture

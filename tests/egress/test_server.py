@@ -120,3 +120,34 @@ def test_a_relay_whose_proxy_is_gone_refuses_at_once(tmp_path):
     except ConnectionResetError:
         got = b""
     assert got == b""  # closed at once, not left hanging (the 10 s timeout would raise)
+
+
+def test_kubernetes_shape_relay_to_pod_socket_to_gateway_over_tcp(tmp_path, sites):
+    """Kubernetes: the supervisor forwards the jobs' Unix socket to the gateway over TCP,
+    and collects a job's usage from the gateway's control port, also over TCP."""
+    import asyncio
+
+    from support.egress_sites import SECRET, ProxyUnderTest
+    from executor import egress_forward, egress_usage
+    from executor.egress_relay import Relay
+    from executor.settings import ExecutorSettings
+    from warmfleet import egress_identity as identity
+
+    hosts = "127.0.0.1 allowed.test\n"
+    p = ProxyUnderTest(str(tmp_path), f"allowed.test:{sites['allowed']},127.0.0.1:{sites['allowed']}", hosts,
+                       listen_tcp=True)
+    try:
+        pod_socket = str(tmp_path / "pod" / "egress.sock")
+        gateway = f"127.0.0.1:{p.tcp_ports[0]}"
+        asyncio.run_coroutine_threadsafe(egress_forward.start(pod_socket, gateway), p.loop).result(10)
+        relay = Relay(pod_socket, 0)
+        relay.start("job-k", identity.job_token(SECRET, "t", "job-k"))
+        assert opener(relay).open(f"http://allowed.test:{sites['allowed']}/", timeout=10).read() == b"allowed site\n"
+        settings = ExecutorSettings(
+            redis_url="unix:///nonexistent", pool="t", egress_socket=pod_socket, egress_gateway=gateway,
+            egress_control=f"tcp:127.0.0.1:{p.tcp_ports[1]}", egress_secret=SECRET,
+        )
+        report = asyncio.run_coroutine_threadsafe(egress_usage.collect(settings, "job-k"), p.loop).result(10)
+        assert report is not None and report.connections == 1 and report.destinations[0].allowed
+    finally:
+        p.stop()

@@ -68,13 +68,13 @@ def test_entrypoints_named_by_the_image_and_the_manifests_exist():
             if doc["kind"] != "Deployment":
                 continue
             spec = doc["spec"]["template"]["spec"]
-            for c in spec["containers"] + spec["initContainers"]:
+            for c in spec["containers"] + spec.get("initContainers", []):
                 assert c["command"][:2] == ["python", "-m"]
                 modules.add(c["command"][2])
                 probe = c.get("livenessProbe", {}).get("exec")
                 if probe:
                     modules.add(probe["command"][2])
-    assert modules == {"executor", "gc_sidecar", "warmfleet.probe"}
+    assert modules == {"executor", "gc_sidecar", "warmfleet.probe", "egress"}
     for mod in modules:
         spec = importlib.util.find_spec(mod)
         assert spec is not None, mod

@@ -48,6 +48,11 @@ def by_kind(docs, kind):
     return [d for d in docs if d["kind"] == kind]
 
 
+def executors(docs):
+    """The executor Deployments (an egress pool also has a gateway Deployment)."""
+    return [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].startswith("warmfleet-executor-")]
+
+
 def test_committed_manifests_match_the_definition_and_the_code():
     gen = load_generator()
     assert gen.main(["--check"]) == 0, "k8s/base is stale: run python k8s/generate.py"
@@ -65,7 +70,7 @@ def test_every_kubernetes_object_validates_strictly(built):
 
 
 def test_strict_validation_catches_a_typo(built):
-    dep = yaml.safe_load(yaml.safe_dump(by_kind(built, "Deployment")[0]))
+    dep = yaml.safe_load(yaml.safe_dump(executors(built)[0]))
     dep["spec"]["template"]["spec"]["runtimeClass"] = "gvisor"  # not a field
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(dep, K8S_VERSION, strict=True)
@@ -93,7 +98,7 @@ def test_each_pool_scales_on_its_own_stream_with_lag_and_in_flight_triggers(buil
     gen = load_generator()
     pools = [p["name"] for p in gen.load_definition()["pools"]]
     scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in by_kind(built, "ScaledObject")}
-    deployments = {d["metadata"]["name"]: d for d in by_kind(built, "Deployment")}
+    deployments = {d["metadata"]["name"]: d for d in executors(built)}
     assert set(scaled) == set(deployments) == {f"warmfleet-executor-{p}" for p in pools}
     for pool in pools:
         so = scaled[f"warmfleet-executor-{pool}"]
@@ -121,7 +126,7 @@ def test_each_pool_runs_on_its_gvisor_platform(built):
     gen = load_generator()
     definition = gen.load_definition()
     classes = {d["metadata"]["name"]: d["handler"] for d in by_kind(built, "RuntimeClass")}
-    deployments = {d["metadata"]["name"]: d for d in by_kind(built, "Deployment")}
+    deployments = {d["metadata"]["name"]: d for d in executors(built)}
     for p in definition["pools"]:
         platform = gen.platform_of(definition, p)
         spec = deployments[f"warmfleet-executor-{p['name']}"]["spec"]["template"]["spec"]
@@ -159,7 +164,7 @@ def test_cluster_and_sentinel_modes_get_their_keda_trigger(mode, redis_def, trig
 
 
 def test_executor_pod_shape(built):
-    for dep in by_kind(built, "Deployment"):
+    for dep in executors(built):
         spec = dep["spec"]["template"]["spec"]
         assert spec["automountServiceAccountToken"] is False
         (gc,) = spec["initContainers"]
@@ -206,10 +211,55 @@ def test_network_policies_default_deny_and_egress_per_pool(built):
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"} and "egress" not in deny
     for pool in definition["pools"]:
         rules = pols[f"warmfleet-executor-{pool['name']}-egress"]["spec"]["egress"]
+        # Executor pods reach Redis, DNS (the supervisor resolves Redis), the API server (the
+        # GC sidecar) and, in a pool with egress, its gateway: no address block beyond the
+        # API server's. Jobs themselves reach none of it (own network namespace, tests/hostile).
         cidrs = {b["ipBlock"]["cidr"] for r in rules for b in r["to"] if "ipBlock" in b}
-        expected = {definition["apiServer"]["cidr"]} | {e["cidr"] for e in pool["egress"]}
-        assert cidrs == expected  # the default pool reaches only Redis, DNS and the API server
-        assert all("0.0.0.0/0" != c for c in cidrs)
+        assert cidrs == {definition["apiServer"]["cidr"]}
+        peers = [b for r in rules for b in r["to"] if "ipBlock" not in b]
+        components = sorted(b["podSelector"]["matchLabels"].get("app.kubernetes.io/component", "") for b in peers)
+        redis_and_dns = [b for b in peers if "namespaceSelector" in b]
+        assert len(redis_and_dns) == 2 and {b["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                                            for b in redis_and_dns} == {definition["redis"]["namespace"], "kube-system"}
+        has_egress = pool["egress"] not in (None, "none", [])
+        assert components.count("egress-gateway") == (1 if has_egress else 0), components
+        gateway_rules = [r for r in rules if any(b.get("podSelector", {}).get("matchLabels", {}).get(
+            "app.kubernetes.io/component") == "egress-gateway" for b in r["to"])]
+        for r in gateway_rules:
+            assert {p["port"] for p in r["ports"]} == {3128, 3129}
+            assert r["to"][0]["podSelector"]["matchLabels"]["warmfleet.dev/pool"] == pool["name"]
+
+
+def test_an_egress_pool_gets_a_gateway_with_its_allow_list(built):
+    gen = load_generator()
+    definition = gen.load_definition()
+    deployments = {d["metadata"]["name"]: d for d in by_kind(built, "Deployment")}
+    pols = {p["metadata"]["name"]: p for p in by_kind(built, "NetworkPolicy")}
+    services = {s["metadata"]["name"] for s in by_kind(built, "Service")}
+    for pool in definition["pools"]:
+        name = f"warmfleet-egress-{pool['name']}"
+        executor_env = {e["name"]: e["value"] for e in
+                        deployments[f"warmfleet-executor-{pool['name']}"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        if pool["egress"] in (None, "none", []):
+            assert name not in deployments and name not in pols and "WARMFLEET_EGRESS_GATEWAY" not in executor_env
+            continue
+        (gw,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in gw["env"]}
+        assert env["WARMFLEET_EGRESS_ALLOW"].split(",") == pool["egress"] and env["WARMFLEET_EGRESS_POOL"] == pool["name"]
+        assert gw["command"] == ["python", "-m", "egress"] and gw["securityContext"]["runAsNonRoot"] is True
+        assert all("valueFrom" not in e and "SECRET" not in e["name"] for e in gw["env"])  # the secret is a file
+        assert name in services and executor_env["WARMFLEET_EGRESS_GATEWAY"] == f"{name}:3128"
+        spec = pols[name]["spec"]
+        # Only the pool's executors reach the proxy and control ports.
+        (from_executors,) = [r for r in spec["ingress"] if {p["port"] for p in r["ports"]} == {3128, 3129}]
+        assert from_executors["from"] == [{"podSelector": {"matchLabels": gen.labels(pool["name"])}}]
+        # Out: DNS, and public addresses on the allow-list's ports; never metadata or private ranges.
+        public = [r for r in spec["egress"] if any(b.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for b in r["to"])]
+        (rule,) = public
+        for block in rule["to"]:
+            excluded = block["ipBlock"]["except"]
+            assert {"10.0.0.0/8", "169.254.0.0/16", "127.0.0.0/8"} <= set(excluded) or "fc00::/7" in excluded
+        assert {p["port"] for p in rule["ports"]} == {443}
 
 
 def acl_lines(built) -> list[str]:

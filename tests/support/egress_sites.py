@@ -4,13 +4,22 @@ the egress proxy reads, so no real name and no real address is ever involved."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import http.server
 import io
+import os
 import socket
 import threading
 import zipfile
+
+from egress.server import EgressProxy
+from egress.settings import EgressSettings
+from executor.egress_relay import Relay
+from warmfleet import egress_identity as identity
+
+SECRET = "test-secret-0123456789abcdef"
 
 WHEEL_NAME = "wf_egress_probe"
 WHEEL_FILE = f"{WHEEL_NAME}-1.0-py3-none-any.whl"
@@ -72,3 +81,44 @@ def start_site(body: bytes, family: int = socket.AF_INET, host: str = "127.0.0.1
     site = cls((host, 0), Handler)
     threading.Thread(target=site.serve_forever, daemon=True).start()
     return site
+
+
+class ProxyUnderTest:
+    """An egress proxy in this process, on its own asyncio loop in a thread."""
+
+    def __init__(self, tmp: str, allow: str, hosts: str, listen_tcp: bool = False, **settings) -> None:
+        hosts_file = os.path.join(tmp, "hosts")
+        with open(hosts_file, "w") as f:
+            f.write(hosts)
+        self.settings = EgressSettings(
+            pool="t", allow=allow, secret=SECRET,
+            listen="tcp:127.0.0.1:0" if listen_tcp else f"unix:{tmp}/egress.sock",
+            control="tcp:127.0.0.1:0" if listen_tcp else f"unix:{tmp}/control.sock",
+            hosts_file=hosts_file, **settings,
+        )
+        self.socket = f"{tmp}/egress.sock"
+        self.loop = asyncio.new_event_loop()
+        self.proxy = EgressProxy(self.settings)
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self.loop).result(10)
+        self.tcp_ports = [s.sockets[0].getsockname()[1] for s in self.proxy.servers if listen_tcp]
+
+    def relay(self, job_id: str) -> Relay:
+        relay = Relay(self.socket, 0)
+        relay.start(job_id, identity.job_token(SECRET, "t", job_id))
+        return relay
+
+    def usage(self, job_id: str, token: str | None = None) -> str:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(f"{os.path.dirname(self.socket)}/control.sock")
+        s.sendall(f"USAGE {job_id} {token or identity.control_token(SECRET, 't', job_id)}\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        return data.decode()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
-from typing import Unpack
+from typing import TYPE_CHECKING, Unpack
 
 import redis.exceptions
 
@@ -19,6 +19,9 @@ from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import WaitTimeout
 from warmfleet import redis_connect, redis_retry
 from warmfleet.schema import FleetLimits, Result
+
+if TYPE_CHECKING:
+    from dispatcher.session import AsyncSession
 
 RECHECK_BATCH = 500  # result keys per MGET when re-reading many
 
@@ -107,6 +110,17 @@ class AsyncClient:
             entry_ids = await pipe.execute()
         job_ids = [self.core.enqueued(job, job.job_id, e_id, e) for job, e_id, e in zip(jobs, entry_ids, entries)]
         return list(await asyncio.gather(*(self.wait(job_id) for job_id in job_ids)))
+
+    def session(
+        self, id: str | None = None, *, idle_timeout: float = 300.0, max_lifetime: float = 3600.0,
+        open_timeout: float = 60.0,
+    ) -> "AsyncSession":
+        """Like Client.session: `async with client.session() as s`, or `s = await client.session()`."""
+        from dispatcher.session import AsyncSession
+
+        if id is not None:
+            return AsyncSession(self, id, owned=False)
+        return AsyncSession(self, None, owned=True, open_args=(idle_timeout, max_lifetime, open_timeout))
 
     # -- plumbing ---------------------------------------------------------------------
     async def _ensure_listener(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import Unpack
+from typing import TYPE_CHECKING, Unpack
 
 import redis
 
@@ -14,6 +14,9 @@ from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import InvalidJob, WaitTimeout
 from warmfleet import redis_connect, redis_retry
 from warmfleet.schema import FleetLimits, Result
+
+if TYPE_CHECKING:
+    from dispatcher.session import Session
 
 
 class Client:
@@ -124,6 +127,20 @@ class Client:
             entry_ids = pipe.execute()
         job_ids = [self.core.enqueued(job, job.job_id, e_id, e) for job, e_id, e in zip(jobs, entry_ids, entries)]
         return [self.wait(job_id) for job_id in job_ids]
+
+    def session(
+        self, id: str | None = None, *, idle_timeout: float = 300.0, max_lifetime: float = 3600.0,
+        open_timeout: float = 60.0,
+    ) -> "Session":
+        """Open a session (one interpreter that keeps its globals and files across calls),
+        or reattach to an open one by `id`. Use it as a context manager: leaving the block
+        closes a session it opened (a reattached one stays open). Raises SessionLost if
+        the fleet could not open it, WaitTimeout if no pod took it within `open_timeout`."""
+        from dispatcher.session import Session
+
+        if id is not None:
+            return Session.attach(self, id)
+        return Session.open(self, idle_timeout, max_lifetime, open_timeout)
 
     # -- plumbing ---------------------------------------------------------------------
     def _subscribe(self) -> None:

@@ -85,6 +85,15 @@ def prepare_workspaces(settings: ExecutorSettings) -> None:
             os.chown(path, uid, uid)
 
 
+def prepare_session_workspaces(settings: ExecutorSettings) -> None:
+    for index in range(settings.sessions):
+        path = settings.session_workspace(index)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)
+        if settings.drop_privileges:
+            os.chown(path, settings.session_uid(index), settings.session_uid(index))
+
+
 def become_subreaper() -> None:
     """Orphans of jobs (daemons) reparent to us, so we can reap them, also outside gVisor."""
     try:
@@ -98,4 +107,5 @@ def start(settings: ExecutorSettings) -> list[SpawnedRunner]:
     """Subreaper, workspaces, then one runner per slot (the supervisor adopts them)."""
     become_subreaper()
     prepare_workspaces(settings)
+    prepare_session_workspaces(settings)
     return [spawn_runner(settings.python, runner_config(settings, i)) for i in range(settings.slots)]

@@ -97,6 +97,15 @@ DEAD_LETTER_STREAM = Gauge(
     "warmfleet_dead_letter_stream_length", "Entries in the pool's dead-letter stream (pool-wide).", ["pool"],
     registry=REGISTRY,
 )
+SESSIONS_OPENED = Counter("warmfleet_sessions_opened", "Sessions this pod opened.", ["pool"], registry=REGISTRY)
+SESSIONS_ENDED = Counter(
+    "warmfleet_sessions_ended",
+    "Sessions this pod ended, by reason (closed, idle_timeout, max_lifetime, lost, killed, died, drained).",
+    ["pool", "reason"], registry=REGISTRY,
+)
+SESSION_CALLS = Counter(
+    "warmfleet_session_calls", "Session calls answered, by status.", ["pool", "status"], registry=REGISTRY
+)
 
 
 def job_finished(pool: str, result: "Result") -> None:
@@ -138,6 +147,14 @@ class SupervisorCollector:
             c = CounterMetricFamily(name, doc, labels=["pool"])
             c.add_metric([pool], getattr(snap, key) if hasattr(snap, key) else getattr(self.sup, key, 0))
             yield c
+        for name, value, doc in (
+            ("warmfleet_sessions_capacity", snap.sessions_capacity, "Sessions this pod can hold at once."),
+            ("warmfleet_sessions_open", snap.sessions_open, "Sessions open on this pod."),
+            ("warmfleet_sessions_idle", snap.sessions_idle, "Open sessions not running a call."),
+        ):
+            g = GaugeMetricFamily(name, doc, labels=["pool"])
+            g.add_metric([pool], value)
+            yield g
         g = GaugeMetricFamily("warmfleet_draining", "1 while this pod drains.", labels=["pool"])
         g.add_metric([pool], 1 if snap.draining else 0)
         yield g

@@ -109,3 +109,17 @@ class JobTreeWatch:
         self.cpu_s = min(cpu, (now - self.started) * self.cores)
         self.memory_bytes = memory
         return pids
+
+
+def usage_of(uid: int) -> list[tuple[int, int, float, int]]:
+    """(pid, ppid, CPU seconds, RSS bytes) of every live process of this uid (sessions)."""
+    out = []
+    for pid in _pids_of(uid):
+        fields = _stat_fields(pid)
+        if not fields or fields[0] in (b"Z", b"X"):
+            continue
+        try:
+            out.append((int(pid), int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS, int(fields[21]) * _PAGE))
+        except (IndexError, ValueError):
+            continue
+    return out

@@ -69,6 +69,20 @@ class ExecutorSettings(BaseSettings):
     # running jobs refresh their claim every third of it.
     reclaim_idle_s: float = Field(default=30.0, ge=0.3)
     log_level: str = "INFO"
+    # Sessions (executor/sessions.py): how many this pod holds at once (0: none); session i
+    # runs as uid session_uid_base + i in session_workspace_root/i. They hold no job slot.
+    sessions: int = Field(default=4, ge=0, le=256)
+    session_uid_base: int = Field(default=62000, ge=1000)
+    session_workspace_root: str = "/tmp/warmfleet-ss"
+    # An open session's record expires this long after the pod's last refresh: a client
+    # then knows the session is lost (its pod died).
+    session_lease_s: float = Field(default=10.0, gt=0)
+    max_session_idle_s: float = Field(default=3600.0, gt=0)
+    max_session_lifetime_s: float = Field(default=86400.0, gt=0)
+    # A draining pod (recycled, scaled in) waits this long for its sessions to end, then
+    # ends them as lost, with the reason.
+    session_drain_s: float = Field(default=60.0, ge=0)
+    session_ended_ttl_s: int = Field(default=3600, ge=10)
     # Liveness/readiness heartbeat file (warmfleet/probe.py) in a directory jobs cannot write;
     # in Kubernetes an emptyDir shared with the GC sidecar. None: not written.
     health_file: str | None = None
@@ -97,3 +111,9 @@ class ExecutorSettings(BaseSettings):
 
     def slot_workspace(self, slot: int) -> str:
         return os.path.join(self.workspace_root, str(slot))
+
+    def session_uid(self, index: int) -> int:
+        return self.session_uid_base + index
+
+    def session_workspace(self, index: int) -> str:
+        return os.path.join(self.session_workspace_root, str(index))

@@ -36,13 +36,14 @@ class ResultStore:
     async def exists(self, job_id: str) -> bool:
         return bool(await self.redis.exists(keys.result(self.pool, job_id)))
 
-    async def store_and_ack(self, entry_id: str, result: Result, reply_to: str | None) -> bool:
-        """True if this call stored the result, False if one was already there."""
+    async def store_and_ack(self, entry_id: str, result: Result, reply_to: str | None, stream: str | None = None) -> bool:
+        """True if this call stored the result, False if one was already there. `stream`:
+        the group's stream the entry came from (the job stream unless said)."""
         channel = ""
         if reply_to and reply_to.startswith(keys.reply_channel(self.pool, "")):
             channel = reply_to  # never publish outside the pool's own namespace
         stored = await self._store_and_ack(
-            keys=[keys.result(self.pool, result.job_id), keys.stream(self.pool)],
+            keys=[keys.result(self.pool, result.job_id), stream or keys.stream(self.pool)],
             args=[result.to_json(), self.ttl_s, keys.CONSUMER_GROUP, entry_id, channel],
         )
         return bool(stored)
@@ -55,8 +56,8 @@ class ResultStore:
             pipe.expire(key, self.ttl_s)
             await pipe.execute()
 
-    async def ack_only(self, entry_id: str) -> None:
-        stream = keys.stream(self.pool)
+    async def ack_only(self, entry_id: str, stream: str | None = None) -> None:
+        stream = stream or keys.stream(self.pool)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xack(stream, keys.CONSUMER_GROUP, entry_id)
             pipe.xdel(stream, entry_id)
@@ -79,11 +80,12 @@ class ResultStore:
 
 
 async def ensure_group(redis: Redis, pool: str) -> None:
-    try:
-        await redis.xgroup_create(keys.stream(pool), keys.CONSUMER_GROUP, id="0", mkstream=True)
-    except Exception as exc:  # redis.ResponseError; BUSYGROUP means it already exists
-        if "BUSYGROUP" not in str(exc):
-            raise
+    for stream in (keys.stream(pool), keys.session_opens(pool)):
+        try:
+            await redis.xgroup_create(stream, keys.CONSUMER_GROUP, id="0", mkstream=True)
+        except Exception as exc:  # redis.ResponseError; BUSYGROUP means it already exists
+            if "BUSYGROUP" not in str(exc):
+                raise
 
 
 async def publish_limits(redis: Redis, pool: str, limits: FleetLimits) -> None:

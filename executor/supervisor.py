@@ -18,6 +18,7 @@ import redis.exceptions
 from executor import boot, egress_forward, metrics, running_loop, store
 from executor.exitcodes import ExitCode
 from executor.pod_state import PodState
+from executor.sessions import SessionHost
 from executor.settings import ExecutorSettings
 from executor.slot import Slot
 from warmfleet import keys, probe, redis_connect, redis_retry
@@ -47,6 +48,7 @@ class Supervisor(PodState):
         self.started_at = time.time()
         self._redis_ok_at: float | None = None
         self._rss: tuple[float, int | None] = (0.0, None)
+        self.sessions = SessionHost(self)
 
     # -- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
@@ -62,6 +64,8 @@ class Supervisor(PodState):
             assert self.settings.egress_socket is not None
             await egress_forward.start(self.settings.egress_socket, self.settings.egress_gateway)
         slot_tasks = [asyncio.create_task(slot.run(), name=slot.name) for slot in self.slots]
+        # Sessions end (or are ended as lost) within the drain like in-flight jobs.
+        slot_tasks.append(asyncio.create_task(self.sessions.run(), name="sessions"))
         beat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         log.info("pod started", extra={"pod_id": self.settings.pod_id, "slots": len(self.slots)})
         await self.draining.wait()
@@ -150,7 +154,8 @@ class Supervisor(PodState):
                 return
             runner = self.runner_pids.pop(pid, None)
             if runner is None:
-                self.orphans_reaped += 1
+                if not self.sessions.reaped(pid, status):
+                    self.orphans_reaped += 1
                 continue
             runner.exit_status = status
             self.state_changed.set()
@@ -174,6 +179,7 @@ class Supervisor(PodState):
                 SlotSnapshot(slot=s.index, state=s.state.value, runner_pid=s.runner.pid, jobs_done=s.jobs_done)
                 for s in self.slots
             ),
+            **self.sessions.snapshot(),
             started_at=self.started_at,
             sandbox=_kernel_is_gvisor(),
             sandbox_runtime=self.settings.sandbox_runtime,

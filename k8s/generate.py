@@ -40,9 +40,9 @@ GATEWAY_CONFIG_DIR = "/etc/warmfleet-egress"
 # What an executor does in Redis (executor/*.py) and what its GC sidecar does
 # (gc_sidecar/*.py): nothing else, and only on its pool's keys and channels.
 EXECUTOR_COMMANDS = [
-    "xreadgroup", "xack", "xdel", "xadd", "xclaim", "xautoclaim", "xpending", "xlen",
+    "xreadgroup", "xread", "xack", "xdel", "xadd", "xclaim", "xautoclaim", "xpending", "xlen",
     "xgroup|create", "xgroup|createconsumer", "xgroup|delconsumer", "xinfo|groups",
-    "get", "set", "mget", "exists", "del", "expire", "zadd", "zrem", "zrange", "lpop",
+    "get", "set", "mget", "exists", "del", "expire", "pexpire", "zadd", "zrem", "zrange", "lpop",
     "publish", "evalsha", "eval", "script|load", "script|exists", "ping", "client|setname",
 ]
 GC_COMMANDS = ["time", "rpush", "hincrby", "hgetall", "zremrangebyscore", "zscore", "zcard"]

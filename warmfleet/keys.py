@@ -91,3 +91,29 @@ def recycle_lease(pool: str) -> str:
 def recycles(pool: str) -> str:
     """Hash of recycle counts by reason (max_age, max_jobs, memory, tainted), fleet-wide."""
     return pool_prefix(pool) + "recycles"
+
+
+# -- sessions (a long-lived interpreter per agent; executor/sessions.py) ----------------
+SESSION_WAKE_MAXLEN = 16
+
+
+def session_opens(pool: str) -> str:
+    """Stream of session-open requests, read by the group of pods with free session capacity."""
+    return pool_prefix(pool) + "sessions:open"
+
+
+def session(pool: str, session_id: str) -> str:
+    """JSON record of one session (owning pod, state, end reason). While open its TTL is a
+    lease the owning pod refreshes: a key that expired means the pod died."""
+    return pool_prefix(pool) + "session:" + session_id
+
+
+def session_calls(pool: str, session_id: str) -> str:
+    """Stream of one session's calls (and its close request), read only by its pod."""
+    return pool_prefix(pool) + "session:" + session_id + ":calls"
+
+
+def session_wake(pool: str, pod_id: str) -> str:
+    """Poked when a pod's set of open sessions changes, so its blocking read of their
+    call streams starts over with the new set."""
+    return pool_prefix(pool) + "sessions:wake:" + pod_id

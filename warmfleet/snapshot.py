@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 
 class SlotState(str, enum.Enum):
@@ -45,6 +45,11 @@ class PodSnapshot:
     reclaimed: int = 0
     slot_states: tuple[SlotSnapshot, ...] = ()
     started_at: float | None = None
+    # Sessions (executor/sessions.py): how many it may hold, hold, hold idle; ended by reason.
+    sessions_capacity: int = 0
+    sessions_open: int = 0
+    sessions_idle: int = 0
+    sessions_ended: dict[str, int] = field(default_factory=dict)
     sandbox: bool = False  # the supervisor saw gVisor's kernel
     # What runs the pod, as its start-up settings say (it cannot see them from inside gVisor).
     sandbox_runtime: str = ""

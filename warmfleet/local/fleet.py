@@ -35,6 +35,7 @@ from warmfleet.local.jobenv import check_preload, ensure_env
 from warmfleet.local.egress_proxy import EGRESS_DIR_IN_SANDBOX, LocalEgressProxy
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.sandbox import (
+    SESSION_ROOT_IN_SANDBOX,
     SOCKET_DIR_IN_SANDBOX,
     WORKSPACE_ROOT_IN_SANDBOX,
     Sandbox,
@@ -61,6 +62,7 @@ class FleetSettings(BaseSettings):
 
     pods: int = Field(default=1, ge=1, le=64)
     slots: int = Field(default=2, ge=1, le=64)
+    sessions: int = Field(default=4, ge=0, le=256)  # session capacity per pod
     redis_url: str | None = None
     pool: str = "default"
     sandbox: bool = True
@@ -101,7 +103,7 @@ class Pod:
         self.health_name = f"health-{self.pod_id}.json"
         self.health_path = os.path.join(fleet.socket_dir, self.health_name)
 
-    def settings_file(self, redis_url: str, workspace_root: str, uid_base: int) -> str:
+    def settings_file(self, redis_url: str, workspace_root: str, uid_base: int, session_root: str) -> str:
         """Write the pod's settings (Redis URL included) to a 0600 file in the 0700 socket
         directory, and return its name there. The environment stays secret-free."""
         values = dict(self.fleet.executor_env)
@@ -112,6 +114,9 @@ class Pod:
             WARMFLEET_SLOTS=str(self.fleet.settings.slots),
             WARMFLEET_WORKSPACE_ROOT=workspace_root,
             WARMFLEET_UID_BASE=str(uid_base),
+            WARMFLEET_SESSIONS=str(self.fleet.settings.sessions),
+            WARMFLEET_SESSION_WORKSPACE_ROOT=session_root,
+            WARMFLEET_SESSION_UID_BASE=str(uid_base + 1000),
             WARMFLEET_DRAIN_TIMEOUT_S=str(self.fleet.settings.drain_timeout_s),
             WARMFLEET_SANDBOX_RUNTIME=self.fleet.sandbox_runtime,
             WARMFLEET_SANDBOX_VERSION=self.fleet.sandbox_version,
@@ -149,7 +154,7 @@ class Pod:
         if s.sandbox:
             assert self.fleet.root is not None
             url = self.fleet.executor_url(f"{SOCKET_DIR_IN_SANDBOX}/redis.sock")
-            name = self.settings_file(url, WORKSPACE_ROOT_IN_SANDBOX, SLOT_UID_BASE)
+            name = self.settings_file(url, WORKSPACE_ROOT_IN_SANDBOX, SLOT_UID_BASE, SESSION_ROOT_IN_SANDBOX)
             config = bundle_config(
                 args=[rootfs.python_in_sandbox(), "-m", "executor"],
                 # The project's packages come from the root-only directory (rootfs.py).
@@ -163,6 +168,7 @@ class Pod:
                 socket_dir=self.fleet.socket_dir,
                 slots=s.slots,
                 workspace_mb=s.workspace_mb,
+                sessions=s.sessions,
             )
             self.sandbox = Sandbox(
                 self.fleet.runsc, self.fleet.runsc_root, os.path.join(self.dir, "bundle"), self.pod_id, self.log_path,
@@ -173,7 +179,9 @@ class Pod:
             print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
             url = self.fleet.executor_url(self.fleet.socket_path)
             # Distinct uids per pod: on a shared host, kill(-1) as a slot uid must hit only that slot.
-            name = self.settings_file(url, os.path.join(self.dir, "ws"), SLOT_UID_BASE + 100 * self.index)
+            name = self.settings_file(
+                url, os.path.join(self.dir, "ws"), SLOT_UID_BASE + 300 * self.index, os.path.join(self.dir, "ss")
+            )
             env = {"PATH": SAFE_PATH, "WARMFLEET_CONFIG_FILE": os.path.join(self.fleet.socket_dir, name)}
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
@@ -250,6 +258,7 @@ class LocalFleet:
                 self.root = rootfs.build(
                     os.path.join(self.runtime_dir, "root"), slots=settings.slots, uid_base=SLOT_UID_BASE,
                     workspace_root=WORKSPACE_ROOT_IN_SANDBOX, socket_dir_in_sandbox=SOCKET_DIR_IN_SANDBOX,
+                    sessions=settings.sessions, session_root=SESSION_ROOT_IN_SANDBOX,
                     read_only_paths=[*rootfs.interpreter_paths(), *settings.read_only_paths,
                                      *([self.job_env.root] if self.job_env else [])],
                 )

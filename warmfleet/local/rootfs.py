@@ -69,7 +69,7 @@ def python_in_sandbox() -> str:
 
 def build(
     path: str, *, slots: int, uid_base: int, workspace_root: str, socket_dir_in_sandbox: str,
-    read_only_paths: list[str],
+    read_only_paths: list[str], sessions: int = 0, session_root: str = "/tmp/ss",
 ) -> RootFs:
     """Assemble the tree at `path` (created, 0755). `read_only_paths`: more host paths to
     show at their own paths (the interpreter, the venv, job environments)."""
@@ -90,8 +90,11 @@ def build(
     _make_dirs(path, socket_dir_in_sandbox)
     for slot in range(slots):
         _make_dirs(path, os.path.join(workspace_root, str(slot)))
+    for index in range(sessions):  # executor/sessions.py: one workspace tmpfs each
+        _make_dirs(path, os.path.join(session_root, str(index)))
     covered = [*SYSTEM_DIRS, *(f"/{n}" for n in SYSTEM_TOP_LEVEL)]
-    reserved = ["/proc", "/sys", "/dev", "/etc", socket_dir_in_sandbox, workspace_root, PROJECT_DIR_IN_SANDBOX]
+    reserved = ["/proc", "/sys", "/dev", "/etc", socket_dir_in_sandbox, workspace_root, session_root,
+                PROJECT_DIR_IN_SANDBOX]
     for host in _outermost(read_only_paths, covered=covered, reserved=reserved):
         root.add_bind(host, host)
     _make_dirs(path, PROJECT_DIR_IN_SANDBOX, mode=0o700)

@@ -23,6 +23,7 @@ from warmfleet.local.rootfs import RootFs
 CAPABILITIES = ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_SYS_ADMIN"]
 SOCKET_DIR_IN_SANDBOX = "/run"
 WORKSPACE_ROOT_IN_SANDBOX = "/tmp/ws"
+SESSION_ROOT_IN_SANDBOX = "/tmp/ss"
 
 
 class RunscMissing(RuntimeError):
@@ -49,6 +50,7 @@ def bundle_config(
     socket_dir: str,
     slots: int,
     workspace_mb: int,
+    sessions: int = 0,
 ) -> dict:
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -62,6 +64,15 @@ def bundle_config(
         mounts.append(
             {
                 "destination": f"{WORKSPACE_ROOT_IN_SANDBOX}/{slot}",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=700", f"size={workspace_mb}m"],
+            }
+        )
+    for index in range(sessions):  # one bounded tmpfs per session, like a slot's
+        mounts.append(
+            {
+                "destination": f"{SESSION_ROOT_IN_SANDBOX}/{index}",
                 "type": "tmpfs",
                 "source": "tmpfs",
                 "options": ["nosuid", "nodev", "mode=700", f"size={workspace_mb}m"],

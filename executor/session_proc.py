@@ -1,0 +1,260 @@
+"""A session process: one long-lived Python interpreter that runs an agent's calls in the
+same globals, in its own workspace, as its own unprivileged uid.
+
+Started by the pod supervisor (executor/session_handle.py) as a fresh ``python -S -I``
+with stdout/stderr on pipes the supervisor reads and a socketpair for messages
+(warmfleet.messages frames). It imports only the stdlib, the messages module and the executor's stdlib-only helpers:
+its address space is an idle session's host memory.
+
+Order, as in a job child (executor/child.py): new session (posix_spawn did it) -> close
+every other descriptor -> drop to the session uid -> kill whatever that uid left running
+-> empty the workspace -> rlimits -> minimal environment -> "ready" -> calls.
+
+A call's wall clock is a SIGALRM timer whose handler raises CallInterrupted, a
+BaseException the call loop catches: the interpreter and its globals survive. The
+supervisor interrupts the same way for CPU and output budgets and SIGKILLs the whole
+session if a call does not stop within the grace (then the session is lost).
+
+``reset`` mode (argv) only does the cleanup part and exits: the supervisor runs it after
+a session ends, so nothing of it outlives it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+
+from executor.child import _hide_executor, _kill_leftovers, enter_new_network_namespace
+from executor.jobfiles import collect_outputs
+from executor.workspace import empty_dir
+from warmfleet import messages
+
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+OUT_DIR = "out"
+
+
+class CallInterrupted(BaseException):
+    """The call's wall clock ran out, or the supervisor stopped it (CPU, output)."""
+
+
+IN_CALL = [False]  # a late interrupt (after the call ended) must not hit the loop itself
+
+
+def _interrupt(*_: object) -> None:
+    if IN_CALL[0]:
+        raise CallInterrupted()
+
+
+def _limit(which: int, soft: int, hard: int | None = None) -> None:
+    resource.setrlimit(which, (soft, soft if hard is None else hard))
+
+
+def lock_down(cfg: dict, keep: set[int]) -> None:
+    """Close foreign descriptors, become the session uid, kill its leftovers, empty and
+    enter the workspace, set the rlimits. Raises on any failure."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    # Like a job child: a network namespace of its own (only lo), so the pod's loopback
+    # services (metrics) are out of reach. Needs CAP_SYS_ADMIN: before dropping root.
+    if cfg.get("isolate_network") and cfg["drop_privileges"]:
+        enter_new_network_namespace()
+    if cfg["drop_privileges"]:
+        os.setgroups([])
+        os.setresgid(cfg["uid"], cfg["uid"], cfg["uid"])
+        os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+        _kill_leftovers(True)
+    empty_dir(cfg["workspace"])
+    os.chdir(cfg["workspace"])
+
+
+def _place(files: dict[str, str]) -> None:
+    """Write input files, replacing earlier ones (the workspace persists across calls).
+    As the session uid: a link the session planted can lead only where it may write."""
+    import binascii
+
+    for name, b64 in files.items():
+        parent = os.path.dirname(name)
+        if parent:
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            data = memoryview(binascii.a2b_base64(b64))
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+
+
+class SessionLoop:
+    def __init__(self, cfg: dict, chan: int) -> None:
+        self.cfg = cfg
+        self.chan = chan
+        self.globals: dict = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
+        self.calls = 0
+
+    def start(self) -> None:
+        cfg = self.cfg
+        _limit(resource.RLIMIT_NPROC, cfg["processes"])
+        _limit(resource.RLIMIT_FSIZE, cfg["file_size_bytes"])
+        _limit(resource.RLIMIT_NOFILE, cfg["open_files"])
+        _limit(resource.RLIMIT_CORE, 0)
+        self.max_as = cfg["max_memory_mb"] << 20
+        _limit(resource.RLIMIT_AS, self.max_as)
+        os.environ.clear()
+        os.environ.update(
+            PATH=SAFE_PATH, HOME=cfg["workspace"], TMPDIR=cfg["workspace"], LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1"
+        )
+        sys.argv = [""]
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+        sys.stdout = io.TextIOWrapper(
+            io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+        )
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+        )
+        compile("print(1)", "<warm>", "exec")  # the first call should not pay for the compiler's warm-up
+        _hide_executor()  # the session's code imports the stdlib, never the executor
+
+    def serve(self) -> int:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        messages.write_frame(self.chan, {"t": "ready", "pid": os.getpid()})
+        while True:
+            try:
+                msg = messages.read_frame(self.chan)
+            except (EOFError, OSError, ValueError):
+                return 0
+            if msg.get("t") != "call":
+                return 0
+            messages.write_frame(self.chan, self.call(msg))
+
+    def call(self, msg: dict) -> dict:
+        # The previous call may have changed these: each call starts with ours. SIGHUP:
+        # the supervisor stops the group to kill a runaway call's children, and Linux
+        # hangs up an orphaned group that had stopped members.
+        signal.signal(signal.SIGALRM, _interrupt)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGALRM])
+        memory = min(int(msg["memory_mb"]) << 20, self.max_as)
+        try:
+            _limit(resource.RLIMIT_AS, memory, self.max_as)
+        except (ValueError, OSError):
+            pass  # the session lowered its hard limit itself: it keeps the lower one
+        started = time.monotonic()
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        status, exit_code, error = "ok", 0, None
+        me = os.getpid()
+        try:
+            try:
+                IN_CALL[0] = True
+                _place(msg.get("files") or {})
+                signal.setitimer(signal.ITIMER_REAL, float(msg["timeout"]))
+                exec(compile(msg["code"], f"<call {self.calls}>", "exec"), self.globals)
+            finally:
+                IN_CALL[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                if os.getpid() != me:
+                    os._exit(0)  # a process the call forked never returns to the loop (or its channel)
+        except CallInterrupted:
+            status, exit_code, error = "interrupted", None, None
+            _print_tb()
+        except SystemExit as exc:
+            exit_code = _exit_status(exc)
+            status = "ok" if exit_code == 0 else "error"
+            error = None if exit_code == 0 else f"exited with code {exit_code}"
+        except MemoryError:
+            status, exit_code, error = "memory_limit", 1, f"memory limit of {msg['memory_mb']} MiB exceeded"
+            _print_tb()
+        except BaseException as exc:  # noqa: BLE001 - the call's own failure, reported as Python would
+            status, exit_code, error = "error", 1, f"{type(exc).__name__} raised"
+            _print_tb()
+        self.calls += 1
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:  # noqa: BLE001 - a broken stream must not end the session
+                pass
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        files, truncated = {}, False
+        out_dir = os.path.join(self.cfg["workspace"], OUT_DIR)
+        try:
+            if os.path.isdir(out_dir) and not os.path.islink(out_dir):
+                files, truncated = collect_outputs(out_dir, self.cfg["max_files"], self.cfg["max_output_files_bytes"])
+        except (OSError, MemoryError, ValueError):
+            truncated = True
+        return {
+            "t": "result",
+            "status": status,
+            "exit_code": exit_code,
+            "error": error,
+            "duration_s": round(time.monotonic() - started, 6),
+            "cpu_s": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 6),
+            "cpu_total_s": ru1.ru_utime + ru1.ru_stime,
+            "max_rss_bytes": ru1.ru_maxrss * 1024,
+            "files": files,
+            "files_truncated": truncated,
+        }
+
+
+def _print_tb() -> None:
+    """The call's traceback without this module's frame, like `python file.py` would."""
+    try:
+        exc = sys.exc_info()[1]
+        tb = exc.__traceback__ if exc is not None else None
+        if tb is not None and tb.tb_frame.f_code is SessionLoop.call.__code__:
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
+    except BaseException:  # noqa: BLE001 - under memory pressure even printing may fail
+        pass
+
+
+def _exit_status(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001
+        pass
+    return 1
+
+
+def main() -> int:
+    """argv: MODE (serve|reset) CHANNEL_FD CONFIG_JSON."""
+    import json
+
+    mode, chan, cfg = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        lock_down(cfg, {0, 1, 2, chan})
+        if mode == "reset":
+            return 0
+        loop = SessionLoop(cfg, chan)
+        loop.start()
+    except BaseException as exc:  # noqa: BLE001 - report any setup failure, then die
+        try:
+            messages.write_frame(chan, {"t": "broken", "error": repr(exc)[:1000]})
+        finally:
+            os._exit(70)
+    return loop.serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Sessions through a real runsc pod: state and files persist, sessions are isolated,
+calls keep their budgets, and a session that ended says so."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher import SessionEnded
+
+
+@pytest.mark.timeout(90)
+def test_globals_and_files_persist(sclient):
+    with sclient.session(idle_timeout=60, max_lifetime=300) as s:
+        first = s.run("import os; x = 41; open('notes.txt', 'w').write('hi'); print(open('/proc/version').read())")
+        assert first.ok, first
+        assert first.stdout.startswith("Linux version 4.4.0")  # it ran under gVisor's Sentry
+        r = s.run("print(x + 1, open('notes.txt').read(), open('in.csv').read())", files={"in.csv": b"a,b"})
+        assert (r.status.value, r.stdout) == ("ok", "42 hi a,b\n")
+        err = s.run("1/0")
+        assert err.status.value == "error" and "ZeroDivisionError" in err.stderr
+        assert s.run("print(x)").stdout == "41\n"  # an exception does not lose the globals
+        out = s.run("os.makedirs('out', exist_ok=True); open('out/r.txt', 'w').write(str(x))")
+        assert out.file("r.txt") == b"41"
+    with pytest.raises(SessionEnded) as info:
+        s.run("print(x)")
+    assert "closed" in str(info.value)

@@ -1,0 +1,49 @@
+"""A session whose pod dies: the next call, and a call waiting at the time, raise
+SessionLost once the pod's lease on the session expires (5 s here)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from support.sessions_fleet import start_fleet
+
+from dispatcher import Client, SessionLost
+from warmfleet import keys
+
+
+@pytest.fixture
+def own_fleet():
+    f = start_fleet()
+    yield f
+    f.stop()
+
+
+@pytest.mark.timeout(120)
+def test_killing_the_pod_loses_its_sessions(own_fleet):
+    with Client(own_fleet.client_url) as c:
+        idle = c.session()
+        busy = c.session()
+        idle.run("x = 1")
+        outcome: list[BaseException | object] = []
+
+        def waiting_call() -> None:
+            try:
+                outcome.append(busy.run("import time; time.sleep(60)", timeout=120))
+            except BaseException as exc:  # noqa: BLE001 - the test inspects it
+                outcome.append(exc)
+
+        t = threading.Thread(target=waiting_call)
+        with Client(own_fleet.client_url) as probe:
+            t.start()
+            deadline = time.monotonic() + 20
+            while not probe.redis.xlen(keys.session_calls(probe.pool, busy.id)) and time.monotonic() < deadline:
+                time.sleep(0.05)  # poll with a deadline: the call is in its stream
+        own_fleet.pods[0].sandbox.signal("KILL")
+        t.join(30)
+        assert not t.is_alive()
+        assert isinstance(outcome[0], SessionLost), outcome
+        with pytest.raises(SessionLost) as info:
+            idle.run("print(x)")
+        assert "executor died" in info.value.reason

@@ -24,6 +24,7 @@ from executor.boot import RUNNER_ENV
 
 TREE_CHECK_S = 0.25
 READY_TIMEOUT_S = 15.0
+INTERRUPT_GRACE_S = 2.0  # to take an interrupt, the interpreter must be scheduled: slow under load
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BOOT = (
     "import sys, os; sys.path.insert(0, sys.argv.pop(1)); from executor import session_proc; "
@@ -51,6 +52,7 @@ class SessionProcess:
         self._over_cap = False
         self.cpu_marks: dict[int, float] = {}  # pid -> CPU seconds already accounted for
         self.rss_base: dict[int, int] = {}  # pid -> its parent's RSS when first seen (shared pages)
+        self.processes = 0  # of the session uid, at the last weighing
 
     # -- start ------------------------------------------------------------------------
     def spawn(self, mode: str = "serve") -> None:
@@ -113,7 +115,7 @@ class SessionProcess:
         try:
             while True:
                 now = time.monotonic()
-                hard = min(deadline, (interrupted_at + self.grace_s) if interrupted_at else deadline)
+                hard = min(deadline, (interrupted_at + INTERRUPT_GRACE_S) if interrupted_at else deadline)
                 wait = max(0.0, min(TREE_CHECK_S, hard - now))
                 done, _ = await asyncio.wait({reply_task, self.exited}, timeout=wait)
                 if reply_task in done:
@@ -135,8 +137,15 @@ class SessionProcess:
                             killed_for = "cpu_limit"
                         elif mem > msg["memory_mb"] << 20:
                             killed_for = "memory_limit"
+                        elif self.processes >= self.cfg["processes"]:
+                            # At the process cap: a fork bomb, whose copies inside gVisor
+                            # starve the whole pod (leases included) if left running.
+                            killed_for = "processes"
                     if killed_for is not None:
-                        interrupted_at = now
+                        # Its other processes first: they are what runs away, and killed
+                        # they free the CPU the interpreter needs to take the interrupt.
+                        await asyncio.to_thread(self.kill_others)
+                        interrupted_at = time.monotonic()
                         self.signal(signal.SIGALRM)
         finally:
             if not reply_task.done():
@@ -164,6 +173,7 @@ class SessionProcess:
         process counts its CPU since its last reply; others since first seen."""
         cpu, mem = 0.0, 0
         seen = procscan.usage_of(self.uid)
+        self.processes = len(seen)
         rss_of = {pid: rss for pid, _, _, rss in seen}
         for pid, ppid, pcpu, rss in seen:
             base = main_cpu0 if pid == self.pid else self.cpu_marks.setdefault(pid, pcpu)
@@ -287,6 +297,7 @@ _BUDGET_NAMES = {
     "cpu_limit": "CPU-time limit",
     "memory_limit": "memory limit",
     "output_limit": "output cap",
+    "processes": "process limit",
 }
 
 
@@ -299,6 +310,8 @@ def classify(reply: dict, killed_for: str | None, msg: dict) -> tuple[str, int |
         return "cpu_limit", exit_code, f"CPU-time limit of {msg['cpu_time']} s exceeded; the call was interrupted"
     if killed_for == "memory_limit":
         return "memory_limit", exit_code, f"memory limit of {msg['memory_mb']} MiB exceeded; the call was interrupted"
+    if killed_for == "processes":
+        return "error", exit_code, "the call reached the session's process limit; it was interrupted and its processes killed"
     if status == "interrupted":
         return "timeout", None, f"wall-clock limit of {msg['timeout']} s exceeded; the call was interrupted"
     return status, exit_code, error

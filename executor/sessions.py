@@ -295,7 +295,7 @@ class SessionHost:
             if kind is None and "wall-clock" in why:
                 kind = "timeout"
             exit_code = None if status is None else (-(status & 0x7F) if status & 0x7F else (status >> 8) & 0xFF)
-            if kind is None:
+            if kind is None and "did not stop" not in why:
                 why = f"the session's process ended during the call (wait status {status})"
             result = Result(status=Status(kind or "error"), exit_code=exit_code, stdout=out, stderr=err,
                             stdout_truncated=out_t, stderr_truncated=err_t, duration_s=round(time.time() - started, 6),

@@ -1,11 +1,11 @@
 """A fleet for session tests: one pod, one job slot, room for 4 sessions, and a short
-session lease (5 s) so a dead pod's sessions are reported lost within seconds."""
+session lease (10 s, the default; a fork bomb in one session must not cost its neighbours theirs) so a dead pod's sessions are reported lost within seconds."""
 
 from __future__ import annotations
 
 import os
 
-SESSION_ENV = {"WARMFLEET_SESSION_LEASE_S": "5", "WARMFLEET_SESSION_DRAIN_S": "3", "WARMFLEET_KILL_GRACE_S": "0.5"}
+SESSION_ENV = {"WARMFLEET_SESSION_LEASE_S": "10", "WARMFLEET_SESSION_DRAIN_S": "3", "WARMFLEET_KILL_GRACE_S": "0.5"}
 
 
 def start_fleet(**overrides):

@@ -19,16 +19,16 @@ import asyncio
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dispatcher import request
 from dispatcher.errors import SessionEnded, SessionLost, WaitTimeout
 from warmfleet import keys
 from warmfleet.schema import Job, Result
 
-if TYPE_CHECKING:
-    from dispatcher.aio import AsyncClient
-    from dispatcher.client import Client
+# The clients import this module (Client.session); it names them only in words, so the
+# import graph has no circle: `client` is a dispatcher.client.Client or an AsyncClient.
+SyncClient = AsyncClientT = Any
 
 CLOSE_WAIT_S = 10.0
 CLOSE_POLL_S = 0.02
@@ -86,13 +86,13 @@ def _opened(session_id: str, result: Result) -> None:
 class Session:
     """A session used from a sync Client. Not thread-safe, like the Client."""
 
-    def __init__(self, client: "Client", session_id: str, owned: bool) -> None:
+    def __init__(self, client: "SyncClient", session_id: str, owned: bool) -> None:
         self.client, self.id, self.owned = client, session_id, owned
         self._ended: SessionEnded | None = None
         self._submit = client.redis.register_script(SUBMIT_CALL)
 
     @classmethod
-    def open(cls, client: "Client", idle_timeout: float, max_lifetime: float, open_timeout: float) -> "Session":
+    def open(cls, client: "SyncClient", idle_timeout: float, max_lifetime: float, open_timeout: float) -> "Session":
         client._subscribe()
         session_id, fields = open_request(idle_timeout, max_lifetime, client.channel)
         entry_id = client.redis.xadd(keys.session_opens(client.pool), fields)
@@ -105,7 +105,7 @@ class Session:
         return cls(client, session_id, owned=True)
 
     @classmethod
-    def attach(cls, client: "Client", session_id: str) -> "Session":
+    def attach(cls, client: "SyncClient", session_id: str) -> "Session":
         err = ended_error(session_id, client.redis.get(keys.session(client.pool, session_id)))
         if err is not None:
             raise err
@@ -173,7 +173,7 @@ class Session:
 class AsyncSession:
     """A session used from an AsyncClient: `async with client.session() as s`."""
 
-    def __init__(self, client: "AsyncClient", session_id: str | None, owned: bool,
+    def __init__(self, client: "AsyncClientT", session_id: str | None, owned: bool,
                  open_args: tuple[float, float, float] | None = None) -> None:
         self.client, self.id, self.owned = client, session_id or "", owned
         self._open_args = open_args

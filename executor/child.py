@@ -118,6 +118,7 @@ def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: 
     # Needs CAP_SYS_ADMIN, so only with drop_privileges (the child is root until then).
     if spec.isolate_network and spec.drop_privileges:
         enter_new_network_namespace()
+        _explain_name_failures(bool(spec.egress_socket))
         if spec.egress_socket:  # the pool allows some egress: the job's relay listens here
             from executor.egress_relay import RELAY_PORT, Relay
 
@@ -175,6 +176,28 @@ def enter_new_network_namespace() -> None:
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, req))[1]
         if not flags & IFF_UP:
             fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _explain_name_failures(egress: bool) -> None:
+    """A job's namespace has no resolver: a Python lookup that fails says why, instead of
+    only "Name or service not known" (tools in other processes keep their own message)."""
+    lookup = socket.getaddrinfo
+    why = (
+        "names are resolved by the pool's egress proxy: connect through HTTP_PROXY/HTTPS_PROXY/ALL_PROXY"
+        if egress
+        else "this pool allows no network access"
+    )
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return lookup(host, *args, **kwargs)
+        except socket.gaierror as exc:
+            shown = host.decode(errors="replace") if isinstance(host, bytes) else host
+            raise socket.gaierror(
+                exc.errno, f"{exc.strerror} (network access denied by sandbox policy: {shown}; {why})"
+            ) from None
+
+    socket.getaddrinfo = getaddrinfo
 
 
 def _hide_executor() -> None:

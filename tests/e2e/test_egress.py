@@ -222,3 +222,10 @@ def test_per_job_connection_and_byte_caps(eclient, sites):
     )
     assert r.stdout == "12 403 connection limit of 12 per job reached\n", r
     assert r.egress is not None and r.egress.connections == 12
+
+
+def test_a_name_lookup_inside_the_job_points_to_the_proxy(eclient):
+    r = eclient.run(
+        "import socket\ntry:\n    socket.getaddrinfo('allowed.test', 80)\nexcept OSError as e:\n    print(e)\n", timeout=30
+    )
+    assert "network access denied by sandbox policy: allowed.test; names are resolved by the pool's egress proxy" in r.stdout, r

@@ -101,13 +101,17 @@ def test_no_tcp_or_udp_anywhere_not_even_loopback(run_hostile, host_loopback_lis
         "try:\n"
         "    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('raw OPENED')\n"
         "except OSError as e:\n    print('raw', type(e).__name__)\n"
-        "try:\n    socket.getaddrinfo('pypi.org', 443); print('dns RESOLVED')\nexcept OSError as e:\n"
-        "    print('dns', type(e).__name__)\n",
+        "try:\n    socket.getaddrinfo('example.com', 443); print('dns RESOLVED')\nexcept OSError as e:\n"
+        "    print('dns', type(e).__name__, e)\n",
         timeout=20,
     )
     assert r.status is Status.OK, r
     assert "CONNECTED" not in r.stdout and "SENT" not in r.stdout and "OPENED" not in r.stdout, r.stdout
     assert "RESOLVED" not in r.stdout and len(r.stdout.splitlines()) == 9, r.stdout
+    # a failed lookup names the policy
+    assert r.stdout.splitlines()[-1].endswith(
+        "(network access denied by sandbox policy: example.com; this pool allows no network access)"
+    ), r.stdout
     assert accepted == []
 
 

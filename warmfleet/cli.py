@@ -72,6 +72,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"warmfleet: {settings.pods} pod(s) x {settings.slots} slot(s) ready {where} "
         f"in {time.monotonic() - t0:.2f} s\n"
         f"warmfleet: clients use WARMFLEET_REDIS_URL={fleet.client_url}\n"
+        f"warmfleet: network egress: {settings.egress_allow if fleet.egress else 'none (jobs reach nothing)'}\n"
         f"warmfleet: Ctrl-C or SIGTERM drains and stops",
         flush=True,
     )

@@ -118,3 +118,10 @@ def test_up_refuses_a_runsc_too_old_or_without_the_platform(tmp_path):
                                 capture_output=True, text=True, timeout=30)
     assert no_systrap.returncode == 2
     assert "has no 'systrap' platform (it offers ptrace, kvm)" in no_systrap.stderr
+
+
+def test_up_refuses_a_bad_egress_entry_before_starting_anything(tmp_path):
+    env = {**os.environ, "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
+    out = subprocess.run([WARMFLEET, "up", "--egress-allow", "pkgs.example.com:443,10.0.0.0/33"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "egress entry '10.0.0.0/33'" in out.stderr, out

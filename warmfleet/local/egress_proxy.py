@@ -48,7 +48,8 @@ class LocalEgressProxy:
         }
         if self.hosts_file:
             values["WARMFLEET_EGRESS_HOSTS_FILE"] = os.path.abspath(self.hosts_file)
-        for key in ("WARMFLEET_EGRESS_MAX_CONNECTIONS_PER_JOB", "WARMFLEET_EGRESS_MAX_BYTES_PER_JOB"):
+        for key in ("WARMFLEET_EGRESS_MAX_CONNECTIONS_PER_JOB", "WARMFLEET_EGRESS_MAX_BYTES_PER_JOB",
+                    "WARMFLEET_EGRESS_METRICS_PORT", "WARMFLEET_EGRESS_METRICS_ADDR"):
             if key in os.environ:
                 values[key] = os.environ[key]
         with open(os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:

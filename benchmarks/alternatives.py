@@ -93,8 +93,11 @@ def fresh_subprocess(n_seq: int, n_par: int, parallel: int) -> dict:
     return {**_sequential_and_parallel(one, n_seq, n_par, parallel), "version": sys.version.split()[0]}
 
 
-def celery_worker(n_seq: int, n_par: int, in_flight: int, concurrency: int = 2) -> dict:
-    """A Celery worker (prefork x concurrency) on its own Redis, each task a subprocess."""
+def celery_worker(n_seq: int, n_par: int, in_flight: int, concurrency: int = 2, *, python: str = PYTHON,
+                  jobs: dict | None = None) -> dict:
+    """A Celery worker (prefork x concurrency) on its own Redis, each task a subprocess of
+    `python`. Jobs are `print(i)`; or, per name in `jobs`, (code, check(stdout)), one
+    result per name."""
     import celery
 
     workdir = tempfile.mkdtemp(prefix="warmfleet-bench-celery-")
@@ -107,7 +110,7 @@ def celery_worker(n_seq: int, n_par: int, in_flight: int, concurrency: int = 2) 
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": CHECKOUT,
             "BENCH_CELERY_BROKER": broker,
-            "BENCH_PYTHON": PYTHON,
+            "BENCH_PYTHON": python,
             "C_FORCE_ROOT": "1",  # the benchmark runs as root (runsc needs it)
         }
         os.environ["BENCH_CELERY_BROKER"] = broker
@@ -120,28 +123,37 @@ def celery_worker(n_seq: int, n_par: int, in_flight: int, concurrency: int = 2) 
         )
         from benchmarks import celery_app
 
-        celery_app.app.conf.broker_url = celery_app.app.conf.result_backend = broker
-        task = celery_app.run_code
-        first = task.delay("print(1)").get(timeout=60)  # waits for the worker to come up
-        assert first["stdout"] == "1\n", first
-        samples, wrong = [], 0
-        for _ in range(n_seq):
+        app = celery_app.client(broker)
+
+        def measure(code: str | None, ok) -> dict:
+            one = code if code is not None else "print(1)"
+            first = app.send_task("bench.run_code", args=[one]).get(timeout=60)  # waits for the worker to come up
+            assert ok(first["stdout"]), first
+            samples, wrong = [], 0
+            for _ in range(n_seq):
+                t0 = time.perf_counter()
+                r = app.send_task("bench.run_code", args=[one]).get(timeout=60)
+                samples.append(time.perf_counter() - t0)
+                wrong += not ok(r["stdout"])
             t0 = time.perf_counter()
-            r = task.delay("print(1)").get(timeout=60)
-            samples.append(time.perf_counter() - t0)
-            wrong += r["stdout"] != "1\n"
-        t0 = time.perf_counter()
-        wrong += _celery_window(task, server.socket_path, n_par, in_flight)
-        wall = time.perf_counter() - t0
-        return {
-            **summarize_ms(samples),
-            "jobs": n_par,
-            "in_flight": in_flight,
-            "jobs_per_s": round(n_par / wall, 1),
-            "wrong": wrong,
-            "concurrency": concurrency,
-            "version": celery.__version__,
-        }
+            wrong += _celery_window(app, server.socket_path, n_par, in_flight, code, ok if code is not None else None)
+            wall = time.perf_counter() - t0
+            return {
+                **summarize_ms(samples),
+                "jobs": n_par,
+                "in_flight": in_flight,
+                "jobs_per_s": round(n_par / wall, 2),
+                "wrong": wrong,
+                "concurrency": concurrency,
+                "version": celery.__version__,
+            }
+
+        try:
+            if jobs is None:
+                return measure(None, lambda out: out == "1\n")
+            return {name: measure(code, ok) for name, (code, ok) in jobs.items()}
+        finally:
+            app.close()
     finally:
         if worker is not None:
             procs.stop_group(worker, 10)
@@ -149,7 +161,7 @@ def celery_worker(n_seq: int, n_par: int, in_flight: int, concurrency: int = 2) 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _celery_window(task, socket_path: str, n: int, in_flight: int) -> int:
+def _celery_window(app, socket_path: str, n: int, in_flight: int, code: str | None = None, check=None) -> int:
     """Keep `in_flight` tasks queued; spot finished ones with one MGET of their result
     keys per round (Celery's own pub/sub join hangs now and then with many in flight)."""
     import redis
@@ -161,13 +173,15 @@ def _celery_window(task, socket_path: str, n: int, in_flight: int) -> int:
     try:
         while submitted < n or waiting:
             while submitted < n and len(waiting) < in_flight:
-                waiting[task.delay(f"print({submitted})").id] = submitted
+                job = code if code is not None else f"print({submitted})"
+                waiting[app.send_task("bench.run_code", args=[job]).id] = submitted
                 submitted += 1
             ids = list(waiting)
             for task_id, raw in zip(ids, r.mget([f"celery-task-meta-{i}" for i in ids])):
                 if raw is not None:
                     meta = json.loads(raw)
-                    wrong += meta.get("status") != "SUCCESS" or meta["result"]["stdout"] != f"{waiting[task_id]}\n"
+                    out = meta["result"]["stdout"] if meta.get("status") == "SUCCESS" else None
+                    wrong += out is None or not (check(out) if check else out == f"{waiting[task_id]}\n")
                     del waiting[task_id]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(waiting)} Celery tasks unfinished after 600 s")

@@ -12,8 +12,7 @@ from celery import Celery
 
 PYTHON = os.environ.get("BENCH_PYTHON", sys.executable)
 _url = os.environ.get("BENCH_CELERY_BROKER", "redis://127.0.0.1:6379/0")
-app = Celery("warmfleet_bench", broker=_url, backend=_url)
-app.conf.update(
+CONF = dict(
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
@@ -21,6 +20,16 @@ app.conf.update(
     worker_hijack_root_logger=False,
     result_expires=600,
 )
+app = Celery("warmfleet_bench", broker=_url, backend=_url)
+app.conf.update(CONF)
+
+
+def client(url: str) -> Celery:
+    """A fresh client app per worker run: a Celery app keeps its broker pool and result
+    backend connections, so one reused after its Redis stopped cannot reconnect."""
+    c = Celery("warmfleet_bench_client", broker=url, backend=url)
+    c.conf.update(CONF)
+    return c
 
 
 @app.task(name="bench.run_code")

@@ -3,6 +3,8 @@ and the issue's targets, each marked as holding or not, from one run's JSON."""
 
 from __future__ import annotations
 
+from benchmarks import report_jobenv
+
 
 def _f(value, fmt: str = "{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
@@ -135,6 +137,7 @@ def targets(r: dict) -> list[dict]:
     target("p50 latency <= 15 ms (back-to-back)", lat.get("p50_ms"), 15, lat.get("p50_ms", 1e9) <= 15)
     target("idle pod with 1 slot <= 60 MB host memory", mem1, 60, mem1 is not None and mem1 <= 60)
     target("pod ready <= 1 s after launch", ready, 1.0, ready is not None and ready <= 1.0)
+    report_jobenv.targets(r, target)
     return out
 
 
@@ -167,5 +170,5 @@ def render(r: dict) -> str:
             f"load average at start {m['load_avg_at_start']}.")
     marks = {True: "holds", False: "**misses**", None: "not measured"}
     tgt = "\n".join(f"| {t['target']} | {t['measured']} | {marks[t['holds']]} |" for t in r.get("targets", []))
-    return (f"{head}\n\n{table(r)}\n\n{details(r)}\n\n{platforms_table(r)}\n\n"
+    return (f"{head}\n\n{table(r)}\n\n{details(r)}\n\n{platforms_table(r)}\n\n{report_jobenv.table(r)}\n\n"
             f"| target | measured | |\n|---|---|---|\n{tgt}\n")

@@ -20,7 +20,11 @@ def test_smoke_profile_prints_table_and_json(tmp_path):
     out_json = tmp_path / "bench.json"
     before = {p.pid for p in psutil.process_iter()}
     proc = subprocess.run(
-        [sys.executable, "-m", "warmfleet.cli", "bench", "--profile", "smoke", "--json-out", str(out_json)],
+        # The job-environment part (two fleets importing pandas in gVisor, cold sandboxes,
+        # Celery) takes minutes even tiny: tests/benchmarks/test_report_jobenv.py checks
+        # its report, tests/e2e/test_job_env.py its paths.
+        [sys.executable, "-m", "warmfleet.cli", "bench", "--profile", "smoke", "--json-out", str(out_json),
+         *(arg for part in PARTS for arg in ("--only", part))],
         capture_output=True, text=True, timeout=230,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -11,16 +11,31 @@ COPY executor ./executor
 COPY dispatcher ./dispatcher
 COPY gc_sidecar ./gc_sidecar
 COPY egress ./egress
+COPY envs ./envs
 # A venv copied whole into the final stage: no pip, compilers or build files ship.
+# Job environments (k8s/pools.yaml jobEnvs): every envs/NAME.txt into its own venv
+# /opt/envs/NAME, without pip, matplotlib's font list built once; a pool's jobs import
+# from it (WARMFLEET_JOB_PATH), never from /opt/warmfleet.
 RUN python -m venv /opt/warmfleet \
  && /opt/warmfleet/bin/pip install --no-compile . \
  && /opt/warmfleet/bin/python -m compileall -q /opt/warmfleet/lib \
+ && for req in envs/*.txt; do \
+      env="/opt/envs/$(basename "$req" .txt)" \
+      && python -m venv --without-pip "$env" \
+      && /opt/warmfleet/bin/pip --python "$env/bin/python" install --no-compile -r "$req" \
+      && "$env/bin/python" -m compileall -q "$env/lib" \
+      && mkdir -p "$env/share/warmfleet/matplotlib" \
+      && { ! "$env/bin/python" -c "import matplotlib" 2>/dev/null \
+           || MPLBACKEND=Agg MPLCONFIGDIR="$env/share/warmfleet/matplotlib" "$env/bin/python" -c "import matplotlib.font_manager"; } \
+      || exit 1; \
+    done \
  && /opt/warmfleet/bin/pip uninstall -y pip setuptools
 
 FROM python:3.11.11-slim-bookworm
 # The job uids (61000 + slot) need to read and run the interpreter and the venv: both
 # world-readable, owned by root, writable by nobody else.
 COPY --from=build /opt/warmfleet /opt/warmfleet
+COPY --from=build /opt/envs /opt/envs
 ENV PATH=/opt/warmfleet/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

@@ -12,6 +12,7 @@ hand, so the stream, group and key prefix cannot drift from what the code uses.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -90,6 +91,27 @@ def runtime_class(platform: str) -> dict:
             "metadata": {"name": f"gvisor-{platform}"}, "handler": f"runsc-{platform}"}
 
 
+JOB_ENVS_DIR = "/opt/envs"  # where the Dockerfile builds each envs/NAME.txt
+JOB_ENV_PYTHON = "python3.11"  # the image's interpreter (Dockerfile FROM python:3.11...)
+
+
+def job_env_vars(definition: dict, p: dict) -> list[dict]:
+    """The pool's job environment (its site-packages on the jobs' sys.path) and preload."""
+    out = []
+    name = p.get("jobEnv")
+    if name:
+        declared = (definition.get("jobEnvs") or {}).get(name)
+        if declared is None:
+            raise SystemExit(f"pool {p['name']}: jobEnv {name!r} is not in jobEnvs")
+        if os.path.normpath(os.path.join(HERE, declared)) != os.path.join(os.path.dirname(HERE), "envs", f"{name}.txt"):
+            raise SystemExit(f"jobEnvs.{name} must be ../envs/{name}.txt (the Dockerfile builds envs/NAME.txt)")
+        site = f"{JOB_ENVS_DIR}/{name}/lib/{JOB_ENV_PYTHON}/site-packages"
+        out.append({"name": "WARMFLEET_JOB_PATH", "value": json.dumps([site])})
+    if p.get("preload"):
+        out.append({"name": "WARMFLEET_PRELOAD", "value": json.dumps(list(p["preload"]))})
+    return out
+
+
 def deployment(definition: dict, p: dict) -> dict:
     pool, slots = p["name"], int(p["slots"])
     gc = definition["gc"]
@@ -146,6 +168,7 @@ def deployment(definition: dict, p: dict) -> dict:
             # Published in the pod's snapshot (`warmfleet status`): gVisor hides it from inside.
             {"name": "WARMFLEET_SANDBOX_RUNTIME", "value": "runsc"},
             {"name": "WARMFLEET_SANDBOX_PLATFORM", "value": platform_of(definition, p)},
+            *job_env_vars(definition, p),
         ] + executor_egress_env(p),
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         # Liveness without the sidecar or Redis: the supervisor's own heartbeat file. An exec

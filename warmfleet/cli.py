@@ -33,6 +33,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     }
     if args.preload is not None:
         overrides["preload"] = [m.strip() for m in args.preload.split(",") if m.strip()]
+    if args.pools is not None:  # the pool's definition; flags given on the command line win
+        from warmfleet.local.pools import PoolsError, local_settings
+
+        try:
+            overrides = {**local_settings(args.pools, args.pool or "default"), **overrides}
+        except PoolsError as exc:
+            print(f"warmfleet up: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if args.no_sandbox:
         overrides["sandbox"] = False
         print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
@@ -276,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-sandbox", action="store_true", help="run executors WITHOUT gVisor (unsafe)")
     up.add_argument("--platform", choices=["ptrace", "systrap", "kvm"],
                     help="gVisor platform (runsc --platform; default ptrace, measured fastest here; WARMFLEET_PLATFORM)")
+    up.add_argument("--pools", metavar="FILE",
+                    help="take --pool's slots, job environment and preload from this pools file (k8s/pools.yaml)")
     up.add_argument("--requirements", metavar="FILE",
                     help="job environment: pip requirements built once into a cached venv that jobs import from")
     up.add_argument("--preload", metavar="MODULES",

@@ -184,3 +184,30 @@ def test_up_refuses_a_bad_requirements_file_or_preload(tmp_path):
                          env=env, capture_output=True, text=True, timeout=100)
     assert out.returncode == 2, out
     assert "cannot preload numpy, seaborn" in out.stderr and "No module named 'seaborn'" in out.stderr, out.stderr
+
+
+@pytest.mark.timeout(240)
+def test_readme_flow_a_data_science_pool_from_pools_yaml_returns_a_chart(tmp_path):
+    """As README.md tells a new user: `up --pools k8s/pools.yaml --pool data-analysis`,
+    then `run --out` a pandas + matplotlib job and get the chart back."""
+    env = {**os.environ, "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
+    up = subprocess.Popen([WARMFLEET, "up", "--pools", os.path.join(ROOT, "k8s", "pools.yaml"), "--pool", "data-analysis",
+                           "--slots", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in up.stdout:  # `up` prints the URL once every slot is ready
+            if "WARMFLEET_REDIS_URL=" in line:
+                break
+        assert up.poll() is None, up.stderr.read()
+        code = ("import pandas as pd, matplotlib.pyplot as plt\n"
+                "df = pd.DataFrame({'month': range(1, 13), 'sales': [3, 4, 6, 5, 8, 9, 12, 11, 9, 7, 5, 4]})\n"
+                "print(df['sales'].sum())\n"
+                "df.plot(x='month', y='sales', kind='bar'); plt.show()\n")
+        out = subprocess.run([WARMFLEET, "run", "--pool", "data-analysis", "--out", str(tmp_path / "out"), "-c", code],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "83"
+        assert png_size((tmp_path / "out" / "figure-1.png").read_bytes()) == (640, 480)
+    finally:
+        up.terminate()
+        up.wait(60)
+    assert up.returncode == 0

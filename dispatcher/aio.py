@@ -17,7 +17,7 @@ import redis.exceptions
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import WaitTimeout
-from warmfleet import redis_connect, redis_retry
+from warmfleet import redis_connect, redis_retry, tracing
 from warmfleet.schema import FleetLimits, Result
 
 if TYPE_CHECKING:
@@ -48,14 +48,15 @@ class AsyncClient:
         self, code: str, *, idempotency_key: str | None = None, _stream: bool = False, **options: Unpack[JobOptions]
     ) -> str:
         await self.limits()
-        job = self.core.build(code, options, stream=_stream)
-        await self._ensure_listener()
-        entry = self.core.entry(job)
-        if idempotency_key is None:
-            return self.core.enqueued(job, job.job_id, await self.redis.xadd(self.core.stream, entry), entry)
-        keys_, args = self.core.idempotent_call(job, idempotency_key)
-        job_id, entry_id = self.core.idempotent_reply(await self._submit_idempotent(keys=keys_, args=args))
-        return self.core.enqueued(job, job_id, entry_id, entry)
+        with tracing.submit_span(self.pool) as trace_context:
+            job = self.core.build(code, options, stream=_stream, trace=trace_context)
+            await self._ensure_listener()
+            entry = self.core.entry(job)
+            if idempotency_key is None:
+                return self.core.enqueued(job, job.job_id, await self.redis.xadd(self.core.stream, entry), entry)
+            keys_, args = self.core.idempotent_call(job, idempotency_key)
+            job_id, entry_id = self.core.idempotent_reply(await self._submit_idempotent(keys=keys_, args=args))
+            return self.core.enqueued(job, job_id, entry_id, entry)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Result:
         await self._ensure_listener()
@@ -101,13 +102,15 @@ class AsyncClient:
 
     async def map(self, codes: Iterable[str], **kwargs) -> list[Result]:
         await self.limits()
-        jobs = self.core.build_many(codes, kwargs)
-        await self._ensure_listener()
-        entries = [self.core.entry(job) for job in jobs]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                pipe.xadd(self.core.stream, entry)
-            entry_ids = await pipe.execute()
+        codes = list(codes)
+        with tracing.submit_span(self.pool, len(codes)) as trace_context:
+            jobs = self.core.build_many(codes, kwargs, trace_context)
+            await self._ensure_listener()
+            entries = [self.core.entry(job) for job in jobs]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.xadd(self.core.stream, entry)
+                entry_ids = await pipe.execute()
         job_ids = [self.core.enqueued(job, job.job_id, e_id, e) for job, e_id, e in zip(jobs, entry_ids, entries)]
         return list(await asyncio.gather(*(self.wait(job_id) for job_id in job_ids)))
 

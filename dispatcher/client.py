@@ -12,7 +12,7 @@ import redis
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import InvalidJob, WaitTimeout
-from warmfleet import redis_connect, redis_retry
+from warmfleet import redis_connect, redis_retry, tracing
 from warmfleet.schema import FleetLimits, Result
 
 if TYPE_CHECKING:
@@ -52,14 +52,15 @@ class Client:
         writes under out/ come back in Result.files (see Result.file(name)).
         """
         self.limits()
-        job = self.core.build(code, options, stream=_stream)
-        self._subscribe()
-        entry = self.core.entry(job)
-        if idempotency_key is None:
-            return self.core.enqueued(job, job.job_id, self.redis.xadd(self.core.stream, entry), entry)
-        keys_, args = self.core.idempotent_call(job, idempotency_key)
-        job_id, entry_id = self.core.idempotent_reply(self._submit_idempotent(keys=keys_, args=args))
-        return self.core.enqueued(job, job_id, entry_id, entry)
+        with tracing.submit_span(self.pool) as trace_context:
+            job = self.core.build(code, options, stream=_stream, trace=trace_context)
+            self._subscribe()
+            entry = self.core.entry(job)
+            if idempotency_key is None:
+                return self.core.enqueued(job, job.job_id, self.redis.xadd(self.core.stream, entry), entry)
+            keys_, args = self.core.idempotent_call(job, idempotency_key)
+            job_id, entry_id = self.core.idempotent_reply(self._submit_idempotent(keys=keys_, args=args))
+            return self.core.enqueued(job, job_id, entry_id, entry)
 
     # -- waiting ----------------------------------------------------------------------
     def wait(self, job_id: str, timeout: float | None = None) -> Result:
@@ -118,13 +119,15 @@ class Client:
     def map(self, codes: Iterable[str], **kwargs) -> list[Result]:
         """Run many jobs at once; results come back in input order."""
         self.limits()
-        jobs = self.core.build_many(codes, kwargs)
-        self._subscribe()
-        entries = [self.core.entry(job) for job in jobs]
-        with self.redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                pipe.xadd(self.core.stream, entry)
-            entry_ids = pipe.execute()
+        codes = list(codes)
+        with tracing.submit_span(self.pool, len(codes)) as trace_context:
+            jobs = self.core.build_many(codes, kwargs, trace_context)
+            self._subscribe()
+            entries = [self.core.entry(job) for job in jobs]
+            with self.redis.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.xadd(self.core.stream, entry)
+                entry_ids = pipe.execute()
         job_ids = [self.core.enqueued(job, job.job_id, e_id, e) for job, e_id, e in zip(jobs, entry_ids, entries)]
         return [self.wait(job_id) for job_id in job_ids]
 

@@ -69,15 +69,16 @@ class ClientCore:
         self.limits = request.parse_limits(raw)
         return self.limits
 
-    def build(self, code: object, options: JobOptions, *, stream: bool = False) -> Job:
-        """Validate against the published limits and build the job, or raise InvalidJob."""
+    def build(self, code: object, options: JobOptions, *, stream: bool = False, trace: dict | None = None) -> Job:
+        """Validate against the published limits and build the job, or raise InvalidJob.
+        `trace`: the submitting span's W3C context (tracing.submit_span)."""
         assert self.limits is not None, "read the fleet's limits first"
-        return request.build_job(code, limits=self.limits, reply_to=self.channel, stream=stream, **options)
+        return request.build_job(code, limits=self.limits, reply_to=self.channel, stream=stream, trace=trace, **options)
 
-    def build_many(self, codes, options: dict) -> list[Job]:
+    def build_many(self, codes, options: dict, trace: dict | None = None) -> list[Job]:
         if "idempotency_key" in options:
             raise TypeError("map() takes no idempotency_key: submit() each job with its own key")
-        return [self.build(code, options) for code in codes]  # type: ignore[arg-type]
+        return [self.build(code, options, trace=trace) for code in codes]  # type: ignore[arg-type]
 
     def entry(self, job: Job) -> dict:
         return {"job": job.to_json()}

@@ -80,6 +80,7 @@ def build_job(
     memory_mb: object = None,
     files: object = None,
     stream: bool = False,
+    trace: dict[str, str] | None = None,
 ) -> Job:
     """Validate against the fleet's published limits and build the job, or raise InvalidJob.
     A budget left at None is the fleet's published default (FleetLimits), language python."""
@@ -107,6 +108,7 @@ def build_job(
         reply_to=reply_to,
         files={name: encode_file(data) for name, data in raw_files.items()},
         stream=stream,
+        trace=trace or {},
     )
 
 

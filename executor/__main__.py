@@ -43,8 +43,17 @@ def main() -> int:
     import asyncio
 
     from executor.supervisor import Supervisor
+    from warmfleet import tracing
 
-    return int(asyncio.run(Supervisor(settings, spawned).run()))
+    try:  # OTEL_TRACES_EXPORTER set: OpenTelemetry loads now, after the runners are spawned
+        tracing.configure_from_env()
+    except ImportError as exc:
+        log.error("tracing asked for but unavailable", extra={"error": str(exc)})
+        return ExitCode.CONFIG
+    try:
+        return int(asyncio.run(Supervisor(settings, spawned).run()))
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

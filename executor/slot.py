@@ -19,7 +19,7 @@ from executor.boot import SpawnedRunner, runner_config
 from executor.delivery import Entry, EntrySource
 from executor.pod_state import PodState
 from executor.runner_handle import RunnerGone, RunnerHandle
-from warmfleet import messages
+from warmfleet import messages, tracing
 from warmfleet.messages import Broken, Chunk, Next, Ready, RunJob, RunOutcome, Stop
 from warmfleet.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
 from warmfleet.snapshot import SlotState
@@ -148,18 +148,23 @@ class Slot:
             log.error("job dead-lettered", extra={"job_id": job.job_id})
             return
         t_parsed = time.perf_counter()
+        spans = tracing.for_job(job.trace, entry_id, {"warmfleet.job_id": job.job_id, "warmfleet.executor": self.name})
         async with self.source.keep_claim(entry_id):
-            result = await self._execute(job, entry.redelivered)
+            with spans.phase("run"):
+                result = await self._execute(job, entry.redelivered)
         if result is None:
+            spans.end("runner_died")
             return  # runner died mid-job: the entry stays pending and is read again
         t_ran = time.perf_counter()
         try:
-            if not await self._store(entry_id, result, job.reply_to):
-                self.pod.duplicates += 1
-                log.info("result already stored by an earlier delivery", extra={"job_id": job.job_id})
+            with spans.phase("store"):
+                if not await self._store(entry_id, result, job.reply_to):
+                    self.pod.duplicates += 1
+                    log.info("result already stored by an earlier delivery", extra={"job_id": job.job_id})
             if job.stream:
                 await self.pod.store.add_output(job.job_id, messages.END_RECORD)
         finally:
+            spans.end(result.status.value)
             # Only now may the runner fork the next spare: inside gVisor a fork holds up the
             # pod's other work for ~10 ms, and the answer should not wait behind it.
             self._spare_task = asyncio.get_running_loop().create_task(self._next_spare())

@@ -11,7 +11,7 @@ import binascii
 import math
 import re
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -71,6 +71,8 @@ class Job(BaseModel):
     reply_to: str | None = None
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> base64 content
     stream: bool = False  # publish stdout/stderr chunks while the job runs
+    # W3C trace context of the span that submitted the job (warmfleet/tracing.py); {} untraced.
+    trace: dict[Literal["traceparent", "tracestate"], Annotated[str, Field(max_length=512)]] = Field(default_factory=dict)
 
     def check(self, limits: FleetLimits) -> "Job":
         """Raise JobError unless this job fits the fleet's rules. Returns self."""

@@ -204,3 +204,60 @@ async def test_stop_tells_the_runner_to_stop(pod, slot):
 
 async def _record(sent: list, msg: messages.Message) -> None:
     sent.append(msg)
+
+
+async def test_a_traced_job_continues_the_clients_trace_through_queue_run_and_store(pod, slot, redis_url):
+    """With the SDK's in-memory exporter: the controller's span > warmfleet.submit (client)
+    > warmfleet.job (executor) > queue_wait, run, store, all in the trace the client started."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from dispatcher import AsyncClient
+    from warmfleet import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use(provider)
+    try:
+        async with AsyncClient(redis_url) as ac:
+            with provider.get_tracer("controller").start_as_current_span("controller.request") as request_span:
+                job_id = await ac.submit("print(1)")
+            await slot._handle(await _next(slot))
+            assert (await ac.wait(job_id, timeout=10)).status is Status.OK
+        await _settled(slot)
+    finally:
+        tracing.use(None)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {"controller.request", "warmfleet.submit", "warmfleet.job", "warmfleet.queue_wait",
+                          "warmfleet.run", "warmfleet.store"}
+    trace_id = request_span.get_span_context().trace_id
+    assert {s.context.trace_id for s in spans.values()} == {trace_id}
+    parent = {name: s.parent.span_id if s.parent else None for name, s in spans.items()}
+    assert parent["warmfleet.submit"] == spans["controller.request"].context.span_id
+    assert parent["warmfleet.job"] == spans["warmfleet.submit"].context.span_id  # across Redis
+    assert spans["warmfleet.job"].parent.is_remote
+    for child in ("warmfleet.queue_wait", "warmfleet.run", "warmfleet.store"):
+        assert parent[child] == spans["warmfleet.job"].context.span_id
+    job = spans["warmfleet.job"]
+    assert job.attributes["warmfleet.job_id"] == job_id and job.attributes["warmfleet.status"] == "ok"
+    assert job.start_time <= spans["warmfleet.queue_wait"].end_time <= spans["warmfleet.run"].start_time
+    assert spans["warmfleet.run"].end_time <= spans["warmfleet.store"].start_time <= job.end_time
+
+
+def test_an_untraced_executor_imports_no_opentelemetry():
+    """Tracing off (no OTEL_TRACES_EXPORTER): the pod's supervisor pays no import for it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # (redis-py itself peeks at the opentelemetry namespace for its own optional metrics)
+    code = ("import sys, executor.__main__, executor.supervisor, executor.slot; from warmfleet import tracing; "
+            "assert not tracing.configure_from_env(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.trace', 'opentelemetry.sdk.trace',"
+            " 'opentelemetry.propagat', 'warmfleet.tracing_otel'))))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

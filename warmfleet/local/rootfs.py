@@ -15,6 +15,7 @@ own tree, and nothing is bind-mounted under a tmpfs.
 from __future__ import annotations
 
 import importlib.util
+from importlib import metadata
 import os
 import shutil
 import stat
@@ -29,7 +30,8 @@ SYSTEM_DIRS = ("/usr",)
 EMPTY_DIRS = ("proc", "sys", "dev", "run", "tmp")
 # Only root (the supervisor and the runners, before a child drops its uid) can enter it.
 PROJECT_DIR_IN_SANDBOX = "/opt/warmfleet"
-PROJECT_PACKAGES = ("executor", "warmfleet", "dispatcher", "gc_sidecar")
+# The distribution's top_level.txt names them all; this list is the floor when it is absent.
+PROJECT_PACKAGES = ("executor", "warmfleet", "dispatcher", "gc_sidecar", "egress")
 # Copied from the host's /etc when present: no secrets, what libc, Python and tools read.
 ETC_COPIED = ("ld.so.cache", "localtime", "timezone", "protocols", "services", "mime.types")
 # Shown read-only: Debian's /usr/bin/awk -> /etc/alternatives/awk -> mawk (hundreds of
@@ -105,8 +107,12 @@ def build(
 
 def project_packages() -> dict[str, str]:
     """This project's top-level packages, wherever they are installed (editable or not)."""
+    try:
+        listed = (metadata.distribution("warmfleet").read_text("top_level.txt") or "").split()
+    except metadata.PackageNotFoundError:
+        listed = []
     found = {}
-    for name in PROJECT_PACKAGES:
+    for name in sorted({*PROJECT_PACKAGES, *listed}):
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.submodule_search_locations:
             found[name] = os.path.realpath(list(spec.submodule_search_locations)[0])

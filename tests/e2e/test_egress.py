@@ -12,21 +12,23 @@ import socket
 import pytest
 
 from dispatcher import Client
-from support.egress_sites import WHEEL_NAME, start_site
+from support.egress_sites import WHEEL_NAME, start_site, start_tls_site
 from warmfleet.schema import Status
 
 DENIED = "network access denied by sandbox policy"
 
 
 @pytest.fixture(scope="module")
-def sites():
+def sites(tmp_path_factory):
+    tls_site, cert = start_tls_site(str(tmp_path_factory.mktemp("tls")), "secure.test", b"tls site\n")
     made = {
         "allowed": start_site(b"allowed site\n"),
         "denied": start_site(b"denied site\n"),
         "index": start_site(b"index\n"),
         "v6": start_site(b"v6 site\n", socket.AF_INET6, "::1"),
+        "tls": tls_site,
     }
-    yield {name: site.server_address[1] for name, site in made.items()}
+    yield {**{name: site.server_address[1] for name, site in made.items()}, "cert": cert}
     for site in made.values():
         site.shutdown()
 
@@ -37,10 +39,11 @@ def egress_fleet(sites, tmp_path_factory):
 
     hosts = tmp_path_factory.mktemp("egress") / "hosts"
     hosts.write_text(
-        "127.0.0.1 allowed.test denied.test pkgs.test rebind.allowed.test\n::1 v6.test\n"
+        "127.0.0.1 allowed.test denied.test pkgs.test rebind.allowed.test secure.test\n::1 v6.test\n"
     )
-    a, i, v6 = sites["allowed"], sites["index"], sites["v6"]
-    allow = f"allowed.test:{a},127.0.0.1:{a},pkgs.test:{i},127.0.0.1:{i},v6.test:{v6},[::1]:{v6},*.allowed.test"
+    a, i, v6, t = sites["allowed"], sites["index"], sites["v6"], sites["tls"]
+    allow = (f"allowed.test:{a},127.0.0.1:{a},pkgs.test:{i},127.0.0.1:{i},v6.test:{v6},[::1]:{v6},*.allowed.test,"
+             f"secure.test:{t},127.0.0.1:{t}")
     caps = {"WARMFLEET_EGRESS_MAX_CONNECTIONS_PER_JOB": "12", "WARMFLEET_EGRESS_MAX_BYTES_PER_JOB": "1000000"}
     os.environ.update(caps)
     try:
@@ -229,3 +232,24 @@ def test_a_name_lookup_inside_the_job_points_to_the_proxy(eclient):
         "import socket\ntry:\n    socket.getaddrinfo('allowed.test', 80)\nexcept OSError as e:\n    print(e)\n", timeout=30
     )
     assert "network access denied by sandbox policy: allowed.test; names are resolved by the pool's egress proxy" in r.stdout, r
+
+
+def test_https_through_connect_with_urllib_and_curl(eclient, sites):
+    t, d = sites["tls"], sites["denied"]
+    r = eclient.run(
+        "import ssl, subprocess, urllib.request\n"
+        "ctx = ssl.create_default_context(cafile='ca.pem')\n"
+        f"print(urllib.request.urlopen('https://secure.test:{t}/', context=ctx, timeout=20).read().decode().strip())\n"
+        f"p = subprocess.run(['curl', '-sS', '--cacert', 'ca.pem', 'https://secure.test:{t}/'], capture_output=True, text=True)\n"
+        "print(p.stdout.strip(), p.stderr.strip())\n"
+        # a TLS destination off the list: the CONNECT is refused with the policy's text
+        f"p = subprocess.run(['curl', '-sS', '--cacert', 'ca.pem', 'https://denied.test:{d}/'], capture_output=True, text=True)\n"
+        "print(p.returncode, p.stderr.strip())\n",
+        files={"ca.pem": sites["cert"]}, timeout=60,
+    )
+    assert r.status is Status.OK, r
+    lines = r.stdout.splitlines()
+    assert [line.strip() for line in lines[:2]] == ["tls site", "tls site"], r
+    assert lines[2].startswith("56 ") and "403" in lines[2], r  # curl: CONNECT tunnel failed, response 403
+    (denied,) = [d for d in r.egress.destinations if not d.allowed]
+    assert denied.destination == f"denied.test:{d}"

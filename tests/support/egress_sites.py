@@ -48,7 +48,7 @@ def build_wheel() -> bytes:
     return buf.getvalue()
 
 
-def start_site(body: bytes, family: int = socket.AF_INET, host: str = "127.0.0.1") -> Site:
+def start_site(body: bytes, family: int = socket.AF_INET, host: str = "127.0.0.1", tls=None) -> Site:
     """GET / -> body; GET /bytes/N -> N bytes; GET /simple/... -> a one-wheel package index."""
     wheel = build_wheel()
     index = f'<html><body><a href="/files/{WHEEL_FILE}">{WHEEL_FILE}</a></body></html>'.encode()
@@ -79,6 +79,8 @@ def start_site(body: bytes, family: int = socket.AF_INET, host: str = "127.0.0.1
 
     cls = type("FamilySite", (Site,), {"address_family": family})
     site = cls((host, 0), Handler)
+    if tls is not None:  # an ssl.SSLContext: HTTPS
+        site.socket = tls.wrap_socket(site.socket, server_side=True)
     threading.Thread(target=site.serve_forever, daemon=True).start()
     return site
 
@@ -122,3 +124,22 @@ class ProxyUnderTest:
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.proxy.stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def start_tls_site(workdir: str, name: str, body: bytes) -> tuple[Site, bytes]:
+    """An HTTPS site on 127.0.0.1 with a fresh self-signed certificate for `name`; returns
+    the site and the certificate (a job trusts it through an input file)."""
+    import ssl
+    import subprocess
+
+    key, cert = os.path.join(workdir, "tls.key"), os.path.join(workdir, "tls.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"],
+        check=True, capture_output=True, timeout=60,
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    site = start_site(body, tls=ctx)
+    with open(cert, "rb") as f:
+        return site, f.read()

@@ -25,6 +25,13 @@ class PoolStatus:
     pending: int = 0
     dead_letters: int = 0
     oldest_pending_s: float | None = None
+    # Sessions (executor/sessions.py): capacity and what is open, idle, waiting to open,
+    # and how many ended by reason (as the live pods count them).
+    sessions_capacity: int = 0
+    sessions_open: int = 0
+    sessions_idle: int = 0
+    sessions_waiting: int | None = 0
+    sessions_ended: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,6 +48,12 @@ def read_status(r: redis.Redis, pool: str) -> PoolStatus:
                 st.slots += pod.slots
                 st.ready += pod.ready
             st.busy += pod.busy
+            st.sessions_open += pod.sessions_open
+            st.sessions_idle += pod.sessions_idle
+            if not pod.draining:
+                st.sessions_capacity += pod.sessions_capacity
+            for reason, n in pod.sessions_ended.items():
+                st.sessions_ended[reason] = st.sessions_ended.get(reason, 0) + n
     stream = keys.stream(pool)
     st.stream_length = r.xlen(stream)
     st.dead_letters = r.xlen(keys.dead_letters(pool))
@@ -49,6 +62,10 @@ def read_status(r: redis.Redis, pool: str) -> PoolStatus:
     except redis.exceptions.ResponseError:
         groups = []
     st.lag, st.pending = group_backlog(groups)
+    try:
+        st.sessions_waiting = group_backlog(r.xinfo_groups(keys.session_opens(pool)))[0]
+    except redis.exceptions.ResponseError:
+        st.sessions_waiting = 0  # no session stream yet
     if st.pending:
         oldest = r.xpending_range(stream, keys.CONSUMER_GROUP, min="-", max="+", count=1)
         if oldest:
@@ -90,6 +107,12 @@ def format_table(st: PoolStatus) -> str:
         f"stream {st.stream_length} entries, lag {'unknown' if st.lag is None else st.lag}, pending {st.pending}, "
         f"dead letters {st.dead_letters}, oldest pending {st.oldest_pending_s if st.oldest_pending_s is not None else '-'} s",
     ]
+    if st.sessions_capacity or st.sessions_open or st.sessions_ended:
+        ended = ", ".join(f"{k} {v}" for k, v in sorted(st.sessions_ended.items())) or "none"
+        lines.append(
+            f"sessions {st.sessions_open} open of {st.sessions_capacity}, {st.sessions_idle} idle, "
+            f"{'unknown' if st.sessions_waiting is None else st.sessions_waiting} waiting to open; ended: {ended}"
+        )
     if st.pods:
         lines.append(f"{'POD':<28} {'SLOTS':>5} {'READY':>5} {'BUSY':>4} {'JOBS':>7} {'STATE':>8}  SANDBOX")
         for p in sorted(st.pods, key=lambda p: p.pod_id):

@@ -114,3 +114,22 @@ def test_cli_unreachable_redis_says_so(tmp_path):
     out = subprocess.run(_cli("--redis-url", url), capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert "cannot reach" in out.stderr
+
+
+def test_sessions_are_counted_and_shown(redis_url):
+    """Open, idle, capacity (draining pods offer none), waiting opens, ended by reason."""
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    for pod_id, draining, ended in (("pod-s1", False, {"closed": 2, "idle_timeout": 1}), ("pod-s2", True, {"lost": 1})):
+        snap = {"pod_id": pod_id, "slots": 1, "ready": 1, "draining": draining, "sessions_capacity": 4,
+                "sessions_open": 2, "sessions_idle": 1, "sessions_ended": ended, "heartbeat": time.time()}
+        r.set(keys.pod(POOL, pod_id), json.dumps(snap), ex=60)
+        r.zadd(keys.pods(POOL), {pod_id: time.time()})
+    r.xgroup_create(keys.session_opens(POOL), keys.CONSUMER_GROUP, id="0", mkstream=True)
+    r.xadd(keys.session_opens(POOL), {"open": "{}"})
+    st = fleet_status.read_status(r, POOL)
+    assert (st.sessions_capacity, st.sessions_open, st.sessions_idle, st.sessions_waiting) == (4, 4, 2, 1)
+    assert st.sessions_ended == {"closed": 2, "idle_timeout": 1, "lost": 1}
+    assert "sessions 4 open of 4, 2 idle, 1 waiting to open; ended: closed 2, idle_timeout 1, lost 1" in (
+        fleet_status.format_table(st)
+    )
+    r.close()

@@ -332,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--redis-url")
     mcp.add_argument("--pool", default=os.environ.get("WARMFLEET_POOL", "default"))
     mcp.add_argument("--max-timeout", type=float, default=60.0, help="cap on a tool call's wall-clock seconds")
+    mcp.add_argument("--stateless", action="store_true",
+                     help="every call a fresh job (default: one session per connection, with a reset_session tool)")
     mcp.set_defaults(func=cmd_mcp)
 
     demo = sub.add_parser("demo", help="start a fleet, run one job in gVisor, stop")

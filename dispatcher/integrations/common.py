@@ -14,6 +14,14 @@ TOOL_DESCRIPTION = (
     "Each call starts from an empty working directory; print() what you need to see. "
     "Matplotlib figures shown or left open come back as PNG images."
 )
+SESSION_TOOL_DESCRIPTION = (
+    "Run Python 3 code in an isolated, network-less sandbox that keeps its state, like a notebook: "
+    "variables, imports and files in the working directory persist across calls until reset_session. "
+    "Returns stdout, stderr, exit code and status (ok, error, timeout, cpu_limit, memory_limit, output_limit, "
+    "rejected, failed, session_ended); print() what you need to see."
+)
+RESET_TOOL_NAME = "reset_session"
+RESET_TOOL_DESCRIPTION = "Forget every variable and file: the next run_python call starts in a fresh sandbox."
 
 
 class RunOutput(BaseModel):

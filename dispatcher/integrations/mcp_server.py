@@ -14,8 +14,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from dispatcher import AsyncClient, InvalidJob
-from dispatcher.integrations.common import TOOL_DESCRIPTION, TOOL_NAME, RunOutput
+from dispatcher import AsyncClient, InvalidJob, SessionEnded, WaitTimeout
+from dispatcher.integrations.common import (
+    RESET_TOOL_DESCRIPTION,
+    RESET_TOOL_NAME,
+    SESSION_TOOL_DESCRIPTION,
+    TOOL_DESCRIPTION,
+    TOOL_NAME,
+    RunOutput,
+)
 from warmfleet.schema import DEFAULT_LIMITS
 
 try:  # mcp >= 2
@@ -26,21 +33,44 @@ except ImportError:  # mcp 1.x
     from mcp.types import CallToolResult, ImageContent, TextContent
 
 
-def build_server(redis_url: str | None = None, pool: str | None = None, *, max_timeout: float = 60.0):
-    """The MCP server object; `run()` it, or drive it in-process in tests."""
+def build_server(
+    redis_url: str | None = None, pool: str | None = None, *, max_timeout: float = 60.0, stateless: bool = False,
+    idle_timeout: float = 600.0,
+):
+    """The MCP server object; `run()` it, or drive it in-process in tests.
+
+    By default the connection gets one fleet session (opened at its first call): the
+    agent's variables and files persist across run_python calls, as in a notebook, and
+    reset_session starts over. `stateless`: every call is a fresh job."""
     clients: list[AsyncClient] = []
+    sessions: list = []  # the connection's session, once opened
 
     @contextlib.asynccontextmanager
     async def lifespan(_server) -> AsyncIterator[None]:
-        # One client for the whole session: one pub/sub connection, many jobs in flight.
+        # One client for the whole connection: one pub/sub connection, many jobs in flight.
         client = AsyncClient(redis_url, pool=pool)
         clients.append(client)
         try:
             yield None
         finally:
+            for s in sessions:
+                with contextlib.suppress(Exception):
+                    await s.close(wait=0)
             await client.close()
 
-    server = _Server(name="warmfleet", instructions=TOOL_DESCRIPTION, lifespan=lifespan)
+    description = TOOL_DESCRIPTION if stateless else SESSION_TOOL_DESCRIPTION
+    server = _Server(name="warmfleet", instructions=description, lifespan=lifespan)
+
+    async def _run(code: str, timeout: float, memory_mb: int):
+        if stateless:
+            return await clients[-1].run(code, timeout=timeout, cpu_time=timeout, memory_mb=memory_mb)
+        if not sessions:
+            sessions.append(await clients[-1].session(idle_timeout=idle_timeout))
+        try:
+            return await sessions[0].run(code, timeout=timeout, cpu_time=timeout, memory_mb=memory_mb)
+        except SessionEnded:
+            sessions.clear()  # the next call opens a fresh one; this one says so
+            raise
 
     async def run_python(
         code: str, timeout: float = DEFAULT_LIMITS.timeout, memory_mb: int = DEFAULT_LIMITS.memory_mb
@@ -49,15 +79,32 @@ def build_server(redis_url: str | None = None, pool: str | None = None, *, max_t
         and the PNG figures it drew as images."""
         timeout = min(float(timeout), max_timeout)
         try:
-            result = await clients[-1].run(code, timeout=timeout, cpu_time=timeout, memory_mb=memory_mb)
+            result = await _run(code, timeout, memory_mb)
         except InvalidJob as exc:
-            out = RunOutput(status="rejected", exit_code=None, stdout="", stderr="", error=str(exc), duration_s=0.0, job_id="")
-            return _tool_result(out, [])
+            return _tool_result(_failure("rejected", str(exc)), [])
+        except SessionEnded as exc:
+            return _tool_result(_failure(
+                "session_ended", f"{exc}. Its variables and files are gone; the next call starts a fresh session."
+            ), [])
+        except WaitTimeout:
+            return _tool_result(_failure("failed", "no sandbox was free to open a session; try again later"), [])
         figures = [result.files[name] for name in sorted(result.files) if name.endswith(".png")]
         return _tool_result(RunOutput.from_result(result), figures)
 
-    server.add_tool(run_python, name=TOOL_NAME, description=TOOL_DESCRIPTION)
+    async def reset_session() -> str:
+        """Forget every variable and file: the next run_python call starts a fresh session."""
+        while sessions:
+            await sessions.pop().close()
+        return "reset: the next run_python call starts with no variables and an empty working directory"
+
+    server.add_tool(run_python, name=TOOL_NAME, description=description)
+    if not stateless:
+        server.add_tool(reset_session, name=RESET_TOOL_NAME, description=RESET_TOOL_DESCRIPTION)
     return server
+
+
+def _failure(status: str, error: str) -> RunOutput:
+    return RunOutput(status=status, exit_code=None, stdout="", stderr="", error=error, duration_s=0.0, job_id="")
 
 
 def _tool_result(out: RunOutput, png_base64: list[str]) -> CallToolResult:
@@ -81,5 +128,6 @@ def main(args) -> int:
 
         print(f"warmfleet mcp: {exc}", file=sys.stderr)
         return 2
-    build_server(url, args.pool, max_timeout=args.max_timeout).run()  # stdio until the client hangs up
+    server = build_server(url, args.pool, max_timeout=args.max_timeout, stateless=getattr(args, "stateless", False))
+    server.run()  # stdio until the client hangs up
     return 0

@@ -44,3 +44,27 @@ async def test_run_python_over_stdio(fleet):
         empty = await session.call_tool("run_python", {"code": "   "})
         assert empty.structured_content["status"] == "rejected"
         assert "empty" in empty.structured_content["error"]
+
+
+@pytest.mark.timeout(90)
+async def test_one_session_per_connection_with_a_reset_tool(fleet):
+    """Variables persist across two tool calls of one connection, not into another
+    connection, and reset_session forgets them."""
+    async with stdio_client(_params(fleet)) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        assert "reset_session" in {t.name for t in (await session.list_tools()).tools}
+        first = await session.call_tool("run_python", {"code": "x = 6 * 7\nopen('kept.txt', 'w').write('k')"})
+        assert first.structured_content["status"] == "ok", first.structured_content
+        second = await session.call_tool("run_python", {"code": "print(x, open('kept.txt').read())"})
+        assert second.structured_content["stdout"] == "42 k\n", second.structured_content
+
+        async with stdio_client(_params(fleet)) as (read2, write2), ClientSession(read2, write2) as other:
+            await other.initialize()
+            elsewhere = await other.call_tool("run_python", {"code": "print(x)"})
+            assert elsewhere.structured_content["status"] == "error"
+            assert "NameError" in elsewhere.structured_content["stderr"]
+
+        reset = await session.call_tool("reset_session", {})
+        assert not reset.is_error
+        after = await session.call_tool("run_python", {"code": "import os; print('x' in globals(), os.listdir('.'))"})
+        assert after.structured_content["stdout"] == "False []\n", after.structured_content

@@ -5,18 +5,22 @@
     agent = create_agent(model, tools=[tool])          # or llm.bind_tools([tool])
 
 The model sees a compact text (status, exit code, stdout, stderr); with a ToolCall input
-the ToolMessage also carries the whole Result as its ``artifact``.
+the ToolMessage also carries the whole Result as its ``artifact``. With
+``session=Client(url).session()`` every call runs in that one session: the model's
+variables and files persist across calls.
 Needs ``pip install 'warmfleet[langchain]'``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
-from dispatcher import AsyncClient, Client, InvalidJob
+from dispatcher import AsyncClient, Client, InvalidJob, SessionEnded
+from dispatcher.session import AsyncSession
 from dispatcher.integrations.common import TOOL_DESCRIPTION, TOOL_NAME, as_text
 from warmfleet.schema import DEFAULT_LIMITS, Result, Status
 
@@ -36,6 +40,9 @@ class WarmfleetPythonTool(BaseTool):
     pool: str | None = None  # None: WARMFLEET_POOL, else "default"
     memory_mb: int = DEFAULT_LIMITS.memory_mb
     max_timeout: float = 60.0
+    # A session (Client(...).session() or AsyncClient(...).session()): calls run in it, so
+    # the model's variables and files persist across tool calls. None: a fresh job each.
+    session: Any = None
 
     # A client per call: Client is not thread-safe and AsyncClient is bound to one event
     # loop, and agent frameworks call tools from threads and loops of their choosing.
@@ -46,16 +53,28 @@ class WarmfleetPythonTool(BaseTool):
 
     def _run(self, code: str, timeout: float = DEFAULT_LIMITS.timeout, **_: Any) -> tuple[str, dict]:
         try:
-            with Client(self.redis_url, pool=self.pool) as client:
-                result = client.run(code, **self._limits(timeout))
+            if self.session is not None:
+                result = self.session.run(code, **self._limits(timeout))
+            else:
+                with Client(self.redis_url, pool=self.pool) as client:
+                    result = client.run(code, **self._limits(timeout))
         except InvalidJob as exc:
             result = Result(job_id="", status=Status.REJECTED, error=str(exc))
+        except SessionEnded as exc:
+            result = Result(job_id="", status=Status.FAILED, error=f"{exc}: its variables and files are gone")
         return as_text(result), result.model_dump(mode="json")
 
     async def _arun(self, code: str, timeout: float = DEFAULT_LIMITS.timeout, **_: Any) -> tuple[str, dict]:
         try:
-            async with AsyncClient(self.redis_url, pool=self.pool) as client:
-                result = await client.run(code, **self._limits(timeout))
+            if isinstance(self.session, AsyncSession):
+                result = await self.session.run(code, **self._limits(timeout))
+            elif self.session is not None:  # a sync Session: off the event loop
+                result = await asyncio.to_thread(self.session.run, code, **self._limits(timeout))
+            else:
+                async with AsyncClient(self.redis_url, pool=self.pool) as client:
+                    result = await client.run(code, **self._limits(timeout))
         except InvalidJob as exc:
             result = Result(job_id="", status=Status.REJECTED, error=str(exc))
+        except SessionEnded as exc:
+            result = Result(job_id="", status=Status.FAILED, error=f"{exc}: its variables and files are gone")
         return as_text(result), result.model_dump(mode="json")

@@ -40,3 +40,26 @@ def test_async_invocations_run_concurrently(fleet):
 def test_schema_the_model_sees(fleet):
     schema = WarmfleetPythonTool(redis_url=fleet.client_url).tool_call_schema.model_json_schema()
     assert schema["required"] == ["code"] and set(schema["properties"]) == {"code", "timeout"}
+
+
+def test_a_tool_given_a_session_keeps_state_across_calls(fleet):
+    from dispatcher import Client
+
+    with Client(fleet.client_url) as client, client.session() as s:
+        tool = WarmfleetPythonTool(session=s)
+        assert tool.invoke({"code": "total = 40"}).startswith("status: ok")
+        assert tool.invoke({"code": "print(total + 2)"}).splitlines()[:4] == ["status: ok", "exit_code: 0", "stdout:", "42"]
+        assert asyncio.run(tool.ainvoke({"code": "print(total)"})).splitlines()[3] == "40"  # a sync session, async call
+    assert "has ended" in tool.invoke({"code": "print(total)"})  # never a fresh interpreter
+
+
+def test_a_tool_given_an_async_session(fleet):
+    from dispatcher import AsyncClient
+
+    async def go():
+        async with AsyncClient(fleet.client_url) as client, client.session() as s:
+            tool = WarmfleetPythonTool(session=s)
+            await tool.ainvoke({"code": "seen = [1]"})
+            return await tool.ainvoke({"code": "seen.append(2); print(seen)"})
+
+    assert asyncio.run(go()).splitlines()[3] == "[1, 2]"

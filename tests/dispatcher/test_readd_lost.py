@@ -74,3 +74,40 @@ def test_the_first_subscription_is_not_a_failover():
     core = ClientCore("redis://127.0.0.1:1", None)
     assert core.on_subscribed() is False
     assert core.on_subscribed() is True
+
+
+def test_sync_client_notices_its_subscription_was_lost_and_readds(redis_url):
+    """The trigger itself: redis-py reconnects and re-subscribes on its own, and the second
+    subscribe confirmation is what tells the client it was away."""
+    from dispatcher.errors import WaitTimeout
+
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    with Client(redis_url) as c:
+        job_id = c.submit("print(1)")
+        r.xdel(keys.stream("default"), entries(r)[job_id])
+        assert r.client_kill_filter(_type="pubsub") >= 1
+        try:
+            c.wait(job_id, timeout=3)
+        except WaitTimeout:
+            pass  # no executor here: only the re-add is expected
+        assert c.core.readded == 1 and job_id in entries(r)
+    r.close()
+
+
+def test_async_client_notices_its_subscription_was_lost_and_readds(redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    async def go():
+        async with AsyncClient(redis_url) as ac:
+            job_id = await ac.submit("print(1)")
+            r.xdel(keys.stream("default"), entries(r)[job_id])
+            assert r.client_kill_filter(_type="pubsub") >= 1
+            for _ in range(100):  # the listener reconnects within its backoff
+                if ac.core.readded:
+                    break
+                await asyncio.sleep(0.05)
+            return job_id, ac.core.readded
+
+    job_id, readded = asyncio.run(go())
+    assert readded == 1 and job_id in entries(r)
+    r.close()

@@ -1,6 +1,7 @@
 """`warmfleet up --pools k8s/pools.yaml --pool NAME`: one pool of the Kubernetes pool
 definitions run locally, so a pool is defined once for both runtimes. Taken from it:
-the pool's name, slots, job environment (its requirements file) and preload list."""
+the pool's name, slots, job environment (its requirements file), preload list and egress
+policy."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def local_settings(pools_file: str, pool: str) -> dict:
         raise PoolsError(f"pool {pool!r} is not in {pools_file} (it has: {', '.join(map(str, pools)) or 'none'})")
     p = pools[pool]
     out: dict = {"pool": pool, "slots": int(p.get("slots", 2)), "preload": list(p.get("preload") or [])}
+    egress = p.get("egress") or "none"  # egress/policy.py: "none" or a list of entries
+    out["egress_allow"] = egress if isinstance(egress, str) else ",".join(str(e) for e in egress)
     if p.get("jobEnv"):
         env_file = (definition.get("jobEnvs") or {}).get(p["jobEnv"])
         if env_file is None:

@@ -18,10 +18,11 @@ def test_the_example_data_science_pool_names_the_example_env():
     assert s["requirements"] == os.path.join(ROOT, "envs", "data-science.txt")
     assert s["preload"] == ["numpy", "pandas", "matplotlib.pyplot"]
     assert s["pool"] == "data-analysis" and s["slots"] >= 1
+    assert s["egress_allow"] == "packages.example.com:443,api.example.com:443"  # the same policy as on Kubernetes
 
 
 def test_a_pool_without_env_runs_on_the_stdlib():
-    assert local_settings(POOLS, "default") == {"pool": "default", "slots": 4, "preload": []}
+    assert local_settings(POOLS, "default") == {"pool": "default", "slots": 4, "preload": [], "egress_allow": "none"}
 
 
 def test_unknown_pool_or_env_is_a_clear_error(tmp_path):

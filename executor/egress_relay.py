@@ -142,9 +142,10 @@ class Relay:
 
 
 def proxy_environment(port: int) -> dict[str, str]:
-    """What a job's tools read to find the relay (curl reads only the lower-case http_proxy)."""
+    """What a job's tools read to find the relay (curl reads only the lower-case http_proxy).
+    ALL_PROXY names the HTTP proxy too: httpx refuses a socks5 one unless socksio is
+    installed. SOCKS5 answers on the same port for tools told so (socks5h://127.0.0.1:PORT)."""
     http = f"http://127.0.0.1:{port}"
-    socks = f"socks5h://127.0.0.1:{port}"
-    env = {"HTTP_PROXY": http, "HTTPS_PROXY": http, "ALL_PROXY": socks, "NO_PROXY": "localhost,127.0.0.1,::1"}
+    env = {"HTTP_PROXY": http, "HTTPS_PROXY": http, "ALL_PROXY": http, "NO_PROXY": "localhost,127.0.0.1,::1"}
     env.update({k.lower(): v for k, v in env.items()})
     return env

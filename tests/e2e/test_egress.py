@@ -131,19 +131,23 @@ def test_curl_plain_connect_and_socks(eclient, sites):
     assert lines[-1] == "exit 97" and "SOCKS5 connection to denied.test. (2)" in lines[-2], lines
 
 
-def test_requests_in_the_job_environment(eclient, sites):
+def test_requests_and_httpx_in_the_job_environment(eclient, sites):
     a, d = sites["allowed"], sites["denied"]
     r = eclient.run(
         "import subprocess, sys\n"
         "code = ('import requests; '\n"
         f"        'print(requests.get(\"http://allowed.test:{a}/\", timeout=20).text.strip()); '\n"
-        f"        'r = requests.get(\"http://denied.test:{d}/\", timeout=20); print(r.status_code, r.text.strip())')\n"
+        f"        'r = requests.get(\"http://denied.test:{d}/\", timeout=20); print(r.status_code, r.text.strip()); '\n"
+        "        'import httpx; '\n"
+        f"        'print(httpx.get(\"http://allowed.test:{a}/\", timeout=20).text.strip()); '\n"
+        f"        'r = httpx.get(\"http://denied.test:{d}/\", timeout=20); print(r.status_code, r.text.strip())')\n"
         "p = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)\n"
         "print(p.stdout, p.stderr[-2000:])\n",
         timeout=60,
     )
     assert r.status is Status.OK, r
-    assert r.stdout.startswith(f"allowed site\n403 {DENIED}: denied.test:{d}\n"), r
+    both = f"allowed site\n403 {DENIED}: denied.test:{d}\n"
+    assert r.stdout.startswith(both + both), r  # requests, then httpx
 
 
 def test_pip_install_from_an_allowed_index(eclient, sites):

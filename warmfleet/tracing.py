@@ -57,29 +57,36 @@ def shutdown() -> None:
         _provider.shutdown()
 
 
+_client_cache: tuple[Any, Any] = (None, None)  # (the global provider seen last, our tracer of it)
+_NO_SPAN = contextlib.nullcontext({})  # tracing off: enter yields an empty (never mutated) carrier
+
+
 def _client_tracer() -> Any:
-    """The tracer a client uses now: the application's, if it configured OpenTelemetry."""
-    if _pinned or "opentelemetry.trace" not in sys.modules:
+    """The tracer a client uses now: the application's, if it configured OpenTelemetry
+    (redis-py may import parts of it on its own: that alone turns nothing on)."""
+    global _client_cache
+    trace = sys.modules.get("opentelemetry.trace")
+    if _pinned or trace is None:
         return _tracer
-    from opentelemetry import trace
-
-    provider = trace.get_tracer_provider()
-    if type(provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
+    # The global provider an application installed; get_tracer_provider() would also work
+    # but reads the environment on every call (~4 us a submit while nothing is installed).
+    provider = getattr(trace, "_TRACER_PROVIDER", None) if hasattr(trace, "_TRACER_PROVIDER") else trace.get_tracer_provider()
+    if provider is None:
         return None
-    return provider.get_tracer("warmfleet")
+    if provider is not _client_cache[0]:
+        real = type(provider).__name__ not in ("ProxyTracerProvider", "NoOpTracerProvider")
+        _client_cache = (provider, provider.get_tracer("warmfleet") if real else None)
+    return _client_cache[1]
 
 
-@contextlib.contextmanager
-def submit_span(pool: str, jobs: int = 1) -> Iterator[dict[str, str]]:
-    """Around enqueueing: yields the trace context to put in the job(s), {} when off."""
+def submit_span(pool: str, jobs: int = 1) -> "contextlib.AbstractContextManager[dict[str, str]]":
+    """Around enqueueing: enter yields the trace context to put in the job(s), {} when off."""
     tracer = _client_tracer()
     if tracer is None:
-        yield {}
-        return
+        return _NO_SPAN
     from warmfleet import tracing_otel
 
-    with tracing_otel.submit_span(tracer, pool, jobs) as carrier:
-        yield carrier
+    return tracing_otel.submit_span(tracer, pool, jobs)
 
 
 def configure_from_env(environ: dict[str, str] | None = None) -> bool:

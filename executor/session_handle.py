@@ -117,7 +117,9 @@ class SessionProcess:
                 now = time.monotonic()
                 hard = min(deadline, (interrupted_at + INTERRUPT_GRACE_S) if interrupted_at else deadline)
                 wait = max(0.0, min(TREE_CHECK_S, hard - now))
-                done, _ = await asyncio.wait({reply_task, self.exited}, timeout=wait)
+                done, _ = await asyncio.wait(
+                    {reply_task, self.exited}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                )
                 if reply_task in done:
                     reply = reply_task.result()
                     break

@@ -268,10 +268,16 @@ class SessionHost:
             session.seen[call_id] = None
             if len(session.seen) > SEEN_CALLS:
                 session.seen.popitem(last=False)
+            t_start = time.perf_counter()
             result, end_reason = await self._call(session, call_id, msg, submitted_at)
+            t_ran = time.perf_counter()
             await self._store_call(keys=[keys.result(self.pool, call_id), calls_key],
                                    args=[result.to_json(), self.settings.result_ttl_s, _channel(self.pool, reply_to), entry_id])
             metrics.SESSION_CALLS.labels(self.pool, result.status.value).inc()
+            log.debug("session call done", extra={
+                "session_id": session.id, "call_id": call_id, "status": result.status.value,
+                "run_ms": round((t_ran - t_start) * 1000, 2), "store_ms": round((time.perf_counter() - t_ran) * 1000, 2),
+            })
             if end_reason:
                 await self.end(session, end_reason, worker=True)
                 return

@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="full ~8-11 min, quick ~2-3 min, smoke: seconds (checks the harness only)")
     b.add_argument("--quick", dest="profile", action="store_const", const="quick", help="same as --profile quick")
     b.add_argument("--only", action="append", metavar="PART",
-                   help="run only these parts: ceiling, warmfleet, cold_sandbox, subprocess, celery, humaneval, platforms, jobenv")
+                   help="run only these parts: ceiling, warmfleet, cold_sandbox, subprocess, celery, humaneval, "
+                        "platforms, jobenv, sessions")
     b.add_argument("--json-out", default=os.path.join(CHECKOUT, "benchmarks", "results", "latest.json"),
                    help="where to write the JSON report ('-' for stdout only)")
     b.set_defaults(func=cmd_bench)

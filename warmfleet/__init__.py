@@ -16,6 +16,8 @@ _LAZY = {
     "InvalidJob": "dispatcher.errors",
     "NoFleetConfigured": "dispatcher.errors",
     "WaitTimeout": "dispatcher.errors",
+    "SessionEnded": "dispatcher.errors",
+    "SessionLost": "dispatcher.errors",
     "Result": "warmfleet.schema",
     "FleetLimits": "warmfleet.schema",
     "Status": "warmfleet.messages",

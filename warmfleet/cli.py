@@ -328,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--interval", type=float, default=1.0)
     st.set_defaults(func=cmd_status)
 
+    from warmfleet import shell
+
+    shell.add_parser(sub)
     mcp = sub.add_parser("mcp", help="serve a run_python tool to MCP clients over stdio (needs warmfleet[mcp])")
     mcp.add_argument("--redis-url")
     mcp.add_argument("--pool", default=os.environ.get("WARMFLEET_POOL", "default"))

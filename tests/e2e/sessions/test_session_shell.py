@@ -21,5 +21,5 @@ def test_shell_runs_each_statement_in_one_session(sfleet):
     assert "50\n" in proc.stdout  # an expression's value is echoed, as at Python's prompt
     assert "'Linux version 4.4'" in proc.stdout  # it ran under gVisor
     assert "ZeroDivisionError" in proc.stderr
-    assert proc.stdout.rstrip().endswith("5")  # the error did not lose x
+    assert proc.stdout.rstrip().endswith(">>> 5\n>>>")  # the error did not lose x
     assert "session " in proc.stderr  # the banner names the session

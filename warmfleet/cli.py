@@ -28,7 +28,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         k: v
         for k, v in (("pods", args.pods), ("slots", args.slots), ("redis_url", args.redis_url), ("pool", args.pool),
                      ("platform", args.platform), ("requirements", args.requirements),
-                     ("egress_allow", args.egress_allow))
+                     ("egress_allow", args.egress_allow), ("sessions", args.sessions))
         if v is not None
     }
     if args.preload is not None:
@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run a fleet on this machine until SIGINT/SIGTERM")
     up.add_argument("--pods", type=int)
     up.add_argument("--slots", type=int)
+    up.add_argument("--sessions", type=int, help="session capacity per pod (default 4; 0: no sessions)")
     up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
     up.add_argument("--pool")
     up.add_argument("--no-sandbox", action="store_true", help="run executors WITHOUT gVisor (unsafe)")

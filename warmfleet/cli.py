@@ -280,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--pods", type=int)
     up.add_argument("--slots", type=int)
     up.add_argument("--sessions", type=int, help="session capacity per pod (default 4; 0: no sessions)")
-    up.add_argument("--redis-url", help="use this Redis instead of an embedded one")
+    up.add_argument("--redis-url", help="use this Redis instead of an embedded one: redis://, unix://, "
+                    "redis+sentinel://HOST:PORT[,...]/SERVICE[/DB] or redis+cluster://HOST:PORT[,...]")
     up.add_argument("--pool")
     up.add_argument("--no-sandbox", action="store_true", help="run executors WITHOUT gVisor (unsafe)")
     up.add_argument("--platform", choices=["ptrace", "systrap", "kvm"],

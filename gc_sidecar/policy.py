@@ -29,6 +29,10 @@ class RecyclePolicy(BaseModel):
     recycle_tainted: bool = False  # recycle after a job hit a limit
     max_recycling: int = Field(default=1, ge=1)  # fleet-wide, at once
     min_serving_slots: int = Field(default=0, ge=0)  # never recycle below this many serving slots
+    # A pod with open sessions (executor/sessions.py) is not recycled for age or job count
+    # until they end, or until it is this long past its age limit (then the drain ends
+    # them as lost, with the reason). Tainted or oversized pods recycle at once.
+    session_wait_s: float = Field(default=3600.0, ge=0)
     drain_timeout_s: float = Field(default=360.0, gt=0)
     check_s: float = Field(default=5.0, gt=0)
 
@@ -45,6 +49,15 @@ def age_limit(policy: RecyclePolicy, pod_id: str, started_at: float) -> float:
 
 def decide(policy: RecyclePolicy, snapshot: PodSnapshot, rss_bytes: int | None, now: float) -> Reason | None:
     """The first reason this pod must recycle, most urgent first; None to keep it."""
+    reason = _due(policy, snapshot, rss_bytes, now)
+    if reason in (Reason.MAX_JOBS, Reason.MAX_AGE) and snapshot.sessions_open and snapshot.started_at is not None:
+        started_at = float(snapshot.started_at)
+        if now - started_at < age_limit(policy, snapshot.pod_id, started_at) + policy.session_wait_s:
+            return None  # its sessions may end first
+    return reason
+
+
+def _due(policy: RecyclePolicy, snapshot: PodSnapshot, rss_bytes: int | None, now: float) -> Reason | None:
     if snapshot.draining:
         return None  # already on its way out
     if policy.recycle_tainted and snapshot.tainted > 0:

@@ -31,6 +31,16 @@ def test_reasons_in_order_of_urgency():
     assert decide(p, snap(tainted=1, draining=True), None, NOW) is None  # already leaving
 
 
+def test_open_sessions_put_off_age_and_job_recycles_for_a_bounded_time():
+    p = RecyclePolicy(max_age_s=5, age_jitter=0, max_jobs=10, max_memory_mb=100, recycle_tainted=True, session_wait_s=60)
+    assert decide(p, snap(sessions_open=2), 10 << 20, NOW) is None  # due by age (10 s > 5 s), sessions open
+    assert decide(p, snap(sessions_open=2, jobs_done=10), 10 << 20, NOW) is None
+    assert decide(p, snap(sessions_open=2, started_at=NOW - 66), 10 << 20, NOW) == Reason.MAX_AGE  # waited 60 s past
+    assert decide(p, snap(sessions_open=0), 10 << 20, NOW) == Reason.MAX_AGE  # they ended: at once
+    assert decide(p, snap(sessions_open=2, tainted=1), 10 << 20, NOW) == Reason.TAINTED  # urgent: no wait
+    assert decide(p, snap(sessions_open=2), 200 << 20, NOW) == Reason.MEMORY
+
+
 def test_disabled_limits_never_fire():
     p = RecyclePolicy(max_age_s=0, max_jobs=0, max_memory_mb=0, recycle_tainted=False)
     assert decide(p, snap(started_at=0, jobs_done=10**9, tainted=5), 1 << 40, NOW) is None

@@ -47,3 +47,26 @@ def test_killing_the_pod_loses_its_sessions(own_fleet):
         with pytest.raises(SessionLost) as info:
             idle.run("print(x)")
         assert "executor died" in info.value.reason
+
+
+@pytest.mark.timeout(150)
+def test_a_drained_pod_ends_its_sessions_as_lost_after_a_bounded_wait(own_fleet):
+    """Recycling or scale-in drains the pod: its sessions keep working for
+    WARMFLEET_SESSION_DRAIN_S (3 s here), then end as lost, saying why."""
+    import json
+
+    with Client(own_fleet.client_url) as c:
+        s = c.session()
+        s.run("x = 1")
+        pod_id = own_fleet.pods[0].pod_id
+        c.redis.rpush(keys.control(c.pool, pod_id), "drain")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rec = json.loads(c.redis.get(keys.session(c.pool, s.id)) or "{}")
+            if rec.get("state") == "ended":
+                break
+            time.sleep(0.1)  # poll with a deadline
+        assert rec["lost"] and rec["reason"].startswith("drained"), rec
+        with pytest.raises(SessionLost) as info:
+            s.run("print(x)")
+        assert "drained" in info.value.reason

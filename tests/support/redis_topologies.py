@@ -99,6 +99,13 @@ class ClusterOf3(_Processes):
         return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
     def start(self) -> "ClusterOf3":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # a failed start leaves no server behind
+            raise
+
+    def _start(self) -> "ClusterOf3":
         for port in self.ports:
             self.spawn(port, _server_args(port, "--cluster-enabled", "yes",
                                           "--cluster-config-file", f"nodes-{port}.conf"))
@@ -125,6 +132,13 @@ class SentinelSet(_Processes):
         return "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + f"/{self.SERVICE}"
 
     def start(self) -> "SentinelSet":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> "SentinelSet":
         self.spawn(self.primary_port, _server_args(self.primary_port))
         self.spawn(self.replica_port, _server_args(self.replica_port, "--replicaof", "127.0.0.1", str(self.primary_port)))
         wait_for(lambda: redis.Redis(host="127.0.0.1", port=self.replica_port, decode_responses=True).info("replication")

@@ -31,6 +31,7 @@ import time
 import traceback
 
 from executor.child import _hide_executor, _kill_leftovers, enter_new_network_namespace
+from executor.jobenv import LIBRARY_ENV
 from executor.jobfiles import collect_outputs
 from executor.workspace import empty_dir
 from warmfleet import messages
@@ -129,6 +130,9 @@ class SessionLoop:
         )
         compile("print(1)", "<warm>", "exec")  # the first call should not pay for the compiler's warm-up
         _hide_executor()  # the session's code imports the stdlib, never the executor
+        if cfg.get("job_path"):  # and its pool's job environment (executor/jobenv.py)
+            sys.path.extend(p for p in cfg["job_path"] if p not in sys.path)
+            os.environ.update(LIBRARY_ENV)
 
     def serve(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)

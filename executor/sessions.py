@@ -206,6 +206,7 @@ class SessionHost:
             "processes": lim.processes, "file_size_bytes": lim.file_size_bytes, "open_files": lim.open_files,
             "max_memory_mb": lim.max_memory_mb, "max_files": lim.max_files,
             "max_output_files_bytes": lim.max_output_files_bytes,
+            "job_path": list(s.job_path),  # the pool's job environment (not preloaded: a session imports once)
         }
         return SessionProcess(s.python, cfg, s.kill_grace_s, lim.output_bytes, self.by_pid)
 

@@ -211,3 +211,14 @@ def test_readme_flow_a_data_science_pool_from_pools_yaml_returns_a_chart(tmp_pat
         up.terminate()
         up.wait(60)
     assert up.returncode == 0
+
+
+@pytest.mark.timeout(180)
+def test_a_session_imports_from_the_env_and_keeps_its_dataframe(ds):
+    with ds.session(idle_timeout=60) as s:
+        first = s.run("import pandas as pd\ndf = pd.DataFrame({'v': range(10)})\nprint(len(df))", memory_mb=1024,
+                      timeout=60, cpu_time=30)
+        assert first.ok and first.stdout == "10\n", first
+        again = s.run("print(int(df['v'].sum()))", memory_mb=1024)
+        assert again.ok and again.stdout == "45\n", again
+        assert "ModuleNotFoundError" in s.run("import redis").stderr

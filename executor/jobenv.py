@@ -137,13 +137,15 @@ def address_space_bytes() -> int:
 
 
 class Figures:
-    """Saves the job's matplotlib figures as PNG files into out/: whenever it calls
-    pyplot.show() (then closes them, as an inline backend does) and those still open
-    when its code ends. Runs as the job, inside its budgets."""
+    """Saves the job's matplotlib figures as PNG: whenever it calls pyplot.show() (then
+    closes them, as an inline backend does) and those still open when its code ends.
+    Into out/ (a job), or, with out_dir None, into `captured` (a session call, whose out/
+    persists across calls). Runs as the job, inside its budgets."""
 
-    def __init__(self, out_dir: str) -> None:
+    def __init__(self, out_dir: str | None) -> None:
         self.out_dir = out_dir
         self.count = 0
+        self.captured: list[bytes] = []
 
     def install(self) -> None:
         plt = sys.modules.get("matplotlib.pyplot")
@@ -165,6 +167,14 @@ class Figures:
             return
         nums = plt.get_fignums()
         if not nums:
+            return
+        if self.out_dir is None:
+            import io
+
+            for num in nums:
+                buf = io.BytesIO()
+                plt.figure(num).savefig(buf, format="png")
+                self.captured.append(buf.getvalue())
             return
         if os.path.islink(self.out_dir):
             return

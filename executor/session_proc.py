@@ -21,6 +21,7 @@ a session ends, so nothing of it outlives it.
 
 from __future__ import annotations
 
+import binascii
 import builtins
 import io
 import os
@@ -31,7 +32,7 @@ import time
 import traceback
 
 from executor.child import _hide_executor, _kill_leftovers, enter_new_network_namespace
-from executor.jobenv import LIBRARY_ENV
+from executor.jobenv import LIBRARY_ENV, Figures
 from executor.jobfiles import collect_outputs
 from executor.workspace import empty_dir
 from warmfleet import messages
@@ -107,6 +108,7 @@ class SessionLoop:
         self.chan = chan
         self.globals: dict = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
         self.calls = 0
+        self.figures: Figures | None = None  # with a job environment: matplotlib figures come back
 
     def start(self) -> None:
         cfg = self.cfg
@@ -133,6 +135,8 @@ class SessionLoop:
         if cfg.get("job_path"):  # and its pool's job environment (executor/jobenv.py)
             sys.path.extend(p for p in cfg["job_path"] if p not in sys.path)
             os.environ.update(LIBRARY_ENV)
+            self.figures = Figures(None)
+            self.figures.install()
 
     def serve(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -168,6 +172,7 @@ class SessionLoop:
                 _place(msg.get("files") or {})
                 signal.setitimer(signal.ITIMER_REAL, float(msg["timeout"]))
                 exec(compile(msg["code"], f"<call {self.calls}>", "exec"), self.globals)
+                self._take_figures()  # in the call's time: drawing is the call's work
             finally:
                 IN_CALL[0] = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -200,6 +205,7 @@ class SessionLoop:
                 files, truncated = collect_outputs(out_dir, self.cfg["max_files"], self.cfg["max_output_files_bytes"])
         except (OSError, MemoryError, ValueError):
             truncated = True
+        truncated = self._add_figures(files) or truncated
         return {
             "t": "result",
             "status": status,
@@ -212,6 +218,38 @@ class SessionLoop:
             "files": files,
             "files_truncated": truncated,
         }
+
+
+    def _take_figures(self) -> None:
+        """This call's figures (shown, or left open: then closed, as a notebook does)."""
+        if self.figures is None:
+            return
+        try:
+            self.figures.save_open()
+            plt = sys.modules.get("matplotlib.pyplot")
+            if plt is not None:
+                plt.close("all")
+        except Exception as exc:  # noqa: BLE001 - the call's own objects failed to render
+            print(f"warmfleet: could not save a figure: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    def _add_figures(self, files: dict) -> bool:
+        """The call's figures as figure-N.png beside its out/ files, within the same
+        bounds; True if some did not fit."""
+        if self.figures is None or not self.figures.captured:
+            return False
+        pngs, self.figures.captured = self.figures.captured, []
+        room = self.cfg["max_output_files_bytes"] - sum(len(v) * 3 // 4 for v in files.values())
+        truncated, n = False, 0
+        for png in pngs:
+            n += 1
+            while f"figure-{n}.png" in files:
+                n += 1
+            if len(files) >= self.cfg["max_files"] or len(png) > room:
+                truncated = True
+                continue
+            files[f"figure-{n}.png"] = binascii.b2a_base64(png, newline=False).decode("ascii")
+            room -= len(png)
+        return truncated
 
 
 def _print_tb() -> None:

@@ -69,7 +69,8 @@ def acl_rules(definition: dict) -> str:
             f"user {acl_user(pool)} on resetpass resetkeys resetchannels "
             f"~{keys.pool_prefix(pool)}* &{keys.reply_channel(pool, '')}* -@all {cmds}"
         )
-    streams = " ".join(f"%R~{keys.stream(p['name'])}" for p in definition["pools"])
+    streams = " ".join(f"%R~{key}" for p in definition["pools"]
+                       for key in (keys.stream(p["name"]), keys.session_opens(p["name"])))
     lines.append(
         f"user warmfleet-keda on resetpass resetkeys resetchannels {streams} -@all "
         + " ".join(f"+{c}" for c in KEDA_COMMANDS)
@@ -279,6 +280,11 @@ def scaled_object(definition: dict, p: dict) -> dict:
                 {   # pending: jobs in flight keep their pods (one replica per `slots` pending)
                     "type": trigger_type, "name": "in-flight", "authenticationRef": auth,
                     "metadata": {**common, "pendingEntriesCount": str(p["slots"])},
+                },
+                {   # session opens no pod had room for (executor/sessions.py): a pod more each
+                    "type": trigger_type, "name": "session-opens", "authenticationRef": auth,
+                    "metadata": {**common, "stream": keys.session_opens(pool), "lagCount": "1",
+                                 "activationLagCount": "0"},
                 },
             ],
         },

@@ -104,15 +104,17 @@ def test_each_pool_scales_on_its_own_stream_with_lag_and_in_flight_triggers(buil
         so = scaled[f"warmfleet-executor-{pool}"]
         assert so["spec"]["minReplicaCount"] == 0  # scale to zero allowed
         triggers = {t["name"]: t for t in so["spec"]["triggers"]}
-        for t in triggers.values():
+        for name, t in triggers.items():
             assert t["type"] == "redis-streams"  # pools.yaml's redis.mode is single
-            assert t["metadata"]["stream"] == keys.stream(pool)
+            # Sessions waiting for a pod with room scale out too (lag mode: wakes from zero).
+            assert t["metadata"]["stream"] == (keys.session_opens(pool) if name == "session-opens" else keys.stream(pool))
             assert t["metadata"]["consumerGroup"] == keys.CONSUMER_GROUP
             assert t["authenticationRef"]["name"] == "warmfleet-redis-keda"
         lag = triggers["lag"]["metadata"]
         assert int(lag["lagCount"]) > 0 and lag["activationLagCount"] == "0"  # lag mode: wakes from zero
         assert "lagCount" not in triggers["in-flight"]["metadata"]
         assert int(triggers["in-flight"]["metadata"]["pendingEntriesCount"]) > 0
+        assert triggers["session-opens"]["metadata"]["lagCount"] == "1"
         env = {e["name"]: e.get("value") for e in
                deployments[f"warmfleet-executor-{pool}"]["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["WARMFLEET_POOL"] == pool
@@ -153,7 +155,9 @@ def test_cluster_and_sentinel_modes_get_their_keda_trigger(mode, redis_def, trig
         for t in so["spec"]["triggers"]:
             assert t["type"] == trigger_type
             assert t["metadata"]["addresses"] == ",".join(redis_def["addresses"])
-            assert t["metadata"]["stream"] == keys.stream(p["name"])  # the pool's one slot
+            # the pool's one slot: the session-open stream shares the job stream's hash tag
+            assert t["metadata"]["stream"] in (keys.stream(p["name"]), keys.session_opens(p["name"]))
+            assert keys.hash_tag(p["name"]) in t["metadata"]["stream"]
             assert "address" not in t["metadata"]
         assert ("sentinelMaster" in so["spec"]["triggers"][0]["metadata"]) == (mode == "sentinel")
         ports = {port["port"] for port in gen.egress_policy(definition, p)["spec"]["egress"][0]["ports"]}
@@ -298,6 +302,8 @@ def test_redis_acl_users_are_limited_to_their_pool(built, redis_url):
     keda = redis.Redis(unix_socket_path=path, username="warmfleet-keda", password="test-password",
                        decode_responses=True)
     assert keda.xinfo_groups(stream)[0]["name"] == keys.CONSUMER_GROUP
+    user.xgroup_create(keys.session_opens("default"), keys.CONSUMER_GROUP, id="0", mkstream=True)
+    assert keda.xinfo_groups(keys.session_opens("default"))[0]["name"] == keys.CONSUMER_GROUP
     with pytest.raises(redis.exceptions.NoPermissionError):
         keda.xadd(stream, {"job": "{}"})
     for c in (user, keda, admin):

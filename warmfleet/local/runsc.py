@@ -10,7 +10,7 @@ Checked once when a local fleet starts (`warmfleet up`, `warmfleet bench`):
 
 The platform (how the Sentry intercepts the sandbox's syscalls) is chosen per fleet.
 DEFAULT_PLATFORM is the one measured fastest for warmfleet on these machines (README,
-"Benchmarks"): inside gVisor each job is a fork, and a fork costs ~3x more under
+"Benchmarks"): inside gVisor each job is a fork, and a fork costs 2-3x more under
 systrap than under ptrace, which outweighs systrap's cheaper syscalls; KVM hangs in
 these VMs (nested virtualisation).
 """

@@ -51,6 +51,7 @@ class Message:
 
     tag = ""
     _fields: tuple[str, ...] = ()
+    _field_set: frozenset[str] = frozenset()
     _defaults: dict = {}
 
     def __init_subclass__(cls) -> None:
@@ -62,31 +63,29 @@ class Message:
             fields.append(name)
             if name in cls.__dict__:
                 defaults[name] = cls.__dict__[name]
-        cls._fields, cls._defaults = tuple(fields), defaults
+        cls._fields, cls._defaults, cls._field_set = tuple(fields), defaults, frozenset(fields)
         if cls.tag:
             _BY_TAG[cls.tag] = cls
 
     def __init__(self, **values: object) -> None:
-        unknown = values.keys() - set(self._fields)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(unknown))}")
-        for name in self._fields:
-            if name in values:
-                value = values[name]
-            elif name in self._defaults:
-                value = self._defaults[name]
-                if isinstance(value, (dict, list)):
-                    value = type(value)(value)
-            else:
-                raise TypeError(f"{type(self).__name__} needs {name}")
-            object.__setattr__(self, name, value)
+        # Hot: a few of these per job on each side of the runner's channel. Defaults first,
+        # then the values given; the counts tell whether any field is missing or unknown.
+        d = self.__dict__
+        for name, default in self._defaults.items():
+            d[name] = default.copy() if default.__class__ in _MUTABLE else default
+        d.update(values)
+        if len(d) != len(self._fields) or not self._field_set.issuperset(values):
+            unknown = values.keys() - self._field_set
+            if unknown:
+                raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(unknown))}")
+            raise TypeError(f"{type(self).__name__} needs {', '.join(n for n in self._fields if n not in d)}")
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
         return cls._fields
 
     def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self._fields}
+        return dict(self.__dict__)  # exactly the fields (see __init__); order does not matter
 
     @classmethod
     def from_dict(cls, data: dict) -> "Message":
@@ -107,6 +106,7 @@ class Message:
 
 
 _BY_TAG: dict[str, type[Message]] = {}
+_MUTABLE = (dict, list)
 
 
 class RunnerConfig(Message):

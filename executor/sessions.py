@@ -48,6 +48,18 @@ redis.call('XDEL', KEYS[2], ARGV[4])
 if stored then return 1 end
 return 0
 """
+# Renew the leases of open sessions: rewrite each record (PX lease) unless it says the
+# session ended; a record whose lease lapsed while this pod was starved (a fork bomb
+# next door) comes back rather than staying "lost" for a session that lives.
+_RENEW = """
+for i, key in ipairs(KEYS) do
+  local cur = redis.call('GET', key)
+  if (not cur) or cjson.decode(cur)['state'] == 'open' then
+    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
+  end
+end
+return 0
+"""
 LOST_REASONS = frozenset({"lost", "killed", "died", "drained"})
 
 
@@ -91,6 +103,7 @@ class SessionHost:
         self.changed = asyncio.Event()
         self.consumer = f"{self.pod_id}/sessions"
         self._store_call = self.redis.register_script(_STORE_CALL)
+        self._renew = self.redis.register_script(_RENEW)
         self._wake_id = "$"
 
     # -- what the supervisor sees -----------------------------------------------------
@@ -356,11 +369,10 @@ class SessionHost:
                     await self.end(session, reason)
 
     async def _refresh_leases(self) -> None:
+        live = [x for x in self.sessions.values() if not x.ending]
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for sid in self.sessions:
-                    pipe.pexpire(keys.session(self.pool, sid), int(self.settings.session_lease_s * 1000))
-                await pipe.execute()
+            await self._renew(keys=[keys.session(self.pool, x.id) for x in live],
+                              args=[int(self.settings.session_lease_s * 1000), *(x.record(self.pod_id) for x in live)])
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("could not refresh session leases", extra={"error": str(exc)})
 

@@ -3,19 +3,32 @@ contained while the session lives and gone when it ends; jobs keep being served.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from support.sessions import index_of, wait_clean
 
+from dispatcher import SessionLost
+from warmfleet import keys
 
-@pytest.mark.timeout(120)
+
+@pytest.mark.timeout(150)
 def test_fork_bomb_is_contained_and_cleaned_up(sfleet, sclient):
     s = sclient.session()
-    r = s.run("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass", timeout=2, cpu_time=2)
-    assert r.status.value in ("timeout", "cpu_limit"), r
-    index = index_of(r)
+    s.run("pass")
+    index = json.loads(sclient.redis.get(keys.session(sclient.pool, s.id)))["index"]
+    try:
+        r = s.run("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass", timeout=2, cpu_time=2)
+        # Stopped at the process cap, its wall clock or its CPU budget: the interpreter
+        # survives, or (if it did not take the interrupt in time) the session ends.
+        assert r.status.value in ("error", "timeout", "cpu_limit", "memory_limit"), r
+    except SessionLost:
+        pass  # inside gVisor a fork bomb can starve the pod past the session's lease: lost, said so
     s.close()
     assert wait_clean(sfleet, index) == {"pids": [], "entries": []}
     assert sclient.run("print('served')", timeout=10).stdout == "served\n"  # the job slot was not starved
+    with sclient.session() as after:  # and the pod still opens and serves sessions
+        assert after.run("print(2)").stdout == "2\n"
 
 
 @pytest.mark.timeout(90)

@@ -287,10 +287,13 @@ def _run(spec: RunnerConfig, payload: bytes, status_w: int, relay: "Relay | None
     if job.language == "bash":
         status = _run_bash(code_text)
     else:
-        figures = Figures(os.path.join(spec.workspace, OUT_DIR))
-        figures.install()
+        # Only where matplotlib can be imported at all: a pool with a job environment.
+        figures = Figures(os.path.join(spec.workspace, OUT_DIR)) if spec.job_path or spec.preload else None
+        if figures is not None:
+            figures.install()
         status = _run_python(code_text, status_w)
-        _save_figures(figures)
+        if figures is not None:
+            _save_figures(figures)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

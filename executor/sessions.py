@@ -276,8 +276,11 @@ class SessionHost:
                 log.warning("malformed session call dropped", extra={"session_id": session.id, "error": str(exc)})
                 await self.redis.xdel(calls_key, entry_id)
                 continue
-            if call_id in session.seen or await self.redis.exists(keys.result(self.pool, call_id)):
-                await self.redis.xdel(calls_key, entry_id)  # delivered twice: it ran once
+            # Delivered twice (a client retried its XADD): it ran once. Only this pod reads
+            # the session's stream, so remembering recent ids suffices; the result's SET NX
+            # keeps the first answer even past them. No EXISTS round trip per call.
+            if call_id in session.seen:
+                await self.redis.xdel(calls_key, entry_id)
                 continue
             session.seen[call_id] = None
             if len(session.seen) > SEEN_CALLS:

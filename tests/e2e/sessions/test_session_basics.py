@@ -24,3 +24,23 @@ def test_globals_and_files_persist(sclient):
     with pytest.raises(SessionEnded) as info:
         s.run("print(x)")
     assert "closed" in str(info.value)
+
+
+@pytest.mark.timeout(60)
+def test_a_call_delivered_twice_runs_once(sclient):
+    import json
+    import time
+
+    from warmfleet import keys
+
+    with sclient.session() as s:
+        s.run("n = 0")
+        call = {"call_id": "dup0123456789", "code": "n += 1\nprint(n)", "timeout": 5, "cpu_time": 5, "memory_mb": 256,
+                "submitted_at": time.time()}
+        for _ in range(2):  # the same call id twice, as a retried XADD would
+            sclient.redis.xadd(keys.session_calls(sclient.pool, s.id), {"call": json.dumps(call)})
+        deadline = time.monotonic() + 20
+        while not sclient.redis.exists(keys.result(sclient.pool, "dup0123456789")) and time.monotonic() < deadline:
+            time.sleep(0.05)  # poll with a deadline
+        assert json.loads(sclient.redis.get(keys.result(sclient.pool, "dup0123456789")))["stdout"] == "1\n"
+        assert s.run("print(n)").stdout == "1\n"  # it ran once

@@ -37,6 +37,18 @@ def test_build_is_cached_by_content_and_world_readable(tmp_path):
     assert ensure_env(str(req), cache_root=str(cache)).root != env.root
 
 
+@pytest.mark.timeout(180)
+def test_an_executor_without_pip_builds_with_the_envs_own_and_removes_it(tmp_path, monkeypatch):
+    from warmfleet.local import jobenv
+
+    monkeypatch.setattr(jobenv, "_executor_has_pip", lambda: False)
+    req = tmp_path / "req.txt"
+    req.write_text("# nothing\n")
+    env = ensure_env(str(req), cache_root=str(tmp_path / "cache"))
+    assert os.path.isfile(os.path.join(env.root, MARKER))
+    assert not os.path.exists(os.path.join(env.site_packages, "pip")), "pip removed after the build"
+
+
 @pytest.mark.timeout(120)
 def test_bad_requirements_refuse_with_pips_error_and_leave_nothing(tmp_path):
     req = tmp_path / "bad.txt"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -119,11 +120,16 @@ def check_preload(env: JobEnv | None, modules: list[str]) -> None:
 
 
 def _build(tmp: str, requirements_file: str, requirements: bytes, python: str) -> None:
-    _run([python, "-m", "venv", "--without-pip", tmp], "creating the virtualenv")
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
-    # The executor's pip installs into the new env: no pip is left among the job's modules.
-    _run([sys.executable, "-m", "pip", "--python", os.path.join(tmp, "bin", "python"), "install",
-          "--no-warn-script-location", "-r", os.path.abspath(requirements_file)], "pip install", env=env)
+    install = ["install", "--no-warn-script-location", "-r", os.path.abspath(requirements_file)]
+    if _executor_has_pip():
+        # The executor's pip installs into the new env: no pip is left among the job's modules.
+        _run([python, "-m", "venv", "--without-pip", tmp], "creating the virtualenv")
+        _run([sys.executable, "-m", "pip", "--python", os.path.join(tmp, "bin", "python"), *install], "pip install", env=env)
+    else:  # an executor installed without pip (uv, pipx): the env's own, removed afterwards
+        _run([python, "-m", "venv", tmp], "creating the virtualenv")
+        _run([os.path.join(tmp, "bin", "python"), "-m", "pip", *install], "pip install", env=env)
+        _run([os.path.join(tmp, "bin", "python"), "-m", "pip", "uninstall", "-y", "pip"], "removing pip", env=env)
     job = JobEnv(tmp)
     probe = subprocess.run([job.python, "-c", "import importlib.util as u; print(bool(u.find_spec('matplotlib')))"],
                            capture_output=True, text=True, timeout=120)
@@ -135,6 +141,10 @@ def _build(tmp: str, requirements_file: str, requirements: bytes, python: str) -
     with open(os.path.join(tmp, MARKER), "w") as f:
         json.dump({"python": python, "requirements": requirements.decode("utf-8", "replace")}, f)
     _world_readable(tmp)
+
+
+def _executor_has_pip() -> bool:
+    return importlib.util.find_spec("pip") is not None
 
 
 def _run(argv: list[str], what: str, env: dict | None = None) -> None:

@@ -17,7 +17,8 @@ from benchmarks import humaneval, procs
 from benchmarks.stats import summarize_ms
 from dispatcher import AsyncClient, Client
 from warmfleet import status as fleet_status
-from warmfleet.local.fleet import FleetSettings, LocalFleet, Pod
+from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.pod import Pod
 from warmfleet.local.runsc import DEFAULT_PLATFORM
 
 READY_POLL_S = 0.005

@@ -19,8 +19,9 @@ class _Shutdown(Exception):
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from warmfleet.local.fleet import NO_SANDBOX_WARNING, FleetSettings, LocalFleet
+    from warmfleet.local.fleet import FleetSettings, LocalFleet
     from warmfleet.local.jobenv import EnvBuildError
+    from warmfleet.local.pod import NO_SANDBOX_WARNING
     from warmfleet.local.rootfs import LayoutError
     from warmfleet.local.sandbox import RunscMissing
 

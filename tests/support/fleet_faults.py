@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import redis
 
 from warmfleet import keys
-from warmfleet.local.fleet import SLOT_UID_BASE
+from warmfleet.local.pod import SLOT_UID_BASE
 from warmfleet.local.sandbox import WORKSPACE_ROOT_IN_SANDBOX
 from warmfleet.snapshot import PodSnapshot, SlotSnapshot, SlotState
 

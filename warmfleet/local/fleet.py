@@ -9,12 +9,9 @@ same (watchdog.py).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,14 +30,9 @@ from warmfleet import discovery
 from warmfleet.local import rootfs, runsc, watchdog
 from warmfleet.local.jobenv import check_preload, ensure_env
 from warmfleet.local.egress_proxy import EGRESS_DIR_IN_SANDBOX, LocalEgressProxy
+from warmfleet.local.pod import SLOT_UID_BASE, Pod
 from warmfleet.local.redis_server import EmbeddedRedis
-from warmfleet.local.sandbox import (
-    SESSION_ROOT_IN_SANDBOX,
-    SOCKET_DIR_IN_SANDBOX,
-    WORKSPACE_ROOT_IN_SANDBOX,
-    Sandbox,
-    bundle_config,
-)
+from warmfleet.local.sandbox import SESSION_ROOT_IN_SANDBOX, SOCKET_DIR_IN_SANDBOX, WORKSPACE_ROOT_IN_SANDBOX
 from warmfleet.local.uds_proxy import UnixSocketProxy
 
 if TYPE_CHECKING:
@@ -48,13 +40,6 @@ if TYPE_CHECKING:
     from gc_sidecar.policy import RecyclePolicy
 
 log = logging.getLogger("warmfleet.fleet")
-
-SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
-SLOT_UID_BASE = 61000
-NO_SANDBOX_WARNING = (
-    "WARNING: --no-sandbox: executors run as plain processes on this host, WITHOUT gVisor. "
-    "Jobs can reach the network and the host kernel directly. Never use this for untrusted code."
-)
 
 
 class FleetSettings(BaseSettings):
@@ -85,135 +70,6 @@ class FleetSettings(BaseSettings):
 
 def _say(msg: str) -> None:
     print(f"warmfleet: {msg}", file=sys.stderr, flush=True)
-
-
-class Pod:
-    """A pod: a runsc sandbox, or with --no-sandbox a plain supervisor process."""
-
-    def __init__(self, fleet: "LocalFleet", index: int) -> None:
-        self.fleet = fleet
-        self.index = index
-        self.pod_id = f"{socket.gethostname()[:16]}-p{index}-{secrets.token_hex(3)}"
-        self.dir = os.path.join(fleet.runtime_dir, "pods", self.pod_id)
-        self.log_path = os.path.join(fleet.runtime_dir, "logs", f"{self.pod_id}.log")
-        self.sandbox: Sandbox | None = None
-        self.proc: subprocess.Popen | None = None
-        self.recycling = False  # the recycler drains and replaces it: the monitor keeps off
-        # The supervisor's liveness heartbeat, in the 0700 socket directory (seen as /run inside).
-        self.health_name = f"health-{self.pod_id}.json"
-        self.health_path = os.path.join(fleet.socket_dir, self.health_name)
-
-    def settings_file(self, redis_url: str, workspace_root: str, uid_base: int, session_root: str) -> str:
-        """Write the pod's settings (Redis URL included) to a 0600 file in the 0700 socket
-        directory, and return its name there. The environment stays secret-free."""
-        values = dict(self.fleet.executor_env)
-        values.update(
-            WARMFLEET_REDIS_URL=redis_url,
-            WARMFLEET_POOL=self.fleet.settings.pool,
-            WARMFLEET_POD_ID=self.pod_id,
-            WARMFLEET_SLOTS=str(self.fleet.settings.slots),
-            WARMFLEET_WORKSPACE_ROOT=workspace_root,
-            WARMFLEET_UID_BASE=str(uid_base),
-            WARMFLEET_SESSIONS=str(self.fleet.settings.sessions),
-            WARMFLEET_SESSION_WORKSPACE_ROOT=session_root,
-            WARMFLEET_SESSION_UID_BASE=str(uid_base + 1000),
-            WARMFLEET_DRAIN_TIMEOUT_S=str(self.fleet.settings.drain_timeout_s),
-            WARMFLEET_SANDBOX_RUNTIME=self.fleet.sandbox_runtime,
-            WARMFLEET_SANDBOX_VERSION=self.fleet.sandbox_version,
-            WARMFLEET_SANDBOX_PLATFORM=self.fleet.sandbox_platform,
-            WARMFLEET_JOB_PATH=json.dumps([self.fleet.job_env.site_packages] if self.fleet.job_env else []),
-            WARMFLEET_PRELOAD=json.dumps(self.fleet.settings.preload),
-            WARMFLEET_HEALTH_FILE=os.path.join(
-                SOCKET_DIR_IN_SANDBOX if self.fleet.settings.sandbox else self.fleet.socket_dir, self.health_name
-            ),
-        )
-        if self.fleet.egress is not None:
-            sandbox = self.fleet.settings.sandbox
-            values.update(
-                self.fleet.egress.pod_settings(sandbox, SOCKET_DIR_IN_SANDBOX if sandbox else self.fleet.socket_dir)
-            )
-        name = f"pod-{self.pod_id}.env"
-        path = os.path.join(self.fleet.socket_dir, name)
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
-            for key, value in values.items():
-                f.write(f"{key}={json.dumps(value)}\n")
-        return name
-
-    def remove_settings_file(self) -> None:
-        for name in (f"pod-{self.pod_id}.env", self.health_name):
-            try:
-                os.unlink(os.path.join(self.fleet.socket_dir, name))
-            except FileNotFoundError:
-                pass
-
-    def start(self) -> None:
-        os.makedirs(self.dir, mode=0o711, exist_ok=True)
-        os.chmod(os.path.dirname(self.dir), 0o711)
-        args = [sys.executable, "-m", "executor"]
-        s = self.fleet.settings
-        if s.sandbox:
-            assert self.fleet.root is not None
-            url = self.fleet.executor_url(f"{SOCKET_DIR_IN_SANDBOX}/redis.sock")
-            name = self.settings_file(url, WORKSPACE_ROOT_IN_SANDBOX, SLOT_UID_BASE, SESSION_ROOT_IN_SANDBOX)
-            config = bundle_config(
-                args=[rootfs.python_in_sandbox(), "-m", "executor"],
-                # The project's packages come from the root-only directory (rootfs.py).
-                env={
-                    "PATH": SAFE_PATH,
-                    "WARMFLEET_CONFIG_FILE": f"{SOCKET_DIR_IN_SANDBOX}/{name}",
-                    "PYTHONPATH": rootfs.PROJECT_DIR_IN_SANDBOX,
-                },
-                hostname=self.pod_id,
-                root=self.fleet.root,
-                socket_dir=self.fleet.socket_dir,
-                slots=s.slots,
-                workspace_mb=s.workspace_mb,
-                sessions=s.sessions,
-            )
-            self.sandbox = Sandbox(
-                self.fleet.runsc, self.fleet.runsc_root, os.path.join(self.dir, "bundle"), self.pod_id, self.log_path,
-                platform=s.platform,
-            )
-            self.sandbox.start(config)
-        else:
-            print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
-            url = self.fleet.executor_url(self.fleet.socket_path)
-            # Distinct uids per pod: on a shared host, kill(-1) as a slot uid must hit only that slot.
-            name = self.settings_file(
-                url, os.path.join(self.dir, "ws"), SLOT_UID_BASE + 300 * self.index, os.path.join(self.dir, "ss")
-            )
-            env = {"PATH": SAFE_PATH, "WARMFLEET_CONFIG_FILE": os.path.join(self.fleet.socket_dir, name)}
-            with open(self.log_path, "ab") as logf:
-                self.proc = subprocess.Popen(
-                    args, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True
-                )
-            self.fleet.record_process(self.proc.pid)
-
-    def alive(self) -> bool:
-        if self.sandbox is not None:
-            return self.sandbox.alive()
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, drain_timeout: float) -> None:
-        try:
-            self._stop(drain_timeout)
-        finally:
-            self.remove_settings_file()
-
-    def _stop(self, drain_timeout: float) -> None:
-        if self.sandbox is not None:
-            self.sandbox.destroy(drain_timeout)
-        elif self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # first SIGTERM drains
-            try:
-                self.proc.wait(drain_timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()  # second one kills in-flight jobs
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
 
 
 class LocalFleet:

@@ -121,13 +121,25 @@ def _matplotlib_config(job_path: list[str]) -> None:
     if cfg is None:
         return  # matplotlib will say what it needs, if it is preloaded at all
     atexit.register(shutil.rmtree, cfg, True)
+    seed_matplotlib_config(job_path, cfg)
+    os.environ["MPLCONFIGDIR"] = cfg
+
+
+def seed_matplotlib_config(job_path: list[str], cfg_dir: str) -> bool:
+    """Copy the font list built with the environment into `cfg_dir` (made 0700 if
+    missing): matplotlib then reads it instead of rebuilding it (scanning every font and
+    running fc-list: ~0.9 s of a call inside gVisor here, with fontconfig's complaints on stderr).
+    Plain reads and writes: a session process stays free of shutil. True if seeded."""
     for path in job_path:
         cache = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(path))), MPL_CACHE)
-        if os.path.isdir(cache):
-            for name in os.listdir(cache):
-                shutil.copy(os.path.join(cache, name), cfg)
-            break
-    os.environ["MPLCONFIGDIR"] = cfg
+        if not os.path.isdir(cache):
+            continue
+        os.makedirs(cfg_dir, mode=0o700, exist_ok=True)
+        for name in os.listdir(cache):
+            with open(os.path.join(cache, name), "rb") as src, open(os.path.join(cfg_dir, name), "wb") as dst:
+                dst.write(src.read())
+        return True
+    return False
 
 
 def address_space_bytes() -> int:

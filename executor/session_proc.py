@@ -32,7 +32,7 @@ import time
 import traceback
 
 from executor.child import _hide_executor, _kill_leftovers, enter_new_network_namespace
-from executor.jobenv import LIBRARY_ENV, Figures
+from executor.jobenv import LIBRARY_ENV, Figures, seed_matplotlib_config
 from executor.jobfiles import collect_outputs
 from executor.workspace import empty_dir
 from warmfleet import messages
@@ -135,6 +135,15 @@ class SessionLoop:
         if cfg.get("job_path"):  # and its pool's job environment (executor/jobenv.py)
             sys.path.extend(p for p in cfg["job_path"] if p not in sys.path)
             os.environ.update(LIBRARY_ENV)
+            # As a job's: matplotlib's config dir holds the environment's font list, or the
+            # first import rebuilds it (in the call's budget, fc-list on stderr).
+            # In the workspace: the only place the session uid may write.
+            mpl = os.path.join(cfg["workspace"], ".config", "matplotlib")
+            try:
+                seed_matplotlib_config(cfg["job_path"], mpl)
+            except OSError:
+                pass  # then matplotlib rebuilds the list: slower, not broken
+            os.environ["MPLCONFIGDIR"] = mpl
             self.figures = Figures(None)
             self.figures.install()
 

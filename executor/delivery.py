@@ -92,22 +92,34 @@ class EntrySource:
         loop = asyncio.get_running_loop()
         period = self.reclaim_idle_ms / 3000
         refresher: list[asyncio.Task] = []
-        timer = loop.call_later(period, lambda: refresher.append(loop.create_task(self._refresh(entry_id, period))))
+        claim = _Claim()
+        timer = loop.call_later(period, lambda: refresher.append(loop.create_task(self._refresh(entry_id, period, claim))))
         try:
             yield
         finally:
+            # A flag the refresher checks, and never an await on it: redis-py (8.1, checked)
+            # swallows a cancellation that lands inside a command (the XCLAIM just returns),
+            # and a refresher awaited after its cancel looped on, holding the job's result
+            # and keeping its entry claimed for ever (the chaos test's lost job).
+            claim.held = False
             timer.cancel()
             for task in refresher:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
-    async def _refresh(self, entry_id: str, period: float) -> None:
-        while True:
+    async def _refresh(self, entry_id: str, period: float, claim: "_Claim") -> None:
+        while claim.held:
             try:
                 await self.redis.xclaim(
                     self.stream, keys.CONSUMER_GROUP, self.consumer, 0, [entry_id], justid=True
                 )
             except Exception as exc:  # noqa: BLE001 - a missed refresh must not kill the job
                 log.warning("could not refresh claim", extra={"entry_id": entry_id, "error": str(exc)})
+            if not claim.held:
+                return
             await asyncio.sleep(period)  # a timer, not synchronisation
+
+
+class _Claim:
+    """Whether keep_claim's body still runs (its refresher stops at the next check)."""
+
+    held = True

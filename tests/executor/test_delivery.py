@@ -79,3 +79,40 @@ async def test_keep_claim_keeps_a_long_job_from_being_reclaimed(r):
     other = _source(r, "pod/1")
     other._next_reclaim = 0.0
     assert await other._reclaim_one() == []  # right after the job, still fresh
+
+
+async def test_keep_claim_ends_while_a_refresh_is_in_flight(r):
+    """The job ends while its claim's XCLAIM is on the wire: redis-py swallows a
+    cancellation that lands there, and a refresher awaited after its cancel refreshed for
+    ever, holding the result (the chaos test's lost job). Exiting must not wait on it, and
+    the refresher must stop by itself."""
+    entry_id = await r.xadd(keys.stream(POOL), {"job": "ends mid-refresh"})
+    src = _source(r, "pod/0")
+    src._next_reclaim = float("inf")
+    await src.next()
+    xclaim = r.xclaim
+    in_flight = asyncio.Event()
+    calls = 0
+
+    async def counted_xclaim(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        in_flight.set()
+        return await xclaim(*args, **kwargs)
+
+    r.xclaim = counted_xclaim
+    for _ in range(20):
+        in_flight.clear()
+
+        async def job():
+            async with src.keep_claim(entry_id):
+                await in_flight.wait()  # the refresher's XCLAIM was just sent
+
+        body = asyncio.create_task(job())
+        done, _ = await asyncio.wait({body}, timeout=30)
+        assert body in done, "keep_claim never returned: its refresher was awaited"
+        body.result()
+    settled = calls
+    await asyncio.sleep(RECLAIM_IDLE_S)  # a refresher still looping would claim again in 0.1 s
+    assert calls == settled, "a refresher kept refreshing after its job ended"
+    assert not [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "EntrySource._refresh"]

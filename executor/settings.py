@@ -64,6 +64,9 @@ class ExecutorSettings(BaseSettings):
     pod_ttl_s: float = Field(default=10.0, gt=0)
     drain_timeout_s: float = Field(default=330.0, gt=0)
     kill_grace_s: float = Field(default=0.5, ge=0)
+    # A backstop: a runner silent this long past a job's timeout + grace is stuck (it enforces
+    # the wall clock itself): it is killed and restarted, and the entry is read again.
+    runner_silence_s: float = Field(default=60.0, gt=0)
     max_deliveries: int = Field(default=3, ge=1)
     # An entry idle this long in a consumer's pending list is taken over by a live slot;
     # running jobs refresh their claim every third of it.

@@ -209,10 +209,11 @@ class Slot:
             if job.stream and redelivered:
                 await self.pod.store.add_output(job.job_id, messages.RESTART_RECORD)
             await self.runner.send(run_job(job, egress_usage.job_pass(self.settings, job.job_id)))
-            reply = await self.runner.recv()
+            silence_s = job.timeout + self.settings.kill_grace_s + self.settings.runner_silence_s
+            reply = await self._recv_within(silence_s)
             while isinstance(reply, Chunk):  # a streaming job's output, as it is written
                 await self.pod.store.add_output(job.job_id, messages.chunk_record(reply))
-                reply = await self.runner.recv()
+                reply = await self._recv_within(silence_s)
             if not isinstance(reply, RunOutcome):
                 raise RunnerGone(f"expected a result, got {reply!r}")
         except RunnerGone as exc:
@@ -228,6 +229,14 @@ class Slot:
         )
         self._ready.clear()  # until the runner's next spare is up: _handle starts _next_spare
         return result
+
+    async def _recv_within(self, seconds: float) -> messages.Message:
+        """The runner's next message; silence far past the job's wall clock means it is
+        stuck, and it is treated as dead (killed, restarted, the entry read again)."""
+        try:
+            return await asyncio.wait_for(self.runner.recv(), seconds)
+        except TimeoutError:
+            raise RunnerGone(f"runner silent for {seconds:.1f} s, past the job's timeout and grace") from None
 
     async def _next_spare(self) -> None:
         try:

@@ -35,6 +35,7 @@ class StandInRunner:
         self.starts = 0
         self.jobs: list[RunJob] = []
         self.die_on_job = False
+        self.silent_on_job = False
         self._replies: asyncio.Queue = asyncio.Queue()
 
     async def start(self) -> None:
@@ -48,6 +49,9 @@ class StandInRunner:
             if self.die_on_job:
                 self.die_on_job = False
                 self._replies.put_nowait(RunnerGone("channel closed"))
+                return
+            if self.silent_on_job:  # stuck: never answers, never closes its channel
+                self.silent_on_job = False
                 return
             if msg.stream:
                 self._replies.put_nowait(Chunk(stream="stdout", data="partial\n"))
@@ -160,6 +164,20 @@ async def test_a_runner_dying_mid_job_leaves_the_entry_pending_and_it_runs_again
     await _settled(slot)
     assert Result.from_json(await pod.redis.get(keys.result(POOL, "j2"))).status is Status.OK
     assert len(slot.runner.jobs) == 2 and await pod.redis.xlen(keys.stream(POOL)) == 0
+
+
+async def test_a_runner_silent_past_the_jobs_timeout_is_restarted_and_the_job_runs_again(pod, slot):
+    slot.settings.runner_silence_s = 0.2
+    slot.runner.silent_on_job = True
+    await _enqueue(pod.redis, _job("j3", timeout=1))
+    await asyncio.wait_for(slot._handle(await _next(slot)), 30)  # 1 + grace + 0.2 s, not for ever
+    assert await pod.redis.get(keys.result(POOL, "j3")) is None
+    assert slot.runner.starts == 2  # the stuck runner was replaced
+    entry = await _next(slot)  # still pending: read again from its own list
+    assert entry.redelivered
+    await slot._handle(entry)
+    await _settled(slot)
+    assert Result.from_json(await pod.redis.get(keys.result(POOL, "j3"))).status is Status.OK
 
 
 async def test_a_redelivery_whose_result_exists_is_acknowledged_without_running(pod, slot):

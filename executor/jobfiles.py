@@ -16,16 +16,23 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def place_inputs(files: dict[str, str]) -> None:
+def place_inputs(files: dict[str, str], replace: bool = False) -> None:
     """Write base64 `files` (already validated names) into the current directory.
 
-    The workspace was emptied a moment ago and no job has run in it since, so no
-    planted link can be in the way; O_EXCL|O_NOFOLLOW make sure of it anyway.
+    For a job the workspace was emptied a moment ago and no job has run in it since, so
+    no planted link can be in the way; O_EXCL|O_NOFOLLOW make sure of it anyway. A session's
+    workspace persists, so `replace` unlinks an earlier file (or a link) of the same name
+    first; it runs as the session uid, so a planted link leads only where it may write.
     """
     for name, b64 in files.items():
         parent = os.path.dirname(name)
         if parent:
             os.makedirs(parent, mode=0o700, exist_ok=True)
+        if replace:
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             data = memoryview(binascii.a2b_base64(b64))

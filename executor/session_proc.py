@@ -31,9 +31,9 @@ import sys
 import time
 import traceback
 
-from executor.child import _hide_executor, _kill_leftovers, enter_new_network_namespace
+from executor.child import _exit_status, _hide_executor, _kill_leftovers, enter_new_network_namespace
 from executor.jobenv import LIBRARY_ENV, Figures, seed_matplotlib_config
-from executor.jobfiles import collect_outputs
+from executor.jobfiles import collect_outputs, place_inputs
 from executor.workspace import empty_dir
 from warmfleet import messages
 
@@ -78,28 +78,6 @@ def lock_down(cfg: dict, keep: set[int]) -> None:
         _kill_leftovers(True)
     empty_dir(cfg["workspace"])
     os.chdir(cfg["workspace"])
-
-
-def _place(files: dict[str, str]) -> None:
-    """Write input files, replacing earlier ones (the workspace persists across calls).
-    As the session uid: a link the session planted can lead only where it may write."""
-    import binascii
-
-    for name, b64 in files.items():
-        parent = os.path.dirname(name)
-        if parent:
-            os.makedirs(parent, mode=0o700, exist_ok=True)
-        try:
-            os.unlink(name)
-        except FileNotFoundError:
-            pass
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            data = memoryview(binascii.a2b_base64(b64))
-            while data:
-                data = data[os.write(fd, data) :]
-        finally:
-            os.close(fd)
 
 
 class SessionLoop:
@@ -178,7 +156,7 @@ class SessionLoop:
         try:
             try:
                 IN_CALL[0] = True
-                _place(msg.get("files") or {})
+                place_inputs(msg.get("files") or {}, replace=True)
                 signal.setitimer(signal.ITIMER_REAL, float(msg["timeout"]))
                 exec(compile(msg["code"], f"<call {self.calls}>", "exec"), self.globals)
                 self._take_figures()  # in the call's time: drawing is the call's work
@@ -271,19 +249,6 @@ def _print_tb() -> None:
         traceback.print_exception(type(exc), exc, tb)
     except BaseException:  # noqa: BLE001 - under memory pressure even printing may fail
         pass
-
-
-def _exit_status(exc: SystemExit) -> int:
-    code = exc.code
-    if code is None:
-        return 0
-    if isinstance(code, int) and not isinstance(code, bool):
-        return code & 0xFF
-    try:
-        print(code, file=sys.stderr)
-    except BaseException:  # noqa: BLE001
-        pass
-    return 1
 
 
 def main() -> int:

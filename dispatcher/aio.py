@@ -38,6 +38,9 @@ class AsyncClient:
         self._waiters: dict[str, asyncio.Future[Result]] = {}
         self._listener: asyncio.Task | None = None
         self._subscribed: asyncio.Event | None = None
+        # close() stops the listener by this flag as well as by cancelling it: a cancel that
+        # lands while a command completes can be swallowed (seen with keep_claim's refresher)
+        self._closing = False
         self._submit_idempotent = self.redis.register_script(request.IDEMPOTENT_SUBMIT)
         self._readd = self.redis.register_script(request.READD_LOST)
 
@@ -134,11 +137,11 @@ class AsyncClient:
 
     async def _listen(self) -> None:
         backoff = 0.05
-        while True:
+        while not self._closing:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
-                while True:
+                while not self._closing:
                     msg = await pubsub.get_message(timeout=self.settings.recheck_s)
                     if msg is None:
                         await self._recheck(list(self._waiters))
@@ -178,6 +181,7 @@ class AsyncClient:
                     self._deliver(self.core.arrived[job_id])
 
     async def close(self) -> None:
+        self._closing = True
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

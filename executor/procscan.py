@@ -85,7 +85,7 @@ class JobTreeWatch:
 
     def check(self, now: float) -> list[int]:
         """Refresh cpu_s and memory_bytes; return the live pids."""
-        cpu, memory, pids, seen = 0.0, 0, [], {}
+        cpu, memory, pids, seen, parents = 0.0, 0, [], {}, {}
         for pid in _pids_of(self.uid):
             fields = _stat_fields(pid)
             if not fields or fields[0] in (b"Z", b"X"):
@@ -99,11 +99,18 @@ class JobTreeWatch:
             ipid = int(pid)
             pids.append(ipid)
             seen[ipid] = rss
+            parents[ipid] = ppid
+        for ipid, rss in seen.items():
             if ipid == self.main_pid:
                 memory += max(0, rss - self.main_base)
                 continue
             if ipid not in self.baseline:
-                self.baseline[ipid] = min(rss, self.last_rss.get(ppid, rss))
+                # The parent's size from the last scan, or from this one when the child
+                # appeared (and may have allocated) before any scan saw its parent: on the
+                # first check a bomb of children allocating at once would otherwise count 0.
+                ppid = parents[ipid]
+                parent_rss = self.last_rss.get(ppid, seen.get(ppid, rss))
+                self.baseline[ipid] = min(rss, parent_rss)
             memory += max(0, rss - self.baseline[ipid])
         self.last_rss = seen
         self.cpu_s = min(cpu, (now - self.started) * self.cores)

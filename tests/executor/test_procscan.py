@@ -1,0 +1,47 @@
+"""JobTreeWatch's memory rule on a made-up /proc: no processes needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor import procscan
+
+MB = 1 << 20
+
+
+def _fake_proc(monkeypatch, table: dict[int, tuple[int, int]]) -> None:
+    """table: pid -> (ppid, rss bytes); every process of the watched uid, all running."""
+
+    def stat_fields(pid: str) -> list[bytes]:
+        ppid, rss = table[int(pid)]
+        fields = [b"0"] * 22
+        fields[0], fields[1], fields[21] = b"S", str(ppid).encode(), str(rss // procscan._PAGE).encode()
+        return fields
+
+    monkeypatch.setattr(procscan, "_pids_of", lambda uid: [str(p) for p in table])
+    monkeypatch.setattr(procscan, "_stat_fields", stat_fields)
+
+
+@pytest.mark.timeout(10)
+def test_children_that_allocated_before_the_first_check_still_count(monkeypatch):
+    # Eight children forked from a 10 MB main process, each already 60 MB bigger when the
+    # watch first looks: their baseline is the parent's size seen in that same scan.
+    table = {100: (1, 10 * MB)} | {101 + i: (100, 70 * MB) for i in range(8)}
+    _fake_proc(monkeypatch, table)
+    watch = procscan.JobTreeWatch(uid=61000, main_pid=100, started=0.0)
+    watch.check(now=0.25)
+    assert watch.memory_bytes == 10 * MB + 8 * 60 * MB
+
+
+@pytest.mark.timeout(10)
+def test_a_forked_pool_sharing_its_parents_data_is_not_counted_per_worker(monkeypatch):
+    # A 200 MB parent forks workers that share its pages (RSS equal to the parent's):
+    # they add nothing until they grow.
+    table = {100: (1, 200 * MB), 101: (100, 200 * MB), 102: (100, 200 * MB)}
+    _fake_proc(monkeypatch, table)
+    watch = procscan.JobTreeWatch(uid=61000, main_pid=100, started=0.0)
+    watch.check(now=0.25)
+    assert watch.memory_bytes == 200 * MB
+    table[101] = (100, 230 * MB)
+    watch.check(now=0.5)
+    assert watch.memory_bytes == 230 * MB

@@ -3,7 +3,7 @@ Deployment, Service and NetworkPolicy, and the executor env that points jobs' re
 
 from __future__ import annotations
 
-from manifest_parts import SIDECAR_UID, dns_rule, labels
+from manifest_parts import dns_rule, labels, unprivileged_security_context
 
 from egress.policy import NON_PUBLIC_NETWORKS, Entry, parse_policy
 
@@ -57,14 +57,7 @@ def gateway_deployment(definition: dict, p: dict) -> dict:
         "livenessProbe": {"tcpSocket": {"port": "proxy"}, "periodSeconds": 20},
         "readinessProbe": {"tcpSocket": {"port": "proxy"}, "periodSeconds": 5},
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": SIDECAR_UID,
-            "runAsGroup": SIDECAR_UID,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": unprivileged_security_context(),
         "volumeMounts": [{"name": "config", "mountPath": GATEWAY_CONFIG_DIR, "readOnly": True}],
     }
     return {

@@ -32,7 +32,7 @@ from egress_gateway import (  # noqa: E402
     gateway_service,
 )
 from keda_scaling import scaled_object  # noqa: E402
-from manifest_parts import SIDECAR_UID, dns_rule, labels  # noqa: E402
+from manifest_parts import SIDECAR_UID, dns_rule, labels, unprivileged_security_context  # noqa: E402
 
 from warmfleet import keys  # noqa: E402
 from warmfleet.probe import DEFAULT_HEALTH_FILE  # noqa: E402
@@ -146,14 +146,7 @@ def deployment(definition: dict, p: dict) -> dict:
         "ports": [{"name": "probes", "containerPort": PROBE_PORT}],
         "livenessProbe": {"tcpSocket": {"port": "probes"}, "periodSeconds": 20},
         "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": SIDECAR_UID,
-            "runAsGroup": SIDECAR_UID,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": unprivileged_security_context(),
         "volumeMounts": [
             {"name": "health", "mountPath": health_dir, "readOnly": True},
             {"name": "gc-config", "mountPath": CONFIG_DIR, "readOnly": True},

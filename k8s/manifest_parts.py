@@ -1,5 +1,5 @@
 """What the executor, KEDA and egress gateway objects of k8s/generate.py share: the labels
-that select a pool's pods, the non-root uid, and the rule that lets a pod reach DNS."""
+that select a pool's pods, the non-root uid and its security context, and the rule that lets a pod reach DNS."""
 
 from __future__ import annotations
 
@@ -15,3 +15,15 @@ def dns_rule() -> dict:
     return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+
+
+def unprivileged_security_context() -> dict:
+    """The GC sidecar's and the egress gateway's container: non-root, no capabilities, read-only root."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": SIDECAR_UID,
+        "runAsGroup": SIDECAR_UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }

@@ -39,6 +39,7 @@ log = logging.getLogger("warmfleet.sessions")
 
 WATCH_S = 0.5
 RESET_TIMEOUT_S = 10.0
+STOP_WAIT_S = 5.0  # how long a drain waits for the loops after their flag and cancel
 SEEN_CALLS = 256  # call ids remembered per session for deduplication
 # Store a call's result once, publish it to the caller if stored, drop the call entry.
 _STORE_CALL = """
@@ -105,6 +106,9 @@ class SessionHost:
         self._store_call = self.redis.register_script(_STORE_CALL)
         self._renew = self.redis.register_script(_RENEW)
         self._wake_id = "$"
+        # The loops stop on this flag as well as by a cancel: redis-py swallows a cancel
+        # that lands inside a command (the keep_claim hang), so a cancel alone may not end one.
+        self.running = True
 
     # -- what the supervisor sees -----------------------------------------------------
     def snapshot(self) -> dict:
@@ -143,14 +147,21 @@ class SessionHost:
                 pass
         for session in list(self.sessions.values()):
             await self.end(session, "drained: the executor was recycled or scaled in before the session ended")
+        await self.stop_loops(tasks)
+
+    async def stop_loops(self, tasks: list[asyncio.Task]) -> None:
+        """Flag, cancel, then a bounded wait: never an unbounded await on a cancelled loop."""
+        self.running = False
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, left = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+        if left:
+            log.error("session loops did not stop", extra={"loops": sorted(t.get_name() for t in left)})
 
     async def _open_loop(self) -> None:
         stream = keys.session_opens(self.pool)
         pending_first = True
-        while not self.sup.draining.is_set():
+        while self.running and not self.sup.draining.is_set():
             await self.has_room.wait()
             try:
                 resp = await self.redis.xreadgroup(
@@ -227,7 +238,7 @@ class SessionHost:
         """One blocking XREAD over every open session's call stream and this pod's wake stream."""
         last: dict[str, str] = {}
         wake = keys.session_wake(self.pool, self.pod_id)
-        while not self.sup.draining.is_set() or self.sessions:
+        while self.running and (not self.sup.draining.is_set() or self.sessions):
             streams = {keys.session_calls(self.pool, sid): last.setdefault(sid, "0-0") for sid in self.sessions}
             for sid in list(last):
                 if sid not in self.sessions:
@@ -341,13 +352,13 @@ class SessionHost:
     async def _lease_loop(self) -> None:
         """Its own task: the watch loop's /proc walks may be slow under a hostile load."""
         every = min(self.settings.heartbeat_s, self.settings.session_lease_s / 4)
-        while True:
+        while self.running:
             await asyncio.sleep(every)  # a period, not synchronisation
-            if self.sessions:
+            if self.running and self.sessions:
                 await self._refresh_leases()
 
     async def _watch_loop(self) -> None:
-        while True:
+        while self.running:
             await asyncio.sleep(WATCH_S)  # a period, not synchronisation
             now = time.monotonic()
             for session in list(self.sessions.values()):

@@ -3,7 +3,9 @@ job's network namespace has no route to it. The supervisor (in the pod's namespa
 listens on the Unix socket the jobs' relays connect to and carries each connection to
 the gateway unchanged; the gateway checks the job's token and decides.
 
-Locally the proxy's socket is bind-mounted into the pod instead and this is not used."""
+Locally the proxy's socket is bind-mounted into the pod instead and this is not used.
+The sessions' relays (executor/session_egress.py) reach the proxy through
+connect_upstream either way."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ async def start(socket_path: str, gateway: str) -> asyncio.base_events.Server:
             writer.close()
             return
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
             writer.close()
             up_writer.close()
@@ -41,7 +43,16 @@ async def start(socket_path: str, gateway: str) -> asyncio.base_events.Server:
     return server
 
 
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+async def connect_upstream(socket_path: str, gateway: str | None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the pool's egress proxy: its gateway directly when there is one
+    (Kubernetes: no second hop through our own forwarder), else its Unix socket."""
+    if gateway:
+        host, _, port = gateway.rpartition(":")
+        return await asyncio.open_connection(host.strip("[]"), int(port))
+    return await asyncio.open_unix_connection(socket_path)
+
+
+async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
     try:
         while data := await src.read(CHUNK):
             dst.write(data)

@@ -31,7 +31,7 @@ import sys
 import time
 import traceback
 
-from executor.child import _exit_status, _hide_executor, _kill_leftovers, enter_new_network_namespace
+from executor.child import _exit_status, _explain_name_failures, _hide_executor, _kill_leftovers, enter_new_network_namespace
 from executor.jobenv import LIBRARY_ENV, Figures, seed_matplotlib_config
 from executor.jobfiles import collect_outputs, place_inputs
 from executor.workspace import empty_dir
@@ -69,8 +69,10 @@ def lock_down(cfg: dict, keep: set[int]) -> None:
                 pass
     # Like a job child: a network namespace of its own (only lo), so the pod's loopback
     # services (metrics) are out of reach. Needs CAP_SYS_ADMIN: before dropping root.
+    # In a pool with egress the supervisor listens in it for us (executor/session_egress.py).
     if cfg.get("isolate_network") and cfg["drop_privileges"]:
         enter_new_network_namespace()
+        _explain_name_failures(bool(cfg.get("egress_env")))
     if cfg["drop_privileges"]:
         os.setgroups([])
         os.setresgid(cfg["uid"], cfg["uid"], cfg["uid"])
@@ -100,6 +102,7 @@ class SessionLoop:
         os.environ.update(
             PATH=SAFE_PATH, HOME=cfg["workspace"], TMPDIR=cfg["workspace"], LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1"
         )
+        os.environ.update(cfg.get("egress_env") or {})  # HTTP(S)_PROXY/ALL_PROXY: the relay in our namespace
         sys.argv = [""]
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
         sys.stdout = io.TextIOWrapper(

@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING
 import redis.exceptions
 
 from executor import metrics
+from executor.egress_relay import RELAY_PORT, proxy_environment
+from executor.session_egress import SessionEgress
 from executor.session_handle import SessionDied, SessionProcess, classify
 from warmfleet import keys
-from warmfleet.schema import JOB_ID_RE, Result, Status
+from warmfleet.schema import JOB_ID_RE, EgressReport, Result, Status
 
 if TYPE_CHECKING:
     from executor.pod_state import PodState
@@ -79,6 +81,7 @@ class Session:
         self.ending = False
         self.doomed = False
         self.budget = (10.0, 256 << 20)  # the last call's CPU and memory: background work between calls is held to it
+        self.egress: SessionEgress | None = None  # in a pool with egress: its relay, run by us
 
     def record(self, pod_id: str, state: str = "open", reason: str = "", lost: bool = False) -> str:
         return json.dumps({
@@ -109,6 +112,8 @@ class SessionHost:
         # The loops stop on this flag as well as by a cancel: redis-py swallows a cancel
         # that lands inside a command (the keep_claim hang), so a cancel alone may not end one.
         self.running = True
+        # A session's egress needs its own namespace, which needs the privileged start.
+        self.egress_on = s.egress_enabled and s.drop_privileges
 
     # -- what the supervisor sees -----------------------------------------------------
     def snapshot(self) -> dict:
@@ -200,16 +205,25 @@ class SessionHost:
         if not self.free:
             self.has_room.clear()
         proc = self._process(index)
+        egress = None
         try:
             await proc.start()
+            if self.egress_on:
+                assert proc.pid is not None
+                egress = await SessionEgress.open(self.settings, proc.pid)
+                if proc.exited.done():  # else its pid is still its own (we reap)
+                    raise SessionDied("the session process died while it started")
         except (SessionDied, OSError) as exc:
             log.error("session failed to start", extra={"session_id": sid, "error": str(exc)})
+            if egress is not None:
+                egress.close()
             proc.kill()
             await self._release(index, proc)
             result = Result(job_id=sid, status=Status.FAILED, executor=self.consumer, error=f"could not start: {exc}")
             await self.sup.store.store_and_ack(entry_id, result, reply_to, stream=stream)
             return
         session = Session(sid, index, proc, idle, life, reply_to)
+        session.egress = egress
         self.sessions[sid] = session
         await self.redis.set(keys.session(self.pool, sid), session.record(self.pod_id),
                              px=int(self.settings.session_lease_s * 1000))
@@ -231,6 +245,8 @@ class SessionHost:
             "max_memory_mb": lim.max_memory_mb, "max_files": lim.max_files,
             "max_output_files_bytes": lim.max_output_files_bytes,
             "job_path": list(s.job_path),  # the pool's job environment (not preloaded: a session imports once)
+            # Where its tools find the relay we run in its namespace (session_egress.py).
+            "egress_env": proxy_environment(RELAY_PORT) if self.egress_on else None,
         }
         return SessionProcess(s.python, cfg, s.kill_grace_s, lim.output_bytes, self.by_pid)
 
@@ -318,6 +334,8 @@ class SessionHost:
         started = time.time()
         base = {"job_id": call_id, "executor": f"{self.consumer}/{session.index}",
                 "queue_wait_s": round(max(0.0, started - submitted_at), 6)}
+        if session.egress is not None:
+            session.egress.begin(call_id)
         try:
             reply, killed_for = await session.proc.call(msg)
         except SessionDied as exc:
@@ -333,7 +351,7 @@ class SessionHost:
                 why = f"the session's process ended during the call (wait status {status})"
             result = Result(status=Status(kind or "error"), exit_code=exit_code, stdout=out, stderr=err,
                             stdout_truncated=out_t, stderr_truncated=err_t, duration_s=round(time.time() - started, 6),
-                            error=f"{why}; the session ended", **base)
+                            error=f"{why}; the session ended", egress=await self._egress_of(session), **base)
             return result, f"lost: {why}"
         finally:
             session.busy = False
@@ -345,8 +363,14 @@ class SessionHost:
         result = Result(status=Status(status), exit_code=exit_code, error=error, stdout=out, stderr=err,
                         stdout_truncated=out_t, stderr_truncated=err_t, duration_s=reply.get("duration_s", 0.0),
                         cpu_s=reply.get("cpu_s", 0.0), max_rss_bytes=reply.get("max_rss_bytes", 0),
-                        files=reply.get("files") or {}, files_truncated=bool(reply.get("files_truncated")), **base)
+                        files=reply.get("files") or {}, files_truncated=bool(reply.get("files_truncated")),
+                        egress=await self._egress_of(session), **base)
         return result, ""
+
+    @staticmethod
+    async def _egress_of(session: Session) -> EgressReport | None:
+        """The call's egress (its connections end with it); None outside egress pools."""
+        return await session.egress.finish() if session.egress is not None else None
 
     # -- watching and ending ----------------------------------------------------------
     async def _lease_loop(self) -> None:
@@ -400,6 +424,8 @@ class SessionHost:
             session.worker.cancel()
         label = reason.split(":", 1)[0]
         lost = label in LOST_REASONS
+        if session.egress is not None:
+            session.egress.close()
         await asyncio.to_thread(session.proc.kill)
         self.ended[label] += 1
         metrics.SESSIONS_ENDED.labels(self.pool, label).inc()

@@ -44,3 +44,21 @@ def test_a_call_delivered_twice_runs_once(sclient):
             time.sleep(0.05)  # poll with a deadline
         assert json.loads(sclient.redis.get(keys.result(sclient.pool, "dup0123456789")))["stdout"] == "1\n"
         assert s.run("print(n)").stdout == "1\n"  # it ran once
+
+
+@pytest.mark.timeout(60)
+def test_a_session_in_a_pool_without_egress_reaches_nothing(sclient):
+    with sclient.session() as s:
+        r = s.run(
+            "import os, socket\n"
+            "print(sorted(k for k in os.environ if 'proxy' in k.lower()))\n"
+            "for port in (3128, 9464):  # no relay; the pod's metrics port is out of reach\n"
+            "    try:\n        socket.create_connection(('127.0.0.1', port), timeout=5); print(port, 'connected')\n"
+            "    except OSError as e:\n        print(port, type(e).__name__)\n"
+            "try:\n    socket.getaddrinfo('example.test', 80)\nexcept OSError as e:\n    print(e)\n"
+        )
+        assert r.ok, r
+        lines = r.stdout.splitlines()
+        assert lines[:3] == ["[]", "3128 ConnectionRefusedError", "9464 ConnectionRefusedError"], r.stdout
+        assert "network access denied by sandbox policy: example.test; this pool allows no network access" in lines[3]
+        assert r.egress is None

@@ -1,0 +1,173 @@
+"""The relay the supervisor runs for a session (executor/session_egress.py), in-process
+against a real egress proxy (its own loop in a thread) and loopback sites: each call's
+connections carry that call's identity and end with it, nothing passes between calls,
+and the proxy takes no identity but the one a token was made for."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from executor.session_egress import BETWEEN_CALLS, SessionEgress, listen_in_namespace
+from executor.settings import ExecutorSettings
+from support.egress_sites import SECRET, ProxyUnderTest, start_site
+from warmfleet import egress_identity as identity
+
+DENIED = "network access denied by sandbox policy"
+
+
+@pytest.fixture(scope="module")
+def sites():
+    made = {"allowed": start_site(b"allowed site\n"), "denied": start_site(b"denied site\n")}
+    yield {name: site.server_address[1] for name, site in made.items()}
+    for site in made.values():
+        site.shutdown()
+
+
+@pytest.fixture
+def proxy(tmp_path, sites):
+    a = sites["allowed"]
+    p = ProxyUnderTest(str(tmp_path), f"allowed.test:{a},127.0.0.1:{a}", "127.0.0.1 allowed.test denied.test\n")
+    yield p
+    p.stop()
+
+
+def settings_for(p: ProxyUnderTest) -> ExecutorSettings:
+    return ExecutorSettings(redis_url="redis://unused", pool="t", egress_socket=p.socket,
+                            egress_control=f"unix:{os.path.dirname(p.socket)}/control.sock", egress_secret=SECRET)
+
+
+async def relay_for(p: ProxyUnderTest) -> tuple[SessionEgress, int]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    egress = SessionEgress(settings_for(p), listener)
+    await egress.serve()
+    return egress, listener.getsockname()[1]
+
+
+def fetch(port: int, url: str) -> str:
+    proxy = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+    try:
+        return opener.open(url, timeout=10).read().decode().strip()
+    except urllib.error.HTTPError as e:
+        return f"{e.code} {e.read().decode().strip()}"
+
+
+@pytest.mark.timeout(60)
+async def test_each_call_is_its_own_identity_and_nothing_passes_between_calls(proxy, sites):
+    a, d = sites["allowed"], sites["denied"]
+    egress, port = await relay_for(proxy)
+    try:
+        # before any call: a clear refusal, nothing reaches the proxy
+        assert await asyncio.to_thread(fetch, port, f"http://allowed.test:{a}/") == f"403 {BETWEEN_CALLS}"
+        egress.begin("call-1")
+        assert await asyncio.to_thread(fetch, port, f"http://allowed.test:{a}/") == "allowed site"
+        tunnel = await asyncio.to_thread(socket.create_connection, ("127.0.0.1", port), 10)
+        tunnel.sendall(f"CONNECT allowed.test:{a} HTTP/1.1\r\nHost: allowed.test\r\n\r\n".encode())
+        assert (await asyncio.to_thread(tunnel.recv, 100)).startswith(b"HTTP/1.1 200")
+        first = await egress.finish()
+        assert first is not None and first.connections == 2 and {x.destination for x in first.destinations} == {
+            f"allowed.test:{a}"}
+        tunnel.settimeout(10)
+        assert await asyncio.to_thread(tunnel.recv, 100) == b""  # the call's connections end with it
+        # between calls (a background thread): refused, in HTTP and in SOCKS
+        assert await asyncio.to_thread(fetch, port, f"http://allowed.test:{a}/") == f"403 {BETWEEN_CALLS}"
+        socks = await asyncio.to_thread(socket.create_connection, ("127.0.0.1", port), 10)
+        socks.sendall(b"\x05\x01\x00")
+        assert await asyncio.to_thread(socks.recv, 2) == b"\x05\xff"
+        socks.close()
+        egress.begin("call-2")
+        assert await asyncio.to_thread(fetch, port, f"http://allowed.test:{d}/") == f"403 {DENIED}: allowed.test:{d}"
+        second = await egress.finish()
+        assert second is not None and second.connections == 0
+        assert [(x.destination, x.allowed) for x in second.destinations] == [(f"allowed.test:{d}", False)]
+        # nothing was counted under the first call's id after its report
+        assert json.loads(proxy.usage("call-1"))["connections"] == 0
+        # a call that made no connection: an empty report, no round trip to the proxy
+        egress.begin("call-3")
+        quiet = await egress.finish()
+        assert quiet is not None and quiet.connections == 0 and quiet.destinations == []
+    finally:
+        egress.close()
+
+
+def present(p: ProxyUnderTest, job_id: str, token: str, port: int) -> bytes:
+    """Ask the proxy directly, as code holding some identity would."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(p.socket)
+    s.sendall(f"{job_id} {token}\nGET http://allowed.test:{port}/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return data
+
+
+@pytest.mark.timeout(60)
+def test_the_proxy_takes_a_call_id_only_with_its_own_token(proxy, sites):
+    a = sites["allowed"]
+    own = identity.job_token(SECRET, "t", "call-2")
+    assert present(proxy, "call-2", own, a).endswith(b"allowed site\n")
+    for token in (identity.job_token(SECRET, "t", "call-1"),  # another call's
+                  identity.job_token(SECRET, "t", "job-7"),  # a job's
+                  identity.job_token(SECRET, "other-pool", "call-2"),  # another pool's
+                  identity.control_token(SECRET, "t", "call-2"),  # the supervisor's control token
+                  "0" * 40):
+        assert present(proxy, "call-2", token, a) == b""  # closed without a word
+    assert json.loads(proxy.usage("call-2"))["connections"] == 1
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@pytest.mark.timeout(30)
+def test_the_listener_is_made_in_the_sessions_namespace_not_ours():
+    """As root on Linux (CI runs as root; gVisor is covered end to end)."""
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the "session": a namespace of its own, then connect to the port in it
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            assert libc.unshare(CLONE_NEWNET) == 0
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # Linux leaves lo down
+                import fcntl
+                import struct
+                flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, struct.pack("16sH14x", b"lo", 0)))[1]
+                fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))
+            os.write(ready_w, b"r")
+            port = int(os.read(go_r, 16))
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+            c.sendall(b"from inside")
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+    try:
+        assert os.read(ready_r, 1) == b"r"
+        listener = listen_in_namespace(pid, 0)
+        port = listener.getsockname()[1]
+        with pytest.raises(OSError):  # not in our namespace
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+        os.write(go_w, str(port).encode())
+        listener.setblocking(True)
+        listener.settimeout(10)
+        conn, _ = listener.accept()
+        assert conn.recv(100) == b"from inside"
+        assert os.waitpid(pid, 0)[1] == 0
+    finally:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass

@@ -276,6 +276,9 @@ class SessionHost:
                     last[sid] = entry_id
                     if session is not None:
                         session.queue.put_nowait((entry_id, fields))
+            # Let the sessions' workers send their calls before this loop blocks again: the
+            # next XREAD's round trip then overlaps the calls instead of delaying them.
+            await asyncio.sleep(0)
 
     async def _wake(self) -> None:
         await self.redis.xadd(keys.session_wake(self.pool, self.pod_id), {"w": "1"},

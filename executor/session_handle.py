@@ -1,8 +1,8 @@
 """The supervisor's handle on one session process (executor/session_proc.py): spawn it,
 run one call under its budgets, kill it and everything of its uid, reset its workspace.
 
-Budgets of a call: the wall clock is the session's own SIGALRM (an interrupt the session
-survives) plus a SIGKILL here at the deadline + grace; CPU and memory are weighed over
+Budgets of a call: the wall clock is a SIGALRM sent from here (an interrupt the session
+survives) plus a SIGKILL at the deadline + grace; CPU and memory are weighed over
 every process of the session uid (executor/procscan.py) every TREE_CHECK_S, past the
 budget the call is interrupted, and killed with the session if it does not stop.
 Output is read from the session's stdout/stderr pipes, capped per stream.
@@ -107,7 +107,8 @@ class SessionProcess:
         self._over_cap = False
         killed_for: str | None = None
         started = time.monotonic()
-        deadline = started + msg["timeout"] + self.grace_s
+        wall = started + msg["timeout"]  # then SIGALRM: the session's own timer cost two ~75 us syscalls a call
+        deadline = wall + self.grace_s
         self._writer.write(messages.encode_frame(msg))
         reply_task = asyncio.ensure_future(self._recv())
         main_cpu0 = self.cpu_marks.get(self.pid or -1, 0.0)
@@ -116,7 +117,7 @@ class SessionProcess:
             while True:
                 now = time.monotonic()
                 hard = min(deadline, (interrupted_at + INTERRUPT_GRACE_S) if interrupted_at else deadline)
-                wait = max(0.0, min(TREE_CHECK_S, hard - now))
+                wait = max(0.0, min(TREE_CHECK_S, hard - now, (wall - now) if wall else TREE_CHECK_S))
                 done, _ = await asyncio.wait(
                     {reply_task, self.exited}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -130,6 +131,9 @@ class SessionProcess:
                     await asyncio.to_thread(self.kill)
                     why = killed_for or "timeout"
                     raise SessionDied(f"a call did not stop at its {_BUDGET_NAMES[why]}: the session's process was killed")
+                if wall and now >= wall:
+                    wall = 0.0
+                    self.signal(signal.SIGALRM)  # the session interrupts the call: a timeout
                 if killed_for is None:
                     if self._over_cap:
                         killed_for = "output_limit"

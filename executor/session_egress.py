@@ -38,14 +38,23 @@ REFUSE_READ_S = 2.0  # to read a refused request's head before answering (no res
 BETWEEN_CALLS = "network access denied by sandbox policy: a session reaches the network only while a call runs"
 
 
-def listen_in_namespace(pid: int, port: int) -> socket.socket:
-    """A listening socket on 127.0.0.1:port in the network namespace of process `pid`."""
+def listen_in_namespace(pid: int, uid: int, port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1:port in the network namespace of process `pid`,
+    which must run as `uid` (the session's: never another process that got its pid)."""
     out: dict[str, object] = {}
 
     def enter() -> None:  # runs in its own thread, which ends in the session's namespace
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            # The /proc/PID directory stands for that one process: opened first, the uid
+            # check and the namespace both come from it even if the pid is reused meanwhile.
+            proc = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                if os.fstat(proc).st_uid != uid:
+                    raise OSError(f"process {pid} is not the session's (uid {os.fstat(proc).st_uid}, not {uid})")
+                fd = os.open("ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+            finally:
+                os.close(proc)
             try:
                 if libc.setns(fd, CLONE_NEWNET) != 0:
                     err = ctypes.get_errno()
@@ -84,10 +93,9 @@ class SessionEgress:
         self.server: asyncio.base_events.Server | None = None
 
     @classmethod
-    async def open(cls, settings: ExecutorSettings, pid: int) -> "SessionEgress":
-        """Listen in the session's namespace. The caller checks afterwards that the
-        session is still alive: its pid cannot be reused before the reaper saw it die."""
-        listener = await asyncio.to_thread(listen_in_namespace, pid, RELAY_PORT)
+    async def open(cls, settings: ExecutorSettings, pid: int, uid: int) -> "SessionEgress":
+        """Listen in the namespace of the session process `pid` (running as `uid`)."""
+        listener = await asyncio.to_thread(listen_in_namespace, pid, uid, RELAY_PORT)
         egress = cls(settings, listener)
         await egress.serve()
         return egress

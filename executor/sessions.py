@@ -210,9 +210,7 @@ class SessionHost:
             await proc.start()
             if self.egress_on:
                 assert proc.pid is not None
-                egress = await SessionEgress.open(self.settings, proc.pid)
-                if proc.exited.done():  # else its pid is still its own (we reap)
-                    raise SessionDied("the session process died while it started")
+                egress = await SessionEgress.open(self.settings, proc.pid, proc.uid)
         except (SessionDied, OSError) as exc:
             log.error("session failed to start", extra={"session_id": sid, "error": str(exc)})
             if egress is not None:

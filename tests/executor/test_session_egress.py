@@ -44,12 +44,13 @@ def settings_for(p: ProxyUnderTest) -> ExecutorSettings:
                             egress_control=f"unix:{os.path.dirname(p.socket)}/control.sock", egress_secret=SECRET)
 
 
-async def relay_for(p: ProxyUnderTest) -> tuple[SessionEgress, int]:
+async def relay_for(settings: ExecutorSettings) -> tuple[SessionEgress, int]:
+    """The relay on a plain loopback listener (the namespace part is tested below)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     listener.setblocking(False)
-    egress = SessionEgress(settings_for(p), listener)
+    egress = SessionEgress(settings, listener)
     await egress.serve()
     return egress, listener.getsockname()[1]
 
@@ -66,7 +67,7 @@ def fetch(port: int, url: str) -> str:
 @pytest.mark.timeout(60)
 async def test_each_call_is_its_own_identity_and_nothing_passes_between_calls(proxy, sites):
     a, d = sites["allowed"], sites["denied"]
-    egress, port = await relay_for(proxy)
+    egress, port = await relay_for(settings_for(proxy))
     try:
         # before any call: a clear refusal, nothing reaches the proxy
         assert await asyncio.to_thread(fetch, port, f"http://allowed.test:{a}/") == f"403 {BETWEEN_CALLS}"
@@ -99,6 +100,26 @@ async def test_each_call_is_its_own_identity_and_nothing_passes_between_calls(pr
         assert quiet is not None and quiet.connections == 0 and quiet.destinations == []
     finally:
         egress.close()
+
+
+@pytest.mark.timeout(60)
+async def test_with_a_gateway_the_relay_goes_to_it_over_tcp(tmp_path, sites):
+    """Kubernetes: the gateway is another Deployment; the supervisor connects to it directly."""
+    a = sites["allowed"]
+    p = ProxyUnderTest(str(tmp_path), f"allowed.test:{a},127.0.0.1:{a}", "127.0.0.1 allowed.test\n", listen_tcp=True)
+    listen, control = p.tcp_ports
+    settings = ExecutorSettings(redis_url="redis://unused", pool="t", egress_socket=str(tmp_path / "absent.sock"),
+                                egress_gateway=f"127.0.0.1:{listen}", egress_control=f"tcp:127.0.0.1:{control}",
+                                egress_secret=SECRET)
+    egress, port = await relay_for(settings)
+    try:
+        egress.begin("call-k8s")
+        assert await asyncio.to_thread(fetch, port, f"http://allowed.test:{a}/") == "allowed site"
+        report = await egress.finish()
+        assert report is not None and report.connections == 1
+    finally:
+        egress.close()
+        p.stop()
 
 
 def present(p: ProxyUnderTest, job_id: str, token: str, port: int) -> bytes:
@@ -155,7 +176,9 @@ def test_the_listener_is_made_in_the_sessions_namespace_not_ours():
             os._exit(1)
     try:
         assert os.read(ready_r, 1) == b"r"
-        listener = listen_in_namespace(pid, 0)
+        with pytest.raises(OSError, match="not the session's"):  # a process of another uid: refused
+            listen_in_namespace(pid, 62000, 0)
+        listener = listen_in_namespace(pid, 0, 0)
         port = listener.getsockname()[1]
         with pytest.raises(OSError):  # not in our namespace
             socket.create_connection(("127.0.0.1", port), timeout=2)

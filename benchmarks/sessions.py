@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from benchmarks.stats import summarize_ms
+from benchmarks.stats import paced_latency
 from benchmarks.warm import _run_all, pod_memory
 from dispatcher import Client
 from warmfleet.local.fleet import FleetSettings, LocalFleet
@@ -28,9 +28,9 @@ def run(p: dict, pace_s: float, log: Callable[[str], None]) -> dict:
                 for _ in range(10):
                     s.run("print(1)")  # warm: compiler, pipes, the pod's Redis connections
                 log(f"[bench]   session call latency, paced (a call every {pace_s * 1000:.0f} ms)")
-                out["latency_paced"] = {"pace_ms": pace_s * 1000, **_latency(s, p["sess_n"], pace_s)}
+                out["latency_paced"] = {"pace_ms": pace_s * 1000, **paced_latency(lambda: s.run("print(1)"), p["sess_n"], pace_s, "in_session")}
                 log("[bench]   session call latency, back-to-back")
-                out["latency"] = _latency(s, p["sess_n"], 0.0)
+                out["latency"] = paced_latency(lambda: s.run("print(1)"), p["sess_n"], 0.0, "in_session")
                 t0 = time.perf_counter()
                 s.run("import json, re, collections")
                 out["first_heavy_call_ms"] = round((time.perf_counter() - t0) * 1000, 2)
@@ -64,21 +64,6 @@ def run(p: dict, pace_s: float, log: Callable[[str], None]) -> dict:
         return out
     finally:
         fleet.stop()
-
-
-def _latency(s, n: int, pace_s: float) -> dict:
-    samples, in_session, bad = [], [], 0
-    next_start = time.perf_counter()
-    for _ in range(n):
-        if pace_s:
-            time.sleep(max(0.0, next_start - time.perf_counter()))  # pacing, not synchronisation
-            next_start = time.perf_counter() + pace_s
-        t0 = time.perf_counter()
-        r = s.run("print(1)")
-        samples.append(time.perf_counter() - t0)
-        in_session.append(r.duration_s)
-        bad += r.status.value != "ok" or r.stdout != "1\n"
-    return {**summarize_ms(samples), "in_session": summarize_ms(in_session), "wrong": bad}
 
 
 def _throughput(fleet: LocalFleet, n: int, in_flight: int) -> dict:

@@ -29,11 +29,19 @@ def summarize_ms(samples_s: list[float]) -> dict:
     }
 
 
-def time_each(fn: Callable[[], object], n: int) -> tuple[list[float], list[object]]:
-    """Call fn n times in a row; return the durations in seconds and the results."""
-    durations, results = [], []
+def paced_latency(run: Callable[[], object], n: int, pace_s: float, inner: str) -> dict:
+    """Call `run` (a trivial "print(1)" that returns a Result) n times from one client:
+    end to end as the client sees it, and the Result's own duration under `inner`.
+    pace_s > 0 starts one every pace_s seconds (an interactive user); 0: back-to-back."""
+    samples, inside, bad = [], [], 0
+    next_start = time.perf_counter()
     for _ in range(n):
+        if pace_s:
+            time.sleep(max(0.0, next_start - time.perf_counter()))  # pacing, not synchronisation
+            next_start = time.perf_counter() + pace_s
         t0 = time.perf_counter()
-        results.append(fn())
-        durations.append(time.perf_counter() - t0)
-    return durations, results
+        r = run()
+        samples.append(time.perf_counter() - t0)
+        inside.append(r.duration_s)  # type: ignore[attr-defined]
+        bad += r.status.value != "ok" or r.stdout != "1\n"  # type: ignore[attr-defined]
+    return {**summarize_ms(samples), inner: summarize_ms(inside), "wrong": bad}

@@ -14,7 +14,7 @@ import psutil
 import redis
 
 from benchmarks import humaneval, procs
-from benchmarks.stats import summarize_ms
+from benchmarks.stats import paced_latency, summarize_ms
 from dispatcher import AsyncClient, Client
 from warmfleet import status as fleet_status
 from warmfleet.local.fleet import FleetSettings, LocalFleet
@@ -80,18 +80,7 @@ def latency(url: str, n: int, warmup: int = 10, pace_s: float = 0.0) -> dict:
     with Client(url) as c:
         for _ in range(warmup):
             c.run("print(1)")
-        samples, in_child, bad = [], [], 0
-        next_start = time.perf_counter()
-        for _ in range(n):
-            if pace_s:
-                time.sleep(max(0.0, next_start - time.perf_counter()))  # pacing, not synchronisation
-                next_start = time.perf_counter() + pace_s
-            t0 = time.perf_counter()
-            r = c.run("print(1)")
-            samples.append(time.perf_counter() - t0)
-            in_child.append(r.duration_s)
-            bad += r.status.value != "ok" or r.stdout != "1\n"
-    return {**summarize_ms(samples), "in_child": summarize_ms(in_child), "wrong": bad}
+        return paced_latency(lambda: c.run("print(1)"), n, pace_s, "in_child")
 
 
 async def _run_all(url: str, jobs: list[tuple[str, dict]], in_flight: int) -> tuple[float, list]:

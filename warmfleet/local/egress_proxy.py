@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
 
 from egress.policy import Policy
+from warmfleet.local import child_process
 
 EGRESS_DIR_IN_SANDBOX = "/tmp/warmfleet-egress"  # under the sandbox's own /tmp tmpfs
 JOB_SOCKET = "egress.sock"
@@ -79,11 +79,4 @@ class LocalEgressProxy:
         }
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        child_process.terminate(self.proc, timeout)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 
 import redis
+
+from warmfleet.local import child_process
 
 
 class RedisServerMissing(RuntimeError):
@@ -68,11 +69,4 @@ class EmbeddedRedis:
         raise RuntimeError(f"redis-server did not answer PING within {timeout} s")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        child_process.terminate(self.proc, timeout)

@@ -123,3 +123,31 @@ def test_a_session_without_network_use_gets_an_empty_report_and_two_sessions_are
         r1 = s1.run(FETCH + f"print(fetch('http://allowed.test:{a}/'))\n", timeout=60)
         assert r1.stdout == r2.stdout == "allowed site\n", (r1, r2)
         assert r1.egress.connections == r2.egress.connections == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_background_thread_has_no_egress_between_calls(eclient, sites):
+    """A thread a call started keeps fetching after the call returned: between calls it
+    gets the 403 that says why, not a hang and not the site."""
+    import time
+
+    a = sites["allowed"]
+    with eclient.session(idle_timeout=60) as s:
+        started = s.run(
+            FETCH + "import threading, time\n"
+            "seen = []\n"
+            "def poll():\n"
+            "    while not any(x.startswith('403') for x in seen):\n"
+            f"        seen.append(fetch('http://allowed.test:{a}/'))\n"
+            "        time.sleep(0.05)\n"
+            "threading.Thread(target=poll, daemon=True).start()\n",
+            timeout=30,
+        )
+        assert started.ok, started
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            r = s.run("print(repr(seen[-1]) if seen else '')", timeout=30)
+            if "403" in r.stdout:
+                break
+            time.sleep(0.3)  # the gap between calls is what the thread must hit
+        assert r.stdout.strip() == repr(f"403 {DENIED}: a session reaches the network only while a call runs"), r

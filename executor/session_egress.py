@@ -33,6 +33,10 @@ from executor.settings import ExecutorSettings
 from warmfleet.schema import EgressReport
 
 CLONE_NEWNET = 0x40000000
+# Each relayed connection holds two of the supervisor's descriptors (its RLIMIT_NOFILE is
+# 4096 in a local pod): bounded per session, and across the pod's sessions together.
+SESSION_WRITERS = 2 * MAX_PAIRS
+POD_WRITERS = 1024
 CONNECT_TIMEOUT_S = 10.0
 REFUSE_READ_S = 2.0  # to read a refused request's head before answering (no reset under it)
 BETWEEN_CALLS = "network access denied by sandbox policy: a session reaches the network only while a call runs"
@@ -82,10 +86,19 @@ def listen_in_namespace(pid: int, uid: int, port: int) -> socket.socket:
     return out["sock"]  # type: ignore[return-value]
 
 
+class PodRelays:
+    """What every session relay of the pod holds open together (two writers a connection)."""
+
+    def __init__(self, limit: int = POD_WRITERS) -> None:
+        self.limit = limit
+        self.writers: set[asyncio.StreamWriter] = set()
+
+
 class SessionEgress:
-    def __init__(self, settings: ExecutorSettings, listener: socket.socket) -> None:
+    def __init__(self, settings: ExecutorSettings, listener: socket.socket, pod: PodRelays | None = None) -> None:
         self.settings = settings
         self.listener = listener
+        self.pod = pod or PodRelays()
         self.call_id: str | None = None
         self.preamble = b""
         self.used = False  # a connection was relayed during the running call
@@ -93,10 +106,10 @@ class SessionEgress:
         self.server: asyncio.base_events.Server | None = None
 
     @classmethod
-    async def open(cls, settings: ExecutorSettings, pid: int, uid: int) -> "SessionEgress":
+    async def open(cls, settings: ExecutorSettings, pid: int, uid: int, pod: PodRelays) -> "SessionEgress":
         """Listen in the namespace of the session process `pid` (running as `uid`)."""
         listener = await asyncio.to_thread(listen_in_namespace, pid, uid, RELAY_PORT)
-        egress = cls(settings, listener)
+        egress = cls(settings, listener, pod)
         await egress.serve()
         return egress
 
@@ -129,14 +142,19 @@ class SessionEgress:
     def _close_pairs(self) -> None:
         for writer in list(self.open_pairs):
             writer.close()
+            self.pod.writers.discard(writer)
         self.open_pairs.clear()
+
+    def _hold(self, writer: asyncio.StreamWriter) -> None:
+        self.open_pairs.add(writer)
+        self.pod.writers.add(writer)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         call_id, preamble = self.call_id, self.preamble
-        if len(self.open_pairs) >= 2 * MAX_PAIRS:
-            writer.close()
+        if len(self.open_pairs) >= SESSION_WRITERS or len(self.pod.writers) >= self.pod.limit:
+            writer.close()  # refused at once: the client sees the connection close
             return
-        self.open_pairs.add(writer)
+        self._hold(writer)
         up_writer: asyncio.StreamWriter | None = None
         try:
             if call_id is None:
@@ -151,7 +169,7 @@ class SessionEgress:
                 return  # the proxy is unreachable: refused at once rather than a hang
             if self.call_id != call_id or writer not in self.open_pairs:
                 return  # the call ended while we connected
-            self.open_pairs.add(up_writer)
+            self._hold(up_writer)
             up_writer.write(preamble)
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
@@ -159,6 +177,7 @@ class SessionEgress:
                 if w is not None:
                     w.close()
                     self.open_pairs.discard(w)
+                    self.pod.writers.discard(w)
 
 
 async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -29,7 +29,7 @@ import redis.exceptions
 
 from executor import metrics
 from executor.egress_relay import RELAY_PORT, proxy_environment
-from executor.session_egress import SessionEgress
+from executor.session_egress import PodRelays, SessionEgress
 from executor.session_handle import SessionDied, SessionProcess, classify
 from warmfleet import keys
 from warmfleet.schema import JOB_ID_RE, EgressReport, Result, Status
@@ -114,6 +114,7 @@ class SessionHost:
         self.running = True
         # A session's egress needs its own namespace, which needs the privileged start.
         self.egress_on = s.egress_enabled and s.drop_privileges
+        self.relays = PodRelays()  # what the sessions' relays hold open together
 
     # -- what the supervisor sees -----------------------------------------------------
     def snapshot(self) -> dict:
@@ -210,7 +211,7 @@ class SessionHost:
             await proc.start()
             if self.egress_on:
                 assert proc.pid is not None
-                egress = await SessionEgress.open(self.settings, proc.pid, proc.uid)
+                egress = await SessionEgress.open(self.settings, proc.pid, proc.uid, self.relays)
         except (SessionDied, OSError) as exc:
             log.error("session failed to start", extra={"session_id": sid, "error": str(exc)})
             if egress is not None:

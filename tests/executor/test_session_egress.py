@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import http.client
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from executor.session_egress import BETWEEN_CALLS, SessionEgress, listen_in_namespace
+from executor.session_egress import BETWEEN_CALLS, PodRelays, SessionEgress, listen_in_namespace
 from executor.settings import ExecutorSettings
 from support.egress_sites import SECRET, ProxyUnderTest, start_site
 from warmfleet import egress_identity as identity
@@ -44,13 +45,13 @@ def settings_for(p: ProxyUnderTest) -> ExecutorSettings:
                             egress_control=f"unix:{os.path.dirname(p.socket)}/control.sock", egress_secret=SECRET)
 
 
-async def relay_for(settings: ExecutorSettings) -> tuple[SessionEgress, int]:
+async def relay_for(settings: ExecutorSettings, pod: PodRelays | None = None) -> tuple[SessionEgress, int]:
     """The relay on a plain loopback listener (the namespace part is tested below)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     listener.setblocking(False)
-    egress = SessionEgress(settings, listener)
+    egress = SessionEgress(settings, listener, pod)
     await egress.serve()
     return egress, listener.getsockname()[1]
 
@@ -120,6 +121,32 @@ async def test_with_a_gateway_the_relay_goes_to_it_over_tcp(tmp_path, sites):
     finally:
         egress.close()
         p.stop()
+
+
+@pytest.mark.timeout(60)
+async def test_the_pods_relays_together_hold_a_bounded_number_of_connections(proxy, sites):
+    """Each relayed connection is two of the supervisor's descriptors: past the pod's bound
+    a connection is closed at once, and room comes back when a call ends."""
+    a = sites["allowed"]
+    pod = PodRelays(limit=2)  # one connection, pod-wide
+    first, port1 = await relay_for(settings_for(proxy), pod)
+    second, port2 = await relay_for(settings_for(proxy), pod)
+    try:
+        first.begin("call-a")
+        second.begin("call-b")
+        tunnel = await asyncio.to_thread(socket.create_connection, ("127.0.0.1", port1), 10)
+        tunnel.sendall(f"CONNECT allowed.test:{a} HTTP/1.1\r\nHost: allowed.test\r\n\r\n".encode())
+        assert (await asyncio.to_thread(tunnel.recv, 100)).startswith(b"HTTP/1.1 200")
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            await asyncio.to_thread(fetch, port2, f"http://allowed.test:{a}/")
+        await first.finish()  # the first session's call ended: its connection with it
+        assert await asyncio.to_thread(fetch, port2, f"http://allowed.test:{a}/") == "allowed site"
+        tunnel.close()
+        await second.finish()
+        assert pod.writers == set()  # every writer given back
+    finally:
+        first.close()
+        second.close()
 
 
 def present(p: ProxyUnderTest, job_id: str, token: str, port: int) -> bytes:

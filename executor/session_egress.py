@@ -54,8 +54,9 @@ def listen_in_namespace(pid: int, uid: int, port: int) -> socket.socket:
             # check and the namespace both come from it even if the pid is reused meanwhile.
             proc = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                if os.fstat(proc).st_uid != uid:
-                    raise OSError(f"process {pid} is not the session's (uid {os.fstat(proc).st_uid}, not {uid})")
+                real = _uid_of(proc)
+                if real != uid:
+                    raise OSError(f"process {pid} is not the session's (uid {real}, not {uid})")
                 fd = os.open("ns/net", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
             finally:
                 os.close(proc)
@@ -84,6 +85,17 @@ def listen_in_namespace(pid: int, uid: int, port: int) -> socket.socket:
     if "error" in out:
         raise out["error"]  # type: ignore[misc]
     return out["sock"]  # type: ignore[return-value]
+
+
+def _uid_of(proc_dir: int) -> int:
+    """The real uid in /proc/PID/status (the directory's owner is root for a process
+    Linux made non-dumpable when it changed uid)."""
+    fd = os.open("status", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_dir)
+    try:
+        status = os.read(fd, 1 << 16).decode("ascii", "replace")
+    finally:
+        os.close(fd)
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
 
 
 class PodRelays:

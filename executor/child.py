@@ -200,16 +200,22 @@ def _explain_name_failures(egress: bool) -> None:
     socket.getaddrinfo = getaddrinfo
 
 
-def _hide_executor() -> None:
+def _hide_executor(names: list[str] | None = None) -> None:
     """Jobs import the stdlib (and their environment), never the executor or its
     dependencies: its install leaves sys.path, and every module loaded from there
-    (executor.*, warmfleet.messages) leaves sys.modules; the functions already bound
-    here keep working."""
+    (executor.*, warmfleet.messages; `names` if known) leaves sys.modules; the functions
+    already bound here keep working."""
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _EXECUTOR_ROOT]
+    for name in executor_modules() if names is None else names:
+        sys.modules.pop(name, None)
+
+
+def executor_modules() -> list[str]:
+    """Names of the loaded modules of the executor's install. Listed by a session zygote
+    before it forks: a session that walked every module itself would write to (and in
+    gVisor copy, 2 MiB at a time) pages all over a preloaded zygote's heap."""
     inside = _EXECUTOR_ROOT + os.sep
-    for name, module in list(sys.modules.items()):
-        if (getattr(module, "__file__", None) or "").startswith(inside):
-            del sys.modules[name]
+    return [name for name, module in list(sys.modules.items()) if (getattr(module, "__file__", None) or "").startswith(inside)]
 
 
 def _kill_leftovers(thorough: bool) -> None:

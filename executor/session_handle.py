@@ -1,5 +1,6 @@
-"""The supervisor's handle on one session process (executor/session_proc.py): spawn it,
-run one call under its budgets, kill it and everything of its uid, reset its workspace.
+"""The supervisor's handle on one session process (executor/session_proc.py): have the
+pod's session zygote fork it, run one call under its budgets, kill it and everything of
+its uid, reset its workspace.
 
 Budgets of a call: the wall clock is a SIGALRM sent from here (an interrupt the session
 survives) plus a SIGKILL at the deadline + grace; CPU and memory are weighed over
@@ -11,25 +12,22 @@ Output is read from the session's stdout/stderr pipes, capped per stream.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
 import struct
 import time
+from typing import TYPE_CHECKING
 
 from executor import procscan
 from warmfleet import messages
-from executor.boot import RUNNER_ENV
+
+if TYPE_CHECKING:
+    from executor.session_zygote_handle import SessionZygote
 
 TREE_CHECK_S = 0.25
 READY_TIMEOUT_S = 15.0
 INTERRUPT_GRACE_S = 2.0  # to take an interrupt, the interpreter must be scheduled: slow under load
-SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_BOOT = (
-    "import sys, os; sys.path.insert(0, sys.argv.pop(1)); from executor import session_proc; "
-    "sys.stdout.flush(); os._exit(session_proc.main())"
-)
 
 
 class SessionDied(Exception):
@@ -37,9 +35,9 @@ class SessionDied(Exception):
 
 
 class SessionProcess:
-    def __init__(self, python: str, cfg: dict, grace_s: float, output_cap: int, registry: dict[int, "SessionProcess"]) -> None:
+    def __init__(self, cfg: dict, grace_s: float, output_cap: int, registry: dict[int, "SessionProcess"]) -> None:
         """`registry`: pid -> process, where the supervisor's reaper finds whose exit it reaped."""
-        self.python, self.cfg, self.grace_s, self.output_cap = python, cfg, grace_s, output_cap
+        self.cfg, self.grace_s, self.output_cap = cfg, grace_s, output_cap
         self.registry = registry
         self._sock: socket.socket | None = None
         self.uid: int = cfg["uid"]
@@ -52,22 +50,18 @@ class SessionProcess:
         self._over_cap = False
         self.cpu_marks: dict[int, float] = {}  # pid -> CPU seconds already accounted for
         self.rss_base: dict[int, int] = {}  # pid -> its parent's RSS when first seen (shared pages)
+        self.main_base = 0  # the session process's RSS when ready, if preloaded
         self.processes = 0  # of the session uid, at the last weighing
 
     # -- start ------------------------------------------------------------------------
-    def spawn(self, mode: str = "serve") -> None:
+    async def spawn(self, zygote: "SessionZygote", mode: str = "serve") -> None:
+        """Have the pod's zygote fork the session process (or, mode "reset", a process
+        that only cleans the uid and workspace up) on a channel and pipes of ours."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        os.set_inheritable(child.fileno(), True)
-        argv = [self.python, "-S", "-I", "-c", _BOOT, SOURCE_ROOT, mode, str(child.fileno()), json.dumps(self.cfg)]
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, err_w, 2),
-        ]
         try:
-            self.pid = os.posix_spawn(self.python, argv, RUNNER_ENV, file_actions=actions, setsid=True)
+            await zygote.spawn(mode, self.cfg, [child.fileno(), out_w, err_w], self._forked)
         except BaseException:
             for fd in (out_r, err_r):
                 os.close(fd)
@@ -77,13 +71,16 @@ class SessionProcess:
             child.close()
             os.close(out_w)
             os.close(err_w)
-        self.registry[self.pid] = self  # before any await: the reaper may see it exit
         self._sock = parent
         self._out = {"stdout": out_r, "stderr": err_r}
 
-    async def start(self) -> None:
-        """Spawn and wait for "ready"; raises SessionDied."""
-        self.spawn()
+    def _forked(self, pid: int) -> None:
+        self.pid = pid
+        self.registry[pid] = self  # before any await: its exit may be reported next
+
+    async def start(self, zygote: "SessionZygote") -> None:
+        """Spawn and wait for "ready"; raises SessionDied (or ZygoteGone, an OSError)."""
+        await self.spawn(zygote)
         loop = asyncio.get_running_loop()
         for name, fd in self._out.items():
             os.set_blocking(fd, False)
@@ -97,6 +94,8 @@ class SessionProcess:
             raise SessionDied(msg.get("error") or f"session process said {msg!r}")
         # CPU spent booting is nobody's call's
         self.cpu_marks = {pid: cpu for pid, _, cpu, _ in procscan.usage_of(self.uid)} if self.cfg["drop_privileges"] else {}
+        # Preloaded: what it maps of the zygote's modules is not a call's memory (as a job child's rss_base)
+        self.main_base = procscan.rss_bytes(self.pid) if self.cfg.get("preloaded") else 0
 
     # -- one call ---------------------------------------------------------------------
     async def call(self, msg: dict) -> tuple[dict, str | None]:
@@ -185,7 +184,7 @@ class SessionProcess:
             base = main_cpu0 if pid == self.pid else self.cpu_marks.setdefault(pid, pcpu)
             cpu += max(0.0, pcpu - base)
             if pid == self.pid:
-                mem += rss
+                mem += max(0, rss - self.main_base)
             else:  # a forked child shares its parent's pages: count what it grew beyond them
                 mem += max(0, rss - self.rss_base.setdefault(pid, min(rss, rss_of.get(ppid, rss))))
         return min(cpu, elapsed * (os.cpu_count() or 1) + 0.5), mem

@@ -1,12 +1,14 @@
 """A session process: one long-lived Python interpreter that runs an agent's calls in the
 same globals, in its own workspace, as its own unprivileged uid.
 
-Started by the pod supervisor (executor/session_handle.py) as a fresh ``python -S -I``
-with stdout/stderr on pipes the supervisor reads and a socketpair for messages
-(warmfleet.messages frames). It imports only the stdlib, the messages module and the executor's stdlib-only helpers:
-its address space is an idle session's host memory.
+Forked by the pod's session zygote (executor/session_zygote.py), which holds this module
+and the pool's preloaded job environment, with stdout/stderr on pipes the supervisor
+reads and a socketpair for messages (warmfleet.messages frames); its cfg comes over the
+zygote's control socket, never on a command line. It imports only the stdlib, the
+messages module and the executor's stdlib-only helpers: what it does not share with the
+zygote is an idle session's host memory.
 
-Order, as in a job child (executor/child.py): new session (posix_spawn did it) -> close
+Order, as in a job child (executor/child.py): new session (the zygote's fork did it) -> close
 every other descriptor -> drop to the session uid -> kill whatever that uid left running
 -> empty the workspace -> rlimits -> minimal environment -> "ready" -> calls.
 
@@ -15,7 +17,7 @@ raises CallInterrupted, a BaseException the call loop catches: the interpreter a
 globals survive. The supervisor interrupts the same way for CPU and output budgets and SIGKILLs the whole
 session if a call does not stop within the grace (then the session is lost).
 
-``reset`` mode (argv) only does the cleanup part and exits: the supervisor runs it after
+``reset`` mode only does the cleanup part and exits: the supervisor runs it after
 a session ends, so nothing of it outlives it.
 """
 
@@ -32,7 +34,7 @@ import time
 import traceback
 
 from executor.child import _exit_status, _explain_name_failures, _hide_executor, _kill_leftovers, enter_new_network_namespace
-from executor.jobenv import LIBRARY_ENV, Figures, seed_matplotlib_config
+from executor.jobenv import LIBRARY_ENV, Figures, address_space_bytes, seed_matplotlib_config
 from executor.jobfiles import collect_outputs, place_inputs
 from executor.workspace import empty_dir
 from warmfleet import messages
@@ -45,6 +47,7 @@ class CallInterrupted(BaseException):
     """The call's wall clock ran out, or the supervisor stopped it (CPU, output)."""
 
 
+EXECUTOR_MODULES: list[str] | None = None  # listed by the zygote before it forks (child.executor_modules)
 IN_CALL = [False]  # a late interrupt (after the call ended) must not hit the loop itself
 
 
@@ -96,7 +99,10 @@ class SessionLoop:
         _limit(resource.RLIMIT_FSIZE, cfg["file_size_bytes"])
         _limit(resource.RLIMIT_NOFILE, cfg["open_files"])
         _limit(resource.RLIMIT_CORE, 0)
-        self.max_as = cfg["max_memory_mb"] << 20
+        # Preloaded (pandas...): the budgets count on top of what the zygote's modules map,
+        # as a preloaded job child's do, or a 256 MiB call would be spent before it starts.
+        self.as_base = address_space_bytes() if cfg.get("preloaded") else 0
+        self.max_as = self.as_base + (cfg["max_memory_mb"] << 20)
         _limit(resource.RLIMIT_AS, self.max_as)
         self.pid = os.getpid()
         os.environ.clear()
@@ -113,7 +119,7 @@ class SessionLoop:
             io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
         )
         compile("print(1)", "<warm>", "exec")  # the first call should not pay for the compiler's warm-up
-        _hide_executor()  # the session's code imports the stdlib, never the executor
+        _hide_executor(EXECUTOR_MODULES)  # the session's code imports the stdlib, never the executor
         if cfg.get("job_path"):  # and its pool's job environment (executor/jobenv.py)
             sys.path.extend(p for p in cfg["job_path"] if p not in sys.path)
             os.environ.update(LIBRARY_ENV)
@@ -122,7 +128,8 @@ class SessionLoop:
             # In the workspace: the only place the session uid may write.
             mpl = os.path.join(cfg["workspace"], ".config", "matplotlib")
             try:
-                seed_matplotlib_config(cfg["job_path"], mpl)
+                if "matplotlib.font_manager" not in sys.modules:  # preloaded: it has its list
+                    seed_matplotlib_config(cfg["job_path"], mpl)
             except OSError:
                 pass  # then matplotlib rebuilds the list: slower, not broken
             os.environ["MPLCONFIGDIR"] = mpl
@@ -152,7 +159,7 @@ class SessionLoop:
         if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGALRM])
-        memory = min(int(msg["memory_mb"]) << 20, self.max_as)
+        memory = min(self.as_base + (int(msg["memory_mb"]) << 20), self.max_as)
         try:  # every call: a call may have raised its own soft limit up to the hard one
             _limit(resource.RLIMIT_AS, memory, self.max_as)
         except (ValueError, OSError):
@@ -257,13 +264,9 @@ def _print_tb() -> None:
         pass
 
 
-def main() -> int:
-    """argv: MODE (serve|reset) CHANNEL_FD CONFIG_JSON."""
-    import json
-
-    mode, chan, cfg = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
+def run(mode: str, chan: int, cfg: dict) -> int:
+    """In a process the zygote just forked: lock down, then serve calls on `chan` (or, in
+    "reset" mode, only clean up). Its exit status."""
     try:
         lock_down(cfg, {0, 1, 2, chan})
         if mode == "reset":
@@ -276,7 +279,3 @@ def main() -> int:
         finally:
             os._exit(70)
     return loop.serve()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,6 +31,7 @@ from executor import metrics
 from executor.egress_relay import RELAY_PORT, proxy_environment
 from executor.session_egress import PodRelays, SessionEgress
 from executor.session_handle import SessionDied, SessionProcess, classify
+from executor.session_zygote_handle import SessionZygote
 from warmfleet import keys
 from warmfleet.schema import JOB_ID_RE, EgressReport, Result, Status
 
@@ -73,13 +74,11 @@ class Session:
         self.idle_timeout, self.max_lifetime, self.reply_to = idle_timeout, max_lifetime, reply_to
         self.opened_at = time.time()
         self.started = self.last_active = time.monotonic()
-        self.busy = False
-        self.calls = 0
+        self.busy, self.calls = False, 0
         self.queue: asyncio.Queue = asyncio.Queue()
         self.seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.worker: asyncio.Task | None = None
-        self.ending = False
-        self.doomed = False
+        self.ending = self.doomed = False
         self.budget = (10.0, 256 << 20)  # the last call's CPU and memory: background work between calls is held to it
         self.egress: SessionEgress | None = None  # in a pool with egress: its relay, run by us
 
@@ -97,10 +96,10 @@ class SessionHost:
         self.settings = s = sup.settings
         self.redis = sup.redis
         self.pool, self.pod_id = s.pool, s.pod_id
-        self.capacity = s.sessions
-        self.free = list(range(s.sessions))
+        self.capacity, self.free = s.sessions, list(range(s.sessions))
         self.sessions: dict[str, Session] = {}
         self.by_pid: dict[int, SessionProcess] = {}
+        self.zygote = SessionZygote.for_pod(s, self.reaped)  # forks the sessions, the pool's preload imported
         self.ended: collections.Counter[str] = collections.Counter()
         self.has_room = asyncio.Event()
         self.has_room.set()
@@ -127,10 +126,10 @@ class SessionHost:
         }
 
     def reaped(self, pid: int, status: int) -> bool:
-        """The supervisor reaped `pid`: True if it was a session (or reset) process."""
+        """`pid` was reaped (by the supervisor, or by the zygote that forked it): True if ours."""
         proc = self.by_pid.pop(pid, None)
         if proc is None:
-            return False
+            return self.zygote.reaped(pid, status)
         if not proc.exited.done():
             proc.exited.set_result(status)
         return True
@@ -142,7 +141,8 @@ class SessionHost:
         tasks = [asyncio.create_task(self._open_loop(), name="session-opens"),
                  asyncio.create_task(self._call_loop(), name="session-calls"),
                  asyncio.create_task(self._watch_loop(), name="session-watch"),
-                 asyncio.create_task(self._lease_loop(), name="session-leases")]
+                 asyncio.create_task(self._lease_loop(), name="session-leases"),
+                 asyncio.create_task(self.zygote.run(), name="session-zygote")]
         await self.sup.draining.wait()
         deadline = time.monotonic() + min(self.settings.session_drain_s, max(0.0, self.settings.drain_timeout_s - 5))
         while self.sessions and time.monotonic() < deadline:
@@ -208,7 +208,7 @@ class SessionHost:
         proc = self._process(index)
         egress = None
         try:
-            await proc.start()
+            await proc.start(self.zygote)
             if self.egress_on:
                 assert proc.pid is not None
                 egress = await SessionEgress.open(self.settings, proc.pid, proc.uid, self.relays)
@@ -243,11 +243,11 @@ class SessionHost:
             "processes": lim.processes, "file_size_bytes": lim.file_size_bytes, "open_files": lim.open_files,
             "max_memory_mb": lim.max_memory_mb, "max_files": lim.max_files,
             "max_output_files_bytes": lim.max_output_files_bytes,
-            "job_path": list(s.job_path),  # the pool's job environment (not preloaded: a session imports once)
+            "job_path": list(s.job_path), "preloaded": bool(s.session_preload_modules),  # the pool's job environment
             # Where its tools find the relay we run in its namespace (session_egress.py).
             "egress_env": proxy_environment(RELAY_PORT) if self.egress_on else None,
         }
-        return SessionProcess(s.python, cfg, s.kill_grace_s, lim.output_bytes, self.by_pid)
+        return SessionProcess(cfg, s.kill_grace_s, lim.output_bytes, self.by_pid)
 
     async def _call_loop(self) -> None:
         """One blocking XREAD over every open session's call stream and this pod's wake stream."""
@@ -458,7 +458,7 @@ class SessionHost:
         proc.close()
         reset = self._process(index)
         try:
-            reset.spawn("reset")
+            await reset.spawn(self.zygote, "reset")
             reset.close()
             status = await asyncio.wait_for(asyncio.shield(reset.exited), RESET_TIMEOUT_S)
             if status != 0:

@@ -214,14 +214,29 @@ def test_readme_flow_a_data_science_pool_from_pools_yaml_returns_a_chart(tmp_pat
 
 
 @pytest.mark.timeout(180)
-def test_a_session_imports_from_the_env_and_keeps_its_dataframe(ds):
+def test_a_session_starts_with_the_preload_imported_and_keeps_its_dataframe(ds):
+    """Forked from the pod's session zygote, which imported the pool's preload: the first
+    call finds pandas in sys.modules before any import, under the default budgets (they
+    count on top of what the preload maps)."""
     with ds.session(idle_timeout=60) as s:
-        first = s.run("import pandas as pd\ndf = pd.DataFrame({'v': range(10)})\nprint(len(df))", memory_mb=1024,
-                      timeout=60, cpu_time=30)
-        assert first.ok and first.stdout == "10\n", first
-        again = s.run("print(int(df['v'].sum()))", memory_mb=1024)
-        assert again.ok and again.stdout == "45\n", again
+        first = s.run("import sys\nprint(sorted(m for m in ('numpy', 'pandas', 'matplotlib.pyplot') if m in sys.modules))\n"
+                      "import pandas as pd\ndf = pd.DataFrame({'k': [1, 2, 1], 'v': [10, 20, 30]})")
+        assert first.ok and first.stdout == "['matplotlib.pyplot', 'numpy', 'pandas']\n", first
+        again = s.run("print(df.groupby('k')['v'].sum().to_dict())")
+        assert again.ok and again.stdout == "{1: 40, 2: 20}\n", again
         assert "ModuleNotFoundError" in s.run("import redis").stderr
+        assert "ModuleNotFoundError" in s.run("import executor.session_zygote").stderr
+
+
+@pytest.mark.timeout(180)
+def test_a_preloaded_sessions_memory_budget_holds(ds):
+    with ds.session(idle_timeout=60) as s:
+        assert s.run("import numpy as np\nkeep = np.arange(5)").ok
+        big = s.run("x = np.ones((64, 1 << 20), dtype=np.uint8)\nprint(x.sum())", memory_mb=32)
+        assert big.status.value == "memory_limit", big
+        fits = s.run("y = np.ones(1 << 20)\nprint(y.sum())", memory_mb=32)  # 8 MiB on top of the env: fits
+        assert fits.ok and fits.stdout == "1048576.0\n", fits
+        assert s.run("print(int(keep.sum()))").stdout == "10\n"  # the budget interrupted a call, not the session
 
 
 @pytest.mark.timeout(180)

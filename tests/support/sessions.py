@@ -56,3 +56,29 @@ def wait_clean(fleet, index: int, timeout: float = 20.0) -> dict:
         if (not seen["pids"] and not seen["entries"]) or time.monotonic() > deadline:
             return seen
         time.sleep(0.2)  # poll with a deadline
+
+
+_PS = """
+import json, os
+out = []
+for p in os.listdir('/proc'):
+    if p.isdigit() and int(p) != os.getpid():
+        try:
+            cmd = open('/proc/%s/cmdline' % p, 'rb').read().split(b'\\0')
+            out.append([int(p), os.stat('/proc/' + p).st_uid, [c.decode(errors='replace') for c in cmd if c]])
+        except OSError:
+            continue
+print(json.dumps(out))
+"""
+
+
+def processes(fleet) -> list[tuple[int, int, list[str]]]:
+    """(pid, uid, argv) of every process in the pod's sandbox."""
+    out = fleet.pods[0].sandbox.exec("/usr/bin/python3", "-c", _PS)
+    assert out.returncode == 0, (out.returncode, out.stdout, out.stderr)
+    return [tuple(p) for p in json.loads(out.stdout)]
+
+
+def zygotes(fleet) -> list[int]:
+    """The session zygote's pid (root; the sessions it forked carry its argv as another uid)."""
+    return [pid for pid, uid, argv in processes(fleet) if uid == 0 and any("session_zygote" in a for a in argv)]

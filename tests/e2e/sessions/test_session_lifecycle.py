@@ -1,5 +1,6 @@
 """How sessions end: idle timeout, lifetime, close, the session's process dying; each
-leaves nothing behind. Two sessions cannot see or signal each other; reattach by id."""
+leaves nothing behind. Two sessions cannot see or signal each other; reattach by id; the
+session zygote killed under an open session."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import time
 
 import pytest
-from support.sessions import index_of, leftovers, wait_clean
+from support.sessions import SESSION_ROOT, index_of, leftovers, processes, wait_clean, zygotes
 
 from dispatcher import Client, SessionEnded, SessionLost
 from warmfleet import keys
@@ -107,3 +108,24 @@ async def test_async_client_session(sfleet):
             assert out.stdout == "4\n"
         with pytest.raises(SessionEnded):
             await s.run("print(r)")
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_zygote_is_restarted_and_open_sessions_go_on(sfleet, sclient):
+    with sclient.session() as s:
+        r = s.run("kept = 41\nimport os; print(os.getpid())")
+        assert r.ok, r
+        # The session's cfg (uid, workspace) travelled over the zygote's socket, not argv.
+        assert not [argv for _, _, argv in processes(sfleet) if any(SESSION_ROOT in a for a in argv)]
+        (old,) = zygotes(sfleet)
+        kill = sfleet.pods[0].sandbox.exec("/bin/kill", "-9", str(old))
+        assert kill.returncode == 0, kill.stderr
+        assert s.run("print(kept + 1)").stdout == "42\n"  # a process of its own: unharmed
+        with sclient.session() as t:  # forked by a new zygote
+            assert t.run("print('kept' in globals())").stdout == "False\n"
+        new = zygotes(sfleet)
+        assert len(new) == 1 and new != [old], (old, new)
+    # Orphaned, the first session is reaped by the supervisor: its index is reset all the same.
+    assert wait_clean(sfleet, index_of(r)) == {"pids": [], "entries": []}
+    with sclient.session() as u:
+        assert u.run("print(1)").stdout == "1\n"

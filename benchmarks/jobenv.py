@@ -3,7 +3,8 @@ builds a 10,000-row DataFrame from numpy, groups, aggregates and prints a summar
 (b) draws a matplotlib chart and returns it as PNG. Each is measured as warmfleet with
 the env preloaded, warmfleet without preload, a fresh unsandboxed `python -c` on the same
 env, a cold `runsc do` sandbox per job and Celery + subprocess; plus the host memory of
-a pod holding the preloaded env."""
+a pod holding the preloaded env; and a session's open, its first pandas call and the
+host memory of an idle session that made it, with and without preload."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ JOB_B_ALT = "import matplotlib; matplotlib.use('Agg')\n" + _CHART + (
     "print(png[:8] == b'\\x89PNG\\r\\n\\x1a\\n' and len(png) > 1000)\n"
 )
 B_OUT = "True\n"
+SESSION_FIRST_CALL = "import pandas as pd\nprint(pd.DataFrame({'a': [1]}).a.sum())"
+SESSIONS_IDLE = 4  # the fleet's default session capacity
+SETTLE_S = 2.0  # before weighing the pod (its memory settles)
 
 
 def run(p: dict, cores: int, log: Callable[[str], None]) -> dict:
@@ -120,7 +124,31 @@ def _warmfleet(n_lat: int, n_thr: int, preload: list[str], memory_mb: int | None
             res[name] = {**summarize_ms(samples), "in_child_p50_ms": summarize_ms(in_child).get("p50_ms"),
                          "jobs": n_thr, "jobs_per_s": round(n_thr / wall, 2), "wrong": wrong}
         res["memory"] = pod_memory(fleet)
+        res["sessions"] = _sessions(c, fleet, min(n_lat, 10), budgets)
     return res
+
+
+def _sessions(c: Client, fleet: LocalFleet, n: int, budgets: dict) -> dict:
+    """A fresh session's open and its first pandas call (preloaded: forked from a zygote
+    that imported it), then the host memory of idle sessions that made that call."""
+    opens, firsts, wrong = [], [], 0
+    for _ in range(n):
+        t0 = time.perf_counter()
+        with c.session() as s:
+            t1 = time.perf_counter()
+            wrong += s.run(SESSION_FIRST_CALL, **budgets).stdout != "1\n"
+            firsts.append(time.perf_counter() - t1)
+        opens.append(t1 - t0)
+    time.sleep(SETTLE_S)  # a measurement, not synchronisation
+    base = pod_memory(fleet)
+    idle = [c.session(idle_timeout=600) for _ in range(SESSIONS_IDLE)]
+    wrong += sum(s.run(SESSION_FIRST_CALL, **budgets).stdout != "1\n" for s in idle)
+    time.sleep(SETTLE_S)
+    loaded = pod_memory(fleet)
+    for s in idle:
+        s.close()
+    return {"open": summarize_ms(opens), "first_call": summarize_ms(firsts), "wrong": wrong, "idle": SESSIONS_IDLE,
+            "idle_per_session_mb": round((loaded["pss_mb"] - base["pss_mb"]) / SESSIONS_IDLE, 2)}
 
 
 def _subprocess(python: str, code: str, ok, n_seq: int, n_par: int, parallel: int) -> dict:

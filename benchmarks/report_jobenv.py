@@ -48,6 +48,12 @@ def table(r: dict) -> str:
         if m:
             kinds = ", ".join(f"{k} {v}" for k, v in m.get("by_kind_pss_mb", {}).items())
             lines.append(f"- pod with 2 slots {label}, after the runs: {m['pss_mb']} MB host PSS ({kinds}; RSS {m.get('rss_mb')} MB)")
+    for key, label in (("warmfleet_preload", "with the env preloaded"), ("warmfleet_no_preload", "without preload")):
+        se = (je.get(key) or {}).get("sessions")
+        if se:
+            lines.append(f"- a session {label}: open p50 {se['open'].get('p50_ms')} ms; first call `import pandas as pd; "
+                         f"pd.DataFrame(...)` p50 {se['first_call'].get('p50_ms')} ms; an idle session that made it "
+                         f"{se['idle_per_session_mb']} MB host PSS ({se['idle']} of them)")
     wrong = {k: sum((je.get(k) or {}).get(j, {}).get("wrong", 0) for j in "ab")
              for k in ("warmfleet_preload", "warmfleet_no_preload", "subprocess", "cold_sandbox", "celery")}
     lines.append(f"- wrong outputs: {wrong}")

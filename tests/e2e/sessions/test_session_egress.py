@@ -151,3 +151,39 @@ def test_a_background_thread_has_no_egress_between_calls(eclient, sites):
                 break
             time.sleep(0.3)  # the gap between calls is what the thread must hit
         assert r.stdout.strip() == repr(f"403 {DENIED}: a session reaches the network only while a call runs"), r
+
+
+@pytest.mark.timeout(120)
+def test_a_connection_flood_is_bounded_and_the_pod_serves_on(eclient, sites):
+    """The relay runs in the supervisor: a call that opens hundreds of tunnels and holds
+    them gets at most 64 (the session's bound, and the proxy's per-call cap), the rest are
+    closed or refused at once, the call's end closes them all, and the next call and the
+    pod's jobs are served as usual."""
+    a = sites["allowed"]
+    with eclient.session(idle_timeout=60) as s:
+        flood = s.run(
+            "import socket, collections\n"
+            "seen, held = collections.Counter(), []\n"
+            "for _ in range(300):\n"
+            "    try:\n"
+            "        c = socket.create_connection(('127.0.0.1', 3128), timeout=10)\n"
+            f"        c.sendall(b'CONNECT allowed.test:{a} HTTP/1.1\\r\\nHost: allowed.test\\r\\n\\r\\n')\n"
+            "        head = c.recv(100)\n"
+            "    except OSError:\n"
+            "        head = b''\n"
+            "    kind = head[9:12].decode() or 'closed'\n"
+            "    seen[kind] += 1\n"
+            "    if kind == '200':\n"
+            "        held.append(c)\n"
+            "print(dict(seen))\n",
+            timeout=60, cpu_time=30,
+        )
+        assert flood.status is Status.OK, flood
+        seen = eval(flood.stdout)  # noqa: S307 - our own print of a dict
+        assert 1 <= seen.get("200", 0) <= 64 and sum(seen.values()) == 300, seen
+        assert set(seen) <= {"200", "403", "closed"}, seen
+        after = s.run(FETCH + f"print(fetch('http://allowed.test:{a}/'))\n", timeout=60)
+        assert (after.status, after.stdout) == (Status.OK, "allowed site\n"), after
+        assert after.egress.connections == 1  # a call of its own: the flood's budget is not its
+    job = eclient.run("print('job')", timeout=30)
+    assert (job.status, job.stdout) == (Status.OK, "job\n"), job

@@ -32,9 +32,11 @@ class Entry:
 
 
 class EntrySource:
-    def __init__(self, redis: Redis, pool: str, consumer: str, *, block_ms: int, reclaim_idle_s: float) -> None:
+    def __init__(self, redis: Redis, pool: str, consumer: str, *, block_ms: int, reclaim_idle_s: float,
+                 stream: str | None = None) -> None:
+        """`stream`: the group's stream to read (the pool's job stream unless said)."""
         self.redis = redis
-        self.stream = keys.stream(pool)
+        self.stream = stream or keys.stream(pool)
         self.consumer = consumer
         self.block_ms = block_ms
         self.reclaim_idle_ms = int(reclaim_idle_s * 1000)

@@ -4,12 +4,14 @@ across calls (executor/session_proc.py), each as its own uid in its own workspac
 Everything travels through Redis, like jobs:
 - opens: the pool-wide stream keys.session_opens, read through the "executors" group by
   pods with free session capacity (COUNT 1, only while one is free), so a request waits
-  in the stream, visible as lag, until a pod can take it;
+  in the stream, visible as lag, until a pod can take it; one a pod read and died on is
+  taken over by another, and answered once (executor/session_opens.py);
 - calls: one stream per session (keys.session_calls), read with XREAD by its pod alone;
   each call has an id, its Result is stored SET NX under keys.result(call id) and
   published to the caller, so a call delivered twice runs once;
 - state: keys.session (JSON), whose TTL while open is a lease this pod refreshes; a
-  client that finds it expired knows the session's pod died (SessionLost).
+  client that finds it expired (and still gone after a grace: a starved pod renews it
+  late) knows the session's pod died (SessionLost).
 
 Sessions hold no job slot: an idle one is a sleeping process. Idle timeout, lifetime, a
 close, a call whose budget forced a kill, a process that died, or a drain end a session;
@@ -27,11 +29,12 @@ from typing import TYPE_CHECKING
 
 import redis.exceptions
 
-from executor import metrics
+from executor import metrics, store
 from executor.egress_relay import RELAY_PORT, proxy_environment
 from executor.session_egress import PodRelays, SessionEgress
 from executor.session_handle import SessionDied, SessionProcess, classify
 from executor.session_zygote_handle import SessionZygote
+from executor.session_opens import SessionOpens
 from warmfleet import keys
 from warmfleet.schema import JOB_ID_RE, EgressReport, Result, Status
 
@@ -138,7 +141,7 @@ class SessionHost:
     async def run(self) -> None:
         if self.capacity == 0:
             return
-        tasks = [asyncio.create_task(self._open_loop(), name="session-opens"),
+        tasks = [asyncio.create_task(SessionOpens(self).run(), name="session-opens"),
                  asyncio.create_task(self._call_loop(), name="session-calls"),
                  asyncio.create_task(self._watch_loop(), name="session-watch"),
                  asyncio.create_task(self._lease_loop(), name="session-leases"),
@@ -164,75 +167,54 @@ class SessionHost:
         if left:
             log.error("session loops did not stop", extra={"loops": sorted(t.get_name() for t in left)})
 
-    async def _open_loop(self) -> None:
-        stream = keys.session_opens(self.pool)
-        pending_first = True
-        while self.running and not self.sup.draining.is_set():
-            await self.has_room.wait()
-            try:
-                resp = await self.redis.xreadgroup(
-                    keys.CONSUMER_GROUP, self.consumer, {stream: "0" if pending_first else ">"}, count=1,
-                    block=None if pending_first else self.settings.block_ms,
-                )
-                entries = resp[0][1] if resp else []
-                if pending_first and not entries:
-                    pending_first = False
-                for entry_id, fields in entries:
-                    await self._open(entry_id, fields)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                log.warning("redis unavailable; retrying", extra={"error": str(exc)})
-                await self.sup.wait_draining(1.0)
+    # -- opening (executor/session_opens.py reads and answers the requests) -------------
+    @property
+    def lease_ms(self) -> int:
+        return int(self.settings.session_lease_s * 1000)
 
-    async def _open(self, entry_id: str, fields: dict) -> None:
-        stream = keys.session_opens(self.pool)
-        try:
-            req = json.loads(fields.get("open", ""))
-            sid = req["session_id"]
-            if not isinstance(sid, str) or not JOB_ID_RE.match(sid):
-                raise ValueError("bad session id")
-            idle = min(float(req.get("idle_timeout", 300)), self.settings.max_session_idle_s)
-            life = min(float(req.get("max_lifetime", 3600)), self.settings.max_session_lifetime_s)
-            if not (idle > 0 and life > 0):
-                raise ValueError("idle_timeout and max_lifetime must be positive")
-            reply_to = req.get("reply_to") if isinstance(req.get("reply_to"), str) else None
-        except (ValueError, KeyError, TypeError) as exc:
-            await self.sup.store.record_dead_letter(entry_id, f"malformed session open: {exc}", fields=fields)
-            await self.sup.store.ack_only(entry_id, stream)
-            return
-        if await self.redis.exists(keys.session(self.pool, sid)):
-            await self.sup.store.ack_only(entry_id, stream)  # a second delivery of an open
-            return
+    def take_index(self) -> int:
         index = self.free.pop(0)
         if not self.free:
             self.has_room.clear()
-        proc = self._process(index)
-        egress = None
+        return index
+
+    def give_back(self, index: int) -> None:
+        """An index taken for an open that is not ours to open (nothing ran in it)."""
+        self.free.insert(0, index)
+        self.has_room.set()
+
+    def new_session(self, sid: str, index: int, idle: float, life: float, reply_to: str | None) -> Session:
+        return Session(sid, index, self._process(index), idle, life, reply_to)
+
+    async def start(self, session: Session) -> None:
+        """Its process, and in an egress pool its relay; raises SessionDied or OSError
+        after discarding what was started."""
+        proc = session.proc
         try:
             await proc.start(self.zygote)
             if self.egress_on:
                 assert proc.pid is not None
-                egress = await SessionEgress.open(self.settings, proc.pid, proc.uid, self.relays)
-        except (SessionDied, OSError) as exc:
-            log.error("session failed to start", extra={"session_id": sid, "error": str(exc)})
-            if egress is not None:
-                egress.close()
-            proc.kill()
-            await self._release(index, proc)
-            result = Result(job_id=sid, status=Status.FAILED, executor=self.consumer, error=f"could not start: {exc}")
-            await self.sup.store.store_and_ack(entry_id, result, reply_to, stream=stream)
-            return
-        session = Session(sid, index, proc, idle, life, reply_to)
-        session.egress = egress
-        self.sessions[sid] = session
-        await self.redis.set(keys.session(self.pool, sid), session.record(self.pod_id),
-                             px=int(self.settings.session_lease_s * 1000))
-        session.worker = asyncio.create_task(self._serve(session), name=f"session-{sid}")
+                session.egress = await SessionEgress.open(self.settings, proc.pid, proc.uid, self.relays)
+        except (SessionDied, OSError):
+            await self.discard(session)
+            raise
+
+    async def discard(self, session: Session) -> None:
+        """A session started but never admitted (its start failed, or another pod answered
+        its open): kill it and free its index."""
+        if session.egress is not None:
+            session.egress.close()
+        await asyncio.to_thread(session.proc.kill)
+        await self.release(session.index, session.proc)
+
+    async def admit(self, session: Session) -> None:
+        """An opened and answered session starts serving calls."""
+        self.sessions[session.id] = session
+        session.worker = asyncio.create_task(self._serve(session), name=f"session-{session.id}")
         await self._wake()
-        await self.sup.store.store_and_ack(entry_id, Result(job_id=sid, status=Status.OK, executor=self.consumer),
-                                           reply_to, stream=stream)
         metrics.SESSIONS_OPENED.labels(self.pool).inc()
         self.sup.state_changed.set()
-        log.info("session opened", extra={"session_id": sid, "index": index})
+        log.info("session opened", extra={"session_id": session.id, "index": session.index})
 
     def _process(self, index: int) -> SessionProcess:
         s = self.settings
@@ -318,7 +300,8 @@ class SessionHost:
             result, end_reason = await self._call(session, call_id, msg, submitted_at)
             t_ran = time.perf_counter()
             await self._store_call(keys=[keys.result(self.pool, call_id), calls_key],
-                                   args=[result.to_json(), self.settings.result_ttl_s, _channel(self.pool, reply_to), entry_id])
+                                   args=[result.to_json(), self.settings.result_ttl_s,
+                                         store.reply_channel(self.pool, reply_to), entry_id])
             metrics.SESSION_CALLS.labels(self.pool, result.status.value).inc()
             log.debug("session call done", extra={
                 "session_id": session.id, "call_id": call_id, "status": result.status.value,
@@ -442,12 +425,12 @@ class SessionHost:
             await self._wake()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("could not record a session's end", extra={"session_id": session.id, "error": str(exc)})
-        await self._release(session.index, session.proc)
+        await self.release(session.index, session.proc)
         self.changed.set()
         self.sup.state_changed.set()
         log.info("session ended", extra={"session_id": session.id, "reason": reason, "calls": session.calls})
 
-    async def _release(self, index: int, proc: SessionProcess) -> None:
+    async def release(self, index: int, proc: SessionProcess) -> None:
         """Wait for the process, then reset the uid and workspace (as that uid) before
         the index is free again."""
         if proc.pid is not None:
@@ -472,8 +455,3 @@ class SessionHost:
 
 
 _BUDGET_WORDS = {"cpu_limit": "CPU-time", "memory_limit": "memory limit", "output_limit": "output cap"}
-
-
-def _channel(pool: str, reply_to: str | None) -> str:
-    """Publish only inside the pool's own namespace."""
-    return reply_to if reply_to and reply_to.startswith(keys.reply_channel(pool, "")) else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +81,12 @@ class ExecutorSettings(BaseSettings):
     # An open session's record expires this long after the pod's last refresh: a client
     # then knows the session is lost (its pod died).
     session_lease_s: float = Field(default=10.0, gt=0)
+    # An open read by a pod that then went silent this long (it died before answering) is
+    # taken over by a pod with room; a pod opening one refreshes its claim every third of it.
+    session_open_reclaim_s: float = Field(default=5.0, ge=0.3)
+    # Tests only: the pod stops at that point of its next open and never answers it (a pod
+    # that dies mid-open, made deterministic: the test then kills it). "" in production.
+    session_open_fault: Literal["", "after_read", "before_answer"] = ""
     max_session_idle_s: float = Field(default=3600.0, gt=0)
     max_session_lifetime_s: float = Field(default=86400.0, gt=0)
     # A draining pod (recycled, scaled in) waits this long for its sessions to end, then

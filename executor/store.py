@@ -39,12 +39,9 @@ class ResultStore:
     async def store_and_ack(self, entry_id: str, result: Result, reply_to: str | None, stream: str | None = None) -> bool:
         """True if this call stored the result, False if one was already there. `stream`:
         the group's stream the entry came from (the job stream unless said)."""
-        channel = ""
-        if reply_to and reply_to.startswith(keys.reply_channel(self.pool, "")):
-            channel = reply_to  # never publish outside the pool's own namespace
         stored = await self._store_and_ack(
             keys=[keys.result(self.pool, result.job_id), stream or keys.stream(self.pool)],
-            args=[result.to_json(), self.ttl_s, keys.CONSUMER_GROUP, entry_id, channel],
+            args=[result.to_json(), self.ttl_s, keys.CONSUMER_GROUP, entry_id, reply_channel(self.pool, reply_to)],
         )
         return bool(stored)
 
@@ -77,6 +74,12 @@ class ResultStore:
             maxlen=10000,
             approximate=True,
         )
+
+
+def reply_channel(pool: str, reply_to: str | None) -> str:
+    """Where to publish a result: the client's channel, never outside the pool's own
+    namespace ("": nowhere)."""
+    return reply_to if reply_to and reply_to.startswith(keys.reply_channel(pool, "")) else ""
 
 
 async def ensure_group(redis: Redis, pool: str) -> None:

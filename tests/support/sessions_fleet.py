@@ -8,11 +8,14 @@ import os
 SESSION_ENV = {"WARMFLEET_SESSION_LEASE_S": "10", "WARMFLEET_SESSION_DRAIN_S": "3", "WARMFLEET_KILL_GRACE_S": "0.5"}
 
 
-def start_fleet(**overrides):
+def start_fleet(env: dict[str, str] | None = None, **overrides):
+    """`env`: more WARMFLEET_* settings for the pods (the fleet's executor_env, which a
+    test may change before a replacement pod starts)."""
     from warmfleet.local.fleet import FleetSettings, LocalFleet
 
-    old = {k: os.environ.get(k) for k in SESSION_ENV}
-    os.environ.update(SESSION_ENV)
+    env = {**SESSION_ENV, **(env or {})}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         f = LocalFleet(FleetSettings(**{"pods": 1, "slots": 1, "sessions": 4, "drain_timeout_s": 20, **overrides}))
     finally:

@@ -9,8 +9,9 @@ and workspace across calls (executor/sessions.py is the other side).
 A call is validated like a job (same budgets, same files), travels on the session's own
 stream, and returns the same Result. A call after the session ended raises SessionEnded
 (closed, idle timeout, lifetime) or SessionLost (its executor or process died, a budget
-forced a kill, a drain): never a fresh interpreter. Sync and async share everything here
-but the I/O.
+forced a kill, a drain): never a fresh interpreter. A record that is missing (the pod's
+lease lapsed) means lost only once it stayed missing for session_lost_grace_s. Sync and
+async share everything here but the I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from dispatcher import request
@@ -32,6 +34,7 @@ SyncClient = AsyncClientT = Any
 
 CLOSE_WAIT_S = 10.0
 CLOSE_POLL_S = 0.02
+MISSING_POLL_S = 0.2  # how often a call or attach looks again for a missing record
 
 # Enqueue a call only while the session is open: one round trip, and a call never waits
 # in the stream of a session that has ended. Returns the record when it is not open.
@@ -73,6 +76,29 @@ def ended_error(session_id: str, raw: str | None) -> SessionEnded | None:
     return SessionLost(session_id, reason) if rec.get("lost") else SessionEnded(session_id, reason)
 
 
+class RecordWatch:
+    """Whether a session's record says it is over. A record that says so is final at
+    once; a missing one only once it has stayed missing for `grace_s`: the lease of a pod
+    starved by a fork bomb lapses, and its renewal brings the record back. One watch per
+    call or attach: a gap seen long ago says nothing about now."""
+
+    def __init__(self, session_id: str, grace_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.session_id, self.grace_s, self.clock = session_id, grace_s, clock
+        self.missing_since: float | None = None
+
+    def check(self, raw: str | None) -> SessionEnded | None:
+        """The error to raise, or None: open, or missing for less than the grace so far."""
+        if raw is not None:
+            self.missing_since = None
+            return ended_error(self.session_id, raw)
+        now = self.clock()
+        if self.missing_since is None:
+            self.missing_since = now
+        if now - self.missing_since >= self.grace_s:
+            return ended_error(self.session_id, None)
+        return None
+
+
 def _options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None) -> dict:
     return {"timeout": timeout, "cpu_time": cpu_time, "memory_mb": memory_mb,
             "files": dict(files) if files is not None else None}
@@ -106,7 +132,9 @@ class Session:
 
     @classmethod
     def attach(cls, client: "SyncClient", session_id: str) -> "Session":
-        err = ended_error(session_id, client.redis.get(keys.session(client.pool, session_id)))
+        watch, key = RecordWatch(session_id, client.settings.session_lost_grace_s), keys.session(client.pool, session_id)
+        while (err := watch.check(raw := client.redis.get(key))) is None and raw is None:
+            time.sleep(MISSING_POLL_S)  # poll with a deadline (the grace): a starved pod renews it late
         if err is not None:
             raise err
         return cls(client, session_id, owned=False)
@@ -121,13 +149,17 @@ class Session:
         c.limits()
         job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb))
         c._subscribe()
-        ok, rec = self._submit(keys=[keys.session(c.pool, self.id), keys.session_calls(c.pool, self.id)],
-                               args=[call_entry(job)])
-        if not ok:
-            raise self._end(ended_error(self.id, rec or None))
-        return self._wait(job.job_id)
+        watch = RecordWatch(self.id, c.settings.session_lost_grace_s)
+        while True:
+            ok, rec = self._submit(keys=[keys.session(c.pool, self.id), keys.session_calls(c.pool, self.id)],
+                                   args=[call_entry(job)])
+            if ok:
+                return self._wait(job.job_id, watch)
+            if (err := watch.check(rec or None)) is not None:
+                raise self._end(err)
+            time.sleep(MISSING_POLL_S)  # poll with a deadline (the grace): a starved pod renews it late
 
-    def _wait(self, call_id: str) -> Result:
+    def _wait(self, call_id: str, watch: RecordWatch) -> Result:
         c = self.client
         next_check = time.monotonic() + c.settings.recheck_s
         while (result := c.core.take(call_id)) is None:
@@ -136,7 +168,7 @@ class Session:
                 raw, rec = c.redis.mget([keys.result(c.pool, call_id), keys.session(c.pool, self.id)])
                 if raw is not None:
                     return request.parse_result(raw)
-                if (err := ended_error(self.id, rec)) is not None:
+                if (err := watch.check(rec)) is not None:
                     # It may have answered just before it ended: look once more.
                     raw = c.redis.get(keys.result(c.pool, call_id))
                     if raw is not None:
@@ -183,7 +215,9 @@ class AsyncSession:
     async def open(self) -> "AsyncSession":
         c = self.client
         if self._open_args is None:  # reattach
-            err = ended_error(self.id, await c.redis.get(keys.session(c.pool, self.id)))
+            watch, key = RecordWatch(self.id, c.settings.session_lost_grace_s), keys.session(c.pool, self.id)
+            while (err := watch.check(raw := await c.redis.get(key))) is None and raw is None:
+                await asyncio.sleep(MISSING_POLL_S)  # poll with a deadline (the grace)
             if err is not None:
                 raise err
             return self
@@ -212,11 +246,16 @@ class AsyncSession:
         job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb))
         await c._ensure_listener()
         fut = c._waiters.setdefault(job.job_id, asyncio.get_running_loop().create_future())
+        watch = RecordWatch(self.id, c.settings.session_lost_grace_s)
         try:
-            ok, rec = await self._submit(keys=[keys.session(c.pool, self.id), keys.session_calls(c.pool, self.id)],
-                                         args=[call_entry(job)])
-            if not ok:
-                raise self._end(ended_error(self.id, rec or None))
+            while True:
+                ok, rec = await self._submit(keys=[keys.session(c.pool, self.id), keys.session_calls(c.pool, self.id)],
+                                             args=[call_entry(job)])
+                if ok:
+                    break
+                if (err := watch.check(rec or None)) is not None:
+                    raise self._end(err)
+                await asyncio.sleep(MISSING_POLL_S)  # poll with a deadline (the grace)
             while True:
                 if (early := c.core.take(job.job_id)) is not None:
                     return early
@@ -227,7 +266,7 @@ class AsyncSession:
                 raw, rec = await c.redis.mget([keys.result(c.pool, job.job_id), keys.session(c.pool, self.id)])
                 if raw is not None:
                     return request.parse_result(raw)
-                if (err := ended_error(self.id, rec)) is not None:
+                if (err := watch.check(rec)) is not None:
                     raw = await c.redis.get(keys.result(c.pool, job.job_id))
                     if raw is not None:
                         return request.parse_result(raw)

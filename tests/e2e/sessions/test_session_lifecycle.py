@@ -129,3 +129,35 @@ def test_a_killed_zygote_is_restarted_and_open_sessions_go_on(sfleet, sclient):
     assert wait_clean(sfleet, index_of(r)) == {"pids": [], "entries": []}
     with sclient.session() as u:
         assert u.run("print(1)").stdout == "1\n"
+
+
+@pytest.mark.timeout(90)
+def test_a_record_missing_for_a_while_is_not_a_lost_session(sfleet, sclient):
+    """A fork bomb next door can starve the pod past its lease: the session's record
+    lapses until the pod renews it. Calls submitted and waiting meanwhile are not lost
+    (the client's grace, 10 s); here the record is deleted every 0.3 s meanwhile."""
+    import threading
+
+    import redis
+
+    with sclient.session() as s:
+        s.run("x = 5")
+        stop = threading.Event()
+        deleted = []
+
+        def lapse() -> None:
+            r = redis.Redis.from_url(sfleet.client_url)
+            while not stop.wait(0.3):  # a period, not synchronisation
+                deleted.append(r.delete(keys.session(sclient.pool, s.id)))
+            r.close()
+
+        t = threading.Thread(target=lapse)
+        t.start()
+        try:
+            r = s.run("import time; time.sleep(2); print(x)")
+            again = s.run("print(x + 1)")
+        finally:
+            stop.set()
+            t.join()
+        assert (r.stdout, again.stdout) == ("5\n", "6\n")
+        assert sum(deleted) >= 3  # the pod's renewals brought it back, and it went again

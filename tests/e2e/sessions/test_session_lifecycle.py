@@ -154,10 +154,10 @@ def test_a_record_missing_for_a_while_is_not_a_lost_session(sfleet, sclient):
         t = threading.Thread(target=lapse)
         t.start()
         try:
-            r = s.run("import time; time.sleep(2); print(x)")
+            r = s.run("import time; time.sleep(3); print(x)")
             again = s.run("print(x + 1)")
         finally:
             stop.set()
             t.join()
         assert (r.stdout, again.stdout) == ("5\n", "6\n")
-        assert sum(deleted) >= 3  # the pod's renewals brought it back, and it went again
+        assert sum(deleted) >= 2  # the pod's renewal (every 1 s) brought it back, and it went again

@@ -34,10 +34,22 @@ class SessionDied(Exception):
     """The session process is gone (killed, crashed, or never became ready)."""
 
 
+class SessionBroke(SessionDied):
+    """The session wrote what its channel's protocol does not allow (a malformed,
+    oversized or unexpected frame): its own code can write to the channel, so this ends
+    the session, never the supervisor's reading of it."""
+
+
+REPLY_STATUSES = frozenset({"ok", "error", "interrupted", "memory_limit"})  # what session_proc answers
+
+
 class SessionProcess:
     def __init__(self, cfg: dict, grace_s: float, output_cap: int, registry: dict[int, "SessionProcess"]) -> None:
         """`registry`: pid -> process, where the supervisor's reaper finds whose exit it reaped."""
         self.cfg, self.grace_s, self.output_cap = cfg, grace_s, output_cap
+        # The largest reply a session can owe us: its out/ files (base64) and some room.
+        self.max_frame = min(messages.MAX_FRAME, cfg["max_output_files_bytes"] * 4 // 3 + (1 << 20))
+        self.seq = 0  # each call's number, echoed in its reply: a stray frame is not taken for one
         self.registry = registry
         self._sock: socket.socket | None = None
         self.uid: int = cfg["uid"]
@@ -108,7 +120,8 @@ class SessionProcess:
         started = time.monotonic()
         wall = started + msg["timeout"]  # then SIGALRM: the session's own timer cost two ~75 us syscalls a call
         deadline = wall + self.grace_s
-        self._writer.write(messages.encode_frame(msg))
+        self.seq += 1
+        self._writer.write(messages.encode_frame({**msg, "seq": self.seq}))
         reply_task = asyncio.ensure_future(self._recv())
         main_cpu0 = self.cpu_marks.get(self.pid or -1, 0.0)
         interrupted_at: float | None = None
@@ -121,7 +134,7 @@ class SessionProcess:
                     {reply_task, self.exited}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
                 if reply_task in done:
-                    reply = reply_task.result()
+                    reply = _checked_reply(reply_task.result(), self.seq)
                     break
                 if self.exited in done:
                     raise SessionDied("the session process died during a call")
@@ -251,10 +264,19 @@ class SessionProcess:
     async def _recv(self) -> dict:
         assert self._reader is not None
         try:
-            size = messages.frame_size(await self._reader.readexactly(messages.HEADER.size))
-            return messages.decode_body(await self._reader.readexactly(size))
-        except (asyncio.IncompleteReadError, ConnectionError, struct.error, ValueError) as exc:
+            (size,) = messages.HEADER.unpack(await self._reader.readexactly(messages.HEADER.size))
+            if size > self.max_frame:
+                raise SessionBroke(f"the session sent a frame of {size} bytes (a reply is at most {self.max_frame})")
+            body = await self._reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError, struct.error) as exc:
             raise SessionDied(str(exc) or "channel closed") from exc
+        try:
+            frame = messages.decode_body(body)
+        except ValueError as exc:
+            raise SessionBroke(f"the session sent a malformed frame: {exc}") from None
+        if not isinstance(frame, dict):
+            raise SessionBroke(f"the session sent a frame that is not an object: {type(frame).__name__}")
+        return frame
 
     # -- end --------------------------------------------------------------------------
     def signal(self, sig: int) -> None:
@@ -304,6 +326,24 @@ _BUDGET_NAMES = {
     "output_limit": "output cap",
     "processes": "process limit",
 }
+
+
+def _checked_reply(reply: dict, seq: int) -> dict:
+    """The reply to call `seq`, or SessionBroke: anything else on the channel (another
+    message, a stray or forged frame, a field of the wrong type) ends the session."""
+    if reply.get("t") != "result" or reply.get("seq") != seq:
+        raise SessionBroke(f"the session sent an unexpected frame instead of call {seq}'s reply "
+                           f"(t={str(reply.get('t'))[:40]!r}, seq={str(reply.get('seq'))[:40]!r})")
+    files = reply.get("files")
+    if not (reply.get("status") in REPLY_STATUSES
+            and (reply.get("exit_code") is None or type(reply.get("exit_code")) is int)
+            and (reply.get("error") is None or isinstance(reply.get("error"), str))
+            and all(isinstance(reply.get(k, 0), (int, float)) and not isinstance(reply.get(k, 0), bool)
+                    for k in ("duration_s", "cpu_s", "cpu_total_s", "max_rss_bytes"))
+            and (files is None or (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())))
+            and isinstance(reply.get("files_truncated", False), bool)):
+        raise SessionBroke(f"the session sent a malformed reply to call {seq}")
+    return reply
 
 
 def classify(reply: dict, killed_for: str | None, msg: dict) -> tuple[str, int | None, str | None]:

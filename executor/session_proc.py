@@ -138,6 +138,7 @@ class SessionLoop:
 
     def serve(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        keep_from_children(self.chan)
         messages.write_frame(self.chan, {"t": "ready", "pid": os.getpid()})
         while True:
             try:
@@ -146,7 +147,9 @@ class SessionLoop:
                 return 0
             if msg.get("t") != "call":
                 return 0
-            messages.write_frame(self.chan, self.call(msg))
+            reply = self.call(msg)
+            reply["seq"] = msg.get("seq")  # which call this answers (the supervisor checks)
+            messages.write_frame(self.chan, reply)
 
     def call(self, msg: dict) -> dict:
         # The previous call may have changed these: each call starts with ours. SIGHUP:
@@ -250,6 +253,26 @@ class SessionLoop:
             files[f"figure-{n}.png"] = binascii.b2a_base64(png, newline=False).decode("ascii")
             room -= len(png)
         return truncated
+
+
+def keep_from_children(chan: int) -> None:
+    """The channel to the supervisor is this process's alone: not inherited across exec
+    (O_CLOEXEC), and closed in a child a call forks, so a daemon a call leaves cannot talk
+    to the supervisor after it. (The call's own code can still write to it; the supervisor
+    ends a session that breaks the protocol.)"""
+    os.set_inheritable(chan, False)
+    st = os.fstat(chan)
+    ours = (st.st_dev, st.st_ino)
+
+    def close_in_child() -> None:
+        try:
+            st = os.fstat(chan)
+            if (st.st_dev, st.st_ino) == ours:  # the number may have been reused by the call
+                os.close(chan)
+        except OSError:
+            pass
+
+    os.register_at_fork(after_in_child=close_in_child)
 
 
 def _print_tb() -> None:

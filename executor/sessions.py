@@ -32,7 +32,7 @@ import redis.exceptions
 from executor import metrics, store
 from executor.egress_relay import RELAY_PORT, proxy_environment
 from executor.session_egress import PodRelays, SessionEgress
-from executor.session_handle import SessionDied, SessionProcess, classify
+from executor.session_handle import SessionBroke, SessionDied, SessionProcess, classify
 from executor.session_zygote_handle import SessionZygote
 from executor.session_opens import SessionOpens
 from warmfleet import keys
@@ -332,7 +332,7 @@ class SessionHost:
             if kind is None and "wall-clock" in why:
                 kind = "timeout"
             exit_code = None if status is None else (-(status & 0x7F) if status & 0x7F else (status >> 8) & 0xFF)
-            if kind is None and "did not stop" not in why:
+            if kind is None and "did not stop" not in why and not isinstance(exc, SessionBroke):
                 why = f"the session's process ended during the call (wait status {status})"
             result = Result(status=Status(kind or "error"), exit_code=exit_code, stdout=out, stderr=err,
                             stdout_truncated=out_t, stderr_truncated=err_t, duration_s=round(time.time() - started, 6),

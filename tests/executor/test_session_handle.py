@@ -1,0 +1,34 @@
+"""What the supervisor accepts as a session's reply: only the reply to the call it sent,
+well formed. Anything else ends the session (SessionBroke), never the supervisor."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor.session_handle import SessionBroke, _checked_reply
+
+REPLY = {"t": "result", "seq": 3, "status": "ok", "exit_code": 0, "error": None, "duration_s": 0.01, "cpu_s": 0.0,
+         "cpu_total_s": 1.5, "max_rss_bytes": 1 << 20, "files": {"a.txt": "aGk="}, "files_truncated": False}
+
+
+def test_the_reply_to_the_call_sent_is_accepted():
+    assert _checked_reply(dict(REPLY), 3) == REPLY
+
+
+@pytest.mark.parametrize("change", [
+    {"seq": 2},  # a stray frame from before, or a forged one
+    {"seq": None},
+    {"t": "ready"},
+    {"status": "hacked"},
+    {"exit_code": "0"},
+    {"exit_code": True},
+    {"error": 5},
+    {"duration_s": "1"},
+    {"max_rss_bytes": [1]},
+    {"files": {"a.txt": 5}},
+    {"files": "a.txt"},
+    {"files_truncated": "no"},
+])
+def test_anything_else_breaks_the_session(change):
+    with pytest.raises(SessionBroke):
+        _checked_reply({**REPLY, **change}, 3)

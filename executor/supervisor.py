@@ -249,13 +249,14 @@ class Supervisor(PodState):
         s = self.settings
         try:
             await store.deregister(self.redis, s.pool, s.pod_id)
-            stream = keys.stream(s.pool)
-            for slot in self.slots:
+            consumers = [(keys.stream(s.pool), slot.consumer) for slot in self.slots]
+            consumers.append((keys.session_opens(s.pool), self.sessions.consumer))
+            for stream, consumer in consumers:
                 pending = await self.redis.xpending_range(
-                    stream, keys.CONSUMER_GROUP, min="-", max="+", count=1, consumername=slot.consumer
+                    stream, keys.CONSUMER_GROUP, min="-", max="+", count=1, consumername=consumer
                 )
-                if not pending:  # never delete a consumer that still owns jobs
-                    await self.redis.xgroup_delconsumer(stream, keys.CONSUMER_GROUP, slot.consumer)
+                if not pending:  # never delete a consumer that still owns entries (they are reclaimed)
+                    await self.redis.xgroup_delconsumer(stream, keys.CONSUMER_GROUP, consumer)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("could not deregister", extra={"error": str(exc)})
 

@@ -79,3 +79,9 @@ def test_a_drained_pod_ends_its_sessions_as_lost_after_a_bounded_wait(own_fleet)
         with pytest.raises(SessionLost) as info:
             s.run("print(x)")
         assert "drained" in info.value.reason
+        # Stopped, it removed its consumer of the opens (it owned none of them).
+        deadline = time.monotonic() + 60
+        while any(x["name"].startswith(pod_id) for x in c.redis.xinfo_consumers(keys.session_opens(c.pool),
+                                                                                keys.CONSUMER_GROUP)):
+            assert time.monotonic() < deadline, "the drained pod's consumer of the opens is still there"
+            time.sleep(0.2)  # poll with a deadline: the pod stops after its drain

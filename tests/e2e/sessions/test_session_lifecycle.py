@@ -113,7 +113,7 @@ async def test_async_client_session(sfleet):
 @pytest.mark.timeout(120)
 def test_a_killed_zygote_is_restarted_and_open_sessions_go_on(sfleet, sclient):
     with sclient.session() as s:
-        r = s.run("kept = 41\nimport os; print(os.getpid())")
+        r = s.run("kept = 41\nopen('f', 'w').write('x')")  # a file: its index is clean only after the reset
         assert r.ok, r
         # The session's cfg (uid, workspace) travelled over the zygote's socket, not argv.
         assert not [argv for _, _, argv in processes(sfleet) if any(SESSION_ROOT in a for a in argv)]
@@ -127,6 +127,10 @@ def test_a_killed_zygote_is_restarted_and_open_sessions_go_on(sfleet, sclient):
         assert len(new) == 1 and new != [old], (old, new)
     # Orphaned, the first session is reaped by the supervisor: its index is reset all the same.
     assert wait_clean(sfleet, index_of(r)) == {"pids": [], "entries": []}
+    with open(sfleet.pods[0].log_path, errors="replace") as f:
+        log = f.read()
+    assert "session zygote lost" in log
+    assert "survived SIGKILL" not in log  # its exit came through the supervisor's reaper, not a timeout
     with sclient.session() as u:
         assert u.run("print(1)").stdout == "1\n"
 

@@ -1,0 +1,97 @@
+"""The session zygote as a plain host process (no sandbox, no uid change): it forks a
+session on our descriptors, reports its exit, and is restarted after it dies without
+harming the session it forked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import pytest
+
+from executor.session_handle import SessionProcess
+from executor.session_zygote_handle import SessionZygote
+from executor.settings import ExecutorSettings
+
+CALL = {"t": "call", "timeout": 10.0, "cpu_time": 10.0, "memory_mb": 256, "files": {}}
+
+
+def _cfg(workspace: str) -> dict:
+    os.makedirs(workspace, mode=0o700, exist_ok=True)
+    return {
+        "uid": os.getuid(), "workspace": workspace, "drop_privileges": False, "isolate_network": False,
+        "processes": 256, "file_size_bytes": 1 << 20, "open_files": 256, "max_memory_mb": 1024, "max_files": 10,
+        "max_output_files_bytes": 1 << 20, "job_path": [], "preloaded": False,
+    }
+
+
+def _exits(registry: dict):
+    def on_exit(pid: int, status: int) -> None:
+        proc = registry.pop(pid, None)
+        if proc is not None and not proc.exited.done():
+            proc.exited.set_result(status)
+
+    return on_exit
+
+
+async def _run(proc: SessionProcess, code: str) -> str:
+    reply, killed_for = await proc.call({**CALL, "code": code})
+    assert reply["status"] == "ok" and killed_for is None, reply
+    return proc.output()[0]
+
+
+@pytest.mark.timeout(60)
+async def test_a_forked_session_runs_calls_and_its_exit_is_reported(tmp_path):
+    registry: dict = {}
+    zygote = SessionZygote(sys.executable, {"job_path": [], "preload": [], "warmup": []}, _exits(registry))
+    proc = SessionProcess(_cfg(str(tmp_path / "0")), 0.5, 1 << 16, registry)
+    try:
+        await proc.start(zygote)
+        assert proc.pid in registry and proc.pid != zygote.pid
+        assert await _run(proc, "x = 6 * 7\nprint(x)") == "42\n"
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+            assert b"workspace" not in f.read()  # its cfg came over the zygote's socket
+        proc.kill()
+        status = await asyncio.wait_for(proc.exited, 10)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    finally:
+        proc.close()
+        zygote.stop()
+        if zygote.pid:
+            os.waitpid(zygote.pid, 0)
+
+
+@pytest.mark.timeout(60)
+async def test_a_dead_zygote_is_restarted_and_its_session_goes_on(tmp_path):
+    registry: dict = {}
+    zygote = SessionZygote(sys.executable, {"job_path": [], "preload": [], "warmup": []}, _exits(registry))
+    first = SessionProcess(_cfg(str(tmp_path / "0")), 0.5, 1 << 16, registry)
+    second = SessionProcess(_cfg(str(tmp_path / "1")), 0.5, 1 << 16, registry)
+    old = None
+    try:
+        await first.start(zygote)
+        await _run(first, "kept = 1")
+        old = zygote.pid
+        os.kill(old, signal.SIGKILL)
+        os.waitpid(old, 0)  # here we are the zygote's reaper (in a pod: the supervisor)
+        assert zygote.reaped(old, signal.SIGKILL)
+        await second.start(zygote)  # forked by a new zygote
+        assert zygote.pid != old and zygote.restarts == 1
+        assert await _run(first, "print(kept + 1)") == "2\n"  # a process of its own: unharmed
+        assert await _run(second, "print('kept' in globals())") == "False\n"
+    finally:
+        for proc in (first, second):  # both orphans once their zygote is gone: not ours to reap
+            proc.kill()
+            proc.close()
+        zygote.stop()
+        if zygote.pid not in (None, old):
+            os.waitpid(zygote.pid, 0)
+
+def test_session_preload_off_gives_a_lean_zygote():
+    on = SessionZygote.for_pod(ExecutorSettings(redis_url="unix:///x", preload=["json"], job_path=["/x"]), lambda pid, status: None)
+    off = SessionZygote.for_pod(ExecutorSettings(redis_url="unix:///x", preload=["json"], job_path=["/x"], session_preload=False),
+                                lambda pid, status: None)
+    assert (on.init["preload"], off.init["preload"]) == (["json"], [])
+    assert on.init["job_path"] == off.init["job_path"] == ["/x"]

@@ -236,6 +236,9 @@ def test_a_preloaded_sessions_memory_budget_holds(ds):
         assert big.status.value == "memory_limit", big
         fits = s.run("y = np.ones(1 << 20)\nprint(y.sum())", memory_mb=32)  # 8 MiB on top of the env: fits
         assert fits.ok and fits.stdout == "1048576.0\n", fits
+        # Weighed several times meanwhile (every 250 ms): what it shares with the zygote is not its memory.
+        slow = s.run("import time\ntime.sleep(1.5)\nprint(len(y))", memory_mb=32)
+        assert slow.ok and slow.stdout == "1048576\n", slow
         assert s.run("print(int(keep.sum()))").stdout == "10\n"  # the budget interrupted a call, not the session
 
 

@@ -124,15 +124,30 @@ class SessionZygote:
     async def spawn(self, mode: str, cfg: dict, fds: list[int], on_pid: Callable[[int], None]) -> int:
         """Fork a session process ("serve") or a cleanup one ("reset") on `fds`
         (channel, stdout, stderr); `on_pid(pid)` runs as soon as the pid is known, before
-        any exit of it can be reported. Raises ZygoteGone."""
+        any exit of it can be reported. Raises ZygoteGone. A reset is asked again of the
+        next zygote if this one died meanwhile: an index whose reset failed is retired."""
+        try:
+            return await self._spawn_once(mode, cfg, fds, on_pid)
+        except ZygoteGone:
+            if mode != "reset" or self._stopped:
+                raise
+            log.warning("session zygote lost during a reset; asking the next one")
+            return await self._spawn_once(mode, cfg, fds, on_pid)
+
+    async def _spawn_once(self, mode: str, cfg: dict, fds: list[int], on_pid: Callable[[int], None]) -> int:
         await self.ensure()
         req = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._pending[req] = (fut, on_pid)
+        sock = self._sock
         try:
             await self._send({"t": "spawn", "id": req, "mode": mode, "cfg": cfg}, fds)
             return await asyncio.wait_for(asyncio.shield(fut), SPAWN_TIMEOUT_S)
         except TimeoutError:
+            # Stuck (stopped, deadlocked): killed and replaced; its sessions live on without it.
+            self._pending.pop(req, None)
+            if sock is not None:
+                self._gone(sock, "the session zygote did not answer a spawn")
             raise ZygoteGone("the session zygote did not answer a spawn") from None
         finally:
             self._pending.pop(req, None)

@@ -1,6 +1,6 @@
 """The session zygote as a plain host process (no sandbox, no uid change): it forks a
-session on our descriptors, reports its exit, and is restarted after it dies without
-harming the session it forked."""
+session on our descriptors, reports its exit, and is replaced after it dies or stops
+answering, without harming the session it forked."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from executor.session_handle import SessionProcess
-from executor.session_zygote_handle import SessionZygote
+from executor import session_zygote_handle as zygote_handle
+from executor.session_zygote_handle import SessionZygote, ZygoteGone
 from executor.settings import ExecutorSettings
 
 CALL = {"t": "call", "timeout": 10.0, "cpu_time": 10.0, "memory_mb": 256, "files": {}}
@@ -88,6 +89,31 @@ async def test_a_dead_zygote_is_restarted_and_its_session_goes_on(tmp_path):
         zygote.stop()
         if zygote.pid not in (None, old):
             os.waitpid(zygote.pid, 0)
+
+@pytest.mark.timeout(60)
+async def test_a_stuck_zygote_is_replaced(tmp_path, monkeypatch):
+    monkeypatch.setattr(zygote_handle, "SPAWN_TIMEOUT_S", 1.0)
+    registry: dict = {}
+    zygote = SessionZygote(sys.executable, {"job_path": [], "preload": [], "warmup": []}, _exits(registry))
+    stuck = SessionProcess(_cfg(str(tmp_path / "0")), 0.5, 1 << 16, registry)
+    fresh = SessionProcess(_cfg(str(tmp_path / "1")), 0.5, 1 << 16, registry)
+    await zygote.ensure()
+    old = zygote.pid
+    try:
+        os.kill(old, signal.SIGSTOP)
+        with pytest.raises(ZygoteGone, match="did not answer"):
+            await stuck.start(zygote)
+        os.waitpid(old, 0)  # it was killed
+        await fresh.start(zygote)
+        assert zygote.pid != old and await _run(fresh, "print(3)") == "3\n"
+    finally:
+        for proc in (stuck, fresh):
+            proc.kill()
+            proc.close()
+        zygote.stop()
+        if zygote.pid != old:
+            os.waitpid(zygote.pid, 0)
+
 
 def test_session_preload_off_gives_a_lean_zygote():
     on = SessionZygote.for_pod(ExecutorSettings(redis_url="unix:///x", preload=["json"], job_path=["/x"]), lambda pid, status: None)

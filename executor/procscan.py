@@ -27,18 +27,25 @@ def _stat_fields(pid: str) -> list[bytes] | None:
         return None  # gone meanwhile
 
 
-def _pids_of(uid: int) -> list[str]:
+def _pids_by_uid(uids: set[int]) -> dict[int, list[str]]:
+    """The pids of each of these uids, from one walk of /proc (a stat per process, ~30 us
+    each under gVisor: walk once for many uids)."""
     me = os.getpid()
-    pids = []
+    pids: dict[int, list[str]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
             continue
         try:
-            if os.stat(f"/proc/{name}").st_uid == uid:
-                pids.append(name)
+            uid = os.stat(f"/proc/{name}").st_uid
         except OSError:
             continue
+        if uid in uids:
+            pids.setdefault(uid, []).append(name)
     return pids
+
+
+def _pids_of(uid: int) -> list[str]:
+    return _pids_by_uid({uid}).get(uid, [])
 
 
 def running(pid: int | str) -> bool:
@@ -118,15 +125,26 @@ class JobTreeWatch:
         return pids
 
 
-def usage_of(uid: int) -> list[tuple[int, int, float, int]]:
-    """(pid, ppid, CPU seconds, RSS bytes) of every live process of this uid (sessions)."""
-    out = []
-    for pid in _pids_of(uid):
-        fields = _stat_fields(pid)
-        if not fields or fields[0] in (b"Z", b"X"):
-            continue
-        try:
-            out.append((int(pid), int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS, int(fields[21]) * _PAGE))
-        except (IndexError, ValueError):
-            continue
+Usage = list[tuple[int, int, float, int]]  # (pid, ppid, CPU seconds, RSS bytes) per live process
+
+
+def usage_of(uid: int) -> Usage:
+    """Every live process of this uid (a session's)."""
+    return usage_by_uid({uid}).get(uid, [])
+
+
+def usage_by_uid(uids: set[int]) -> dict[int, Usage]:
+    """The live processes of each of these uids, from one walk of /proc."""
+    out: dict[int, Usage] = {}
+    for uid, pids in _pids_by_uid(uids).items():
+        for pid in pids:
+            fields = _stat_fields(pid)
+            if not fields or fields[0] in (b"Z", b"X"):
+                continue
+            try:
+                out.setdefault(uid, []).append(
+                    (int(pid), int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS, int(fields[21]) * _PAGE)
+                )
+            except (IndexError, ValueError):
+                continue
     return out

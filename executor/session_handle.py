@@ -186,11 +186,13 @@ class SessionProcess:
             len(cap["stderr"]) > self.output_cap,
         )
 
-    def weigh(self, elapsed: float, main_cpu0: float) -> tuple[float, int]:
-        """(CPU used since the marks, memory) of the session uid's processes: the session
-        process counts its CPU since its last reply; others since first seen."""
+    def weigh(self, elapsed: float, main_cpu0: float, seen: procscan.Usage | None = None) -> tuple[float, int]:
+        """(CPU used since the marks, memory) of the session uid's processes (`seen`: from a
+        scan already made): the session process counts its CPU since its last reply;
+        others since first seen."""
         cpu, mem = 0.0, 0
-        seen = procscan.usage_of(self.uid)
+        if seen is None:
+            seen = procscan.usage_of(self.uid)
         self.processes = len(seen)
         rss_of = {pid: rss for pid, _, _, rss in seen}
         for pid, ppid, pcpu, rss in seen:

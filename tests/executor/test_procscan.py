@@ -45,3 +45,25 @@ def test_a_forked_pool_sharing_its_parents_data_is_not_counted_per_worker(monkey
     table[101] = (100, 230 * MB)
     watch.check(now=0.5)
     assert watch.memory_bytes == 230 * MB
+
+
+@pytest.mark.timeout(10)
+def test_usage_by_uid_walks_proc_once_for_many_uids(monkeypatch):
+    # Sessions' between-call checks weigh every idle session from one walk.
+    import os
+    import subprocess
+
+    walks = []
+    listdir = os.listdir
+    monkeypatch.setattr(procscan.os, "listdir", lambda path: walks.append(path) or listdir(path))
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        me, nobody = os.getuid(), 2**31 - 7  # a uid no process has
+        usage = procscan.usage_by_uid({me, nobody})
+        assert walks == ["/proc"]
+        assert child.pid in {pid for pid, _, _, _ in usage[me]}
+        assert nobody not in usage
+        assert os.getpid() not in {pid for pid, _, _, _ in usage[me]}  # the scanner leaves itself out
+    finally:
+        child.kill()
+        child.wait()

@@ -16,7 +16,7 @@ from executor.delivery import Entry
 from executor.pod_state import PodState
 from executor.session_handle import SessionDied
 from executor.session_opens import SessionOpens
-from executor.sessions import Session
+from executor.session_state import Session
 from executor.settings import ExecutorSettings
 from warmfleet import keys
 

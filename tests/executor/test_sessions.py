@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 
 from executor import store
 from executor.pod_state import PodState
-from executor.sessions import Session, SessionHost
+from executor.session_state import Session
+from executor.sessions import SessionHost
 from executor.settings import ExecutorSettings
 
 POOL = "default"
@@ -48,8 +49,8 @@ async def test_a_lease_refresh_that_swallows_its_cancel_does_not_keep_the_loop_r
     host = SessionHost(pod)
     host.sessions["s1"] = Session("s1", 0, None, 60, 600, None)  # type: ignore[arg-type] - only its record is used
     in_flight, calls = asyncio.Event(), []
-    host._renew = _swallowing(in_flight, calls)  # type: ignore[method-assign]
-    loop = asyncio.create_task(host._lease_loop(), name="session-leases")
+    host.watch._renew = _swallowing(in_flight, calls)  # type: ignore[method-assign]
+    loop = asyncio.create_task(host.watch.run_leases(), name="session-leases")
     await asyncio.wait_for(in_flight.wait(), 10)
     await asyncio.wait_for(host.stop_loops([loop]), 10)
     assert loop.done() and not loop.cancelled(), "the loop did not stop on its flag"  # its cancel was swallowed

@@ -156,8 +156,6 @@ def _write_files(result, out_dir: str) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import redis
-
     from dispatcher.request import resolve_url
     from dispatcher.settings import ClientSettings
     from warmfleet import redis_connect

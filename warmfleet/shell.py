@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from dispatcher import Client, NoFleetConfigured, SessionEnded
+    from dispatcher import Client, NoFleetConfigured
 
     try:
         client = Client(args.redis_url, pool=args.pool)

@@ -25,7 +25,7 @@ def make_proxy(tmp_path, sites):
     made = []
 
     def make(allow: str | None = None, **settings) -> ProxyUnderTest:
-        a, d, v6 = sites["allowed"], sites["denied"], sites["v6"]
+        a, v6 = sites["allowed"], sites["v6"]
         hosts = (
             "127.0.0.1 allowed.test denied.test rebind.allowed.test\n"
             "::1 v6.test\n"

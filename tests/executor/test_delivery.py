@@ -6,23 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-import redis.asyncio as aioredis
-
-from executor import store
 from executor.delivery import EntrySource
 from warmfleet import keys
 
 POOL = "default"
 RECLAIM_IDLE_S = 0.3  # the settings' minimum
-
-
-@pytest.fixture
-async def r(redis_url):
-    conn = aioredis.from_url(redis_url, decode_responses=True)
-    await store.ensure_group(conn, POOL)
-    yield conn
-    await conn.aclose()
 
 
 def _source(r, consumer: str) -> EntrySource:

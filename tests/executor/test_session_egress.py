@@ -18,7 +18,7 @@ import pytest
 
 from executor.session_egress import BETWEEN_CALLS, PodRelays, SessionEgress, listen_in_namespace
 from executor.settings import ExecutorSettings
-from support.egress_sites import SECRET, ProxyUnderTest, start_site
+from support.egress_sites import SECRET, ProxyUnderTest, allowed_and_denied
 from warmfleet import egress_identity as identity
 
 DENIED = "network access denied by sandbox policy"
@@ -26,10 +26,8 @@ DENIED = "network access denied by sandbox policy"
 
 @pytest.fixture(scope="module")
 def sites():
-    made = {"allowed": start_site(b"allowed site\n"), "denied": start_site(b"denied site\n")}
-    yield {name: site.server_address[1] for name, site in made.items()}
-    for site in made.values():
-        site.shutdown()
+    with allowed_and_denied() as ports:
+        yield ports
 
 
 @pytest.fixture

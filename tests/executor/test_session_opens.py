@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-import redis.asyncio as aioredis
 
 from executor import store
 from executor.delivery import Entry
@@ -67,14 +65,6 @@ class StandInHost:
 
     async def admit(self, session: Session) -> None:
         self.admitted.append(session.id)
-
-
-@pytest.fixture
-async def r(redis_url):
-    conn = aioredis.from_url(redis_url, decode_responses=True)
-    await store.ensure_group(conn, POOL)
-    yield conn
-    await conn.aclose()
 
 
 async def _request(r) -> str:

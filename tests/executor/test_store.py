@@ -4,7 +4,6 @@ when stored and only inside the pool, and the entry is acknowledged and deleted.
 from __future__ import annotations
 
 import pytest
-import redis.asyncio as aioredis
 
 from executor import store
 from warmfleet import keys, messages
@@ -13,13 +12,12 @@ from warmfleet.schema import Result, Status
 POOL = "default"
 
 
-@pytest.fixture
-async def r(redis_url):
-    conn = aioredis.from_url(redis_url, decode_responses=True)
-    await store.ensure_group(conn, POOL)
-    await store.ensure_group(conn, POOL)  # idempotent
-    yield conn
-    await conn.aclose()
+@pytest.mark.timeout(10)
+async def test_making_the_group_again_is_harmless(r):
+    entry_id = await _delivered(r)
+    await store.ensure_group(r, POOL)  # every pod does it at start, over a live group
+    pending = await r.xpending(keys.stream(POOL), keys.CONSUMER_GROUP)
+    assert pending["pending"] == 1 and pending["min"] == entry_id
 
 
 async def _delivered(r) -> str:

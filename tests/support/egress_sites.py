@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import http.server
 import io
@@ -13,6 +14,7 @@ import os
 import socket
 import threading
 import zipfile
+from collections.abc import Iterator
 
 from egress.server import EgressProxy
 from egress.settings import EgressSettings
@@ -143,3 +145,14 @@ def start_tls_site(workdir: str, name: str, body: bytes) -> tuple[Site, bytes]:
     site = start_site(body, tls=ctx)
     with open(cert, "rb") as f:
         return site, f.read()
+
+
+@contextlib.contextmanager
+def allowed_and_denied() -> Iterator[dict[str, int]]:
+    """Two loopback sites, {"allowed": port, "denied": port}, for a pool that allows one."""
+    made = {"allowed": start_site(b"allowed site\n"), "denied": start_site(b"denied site\n")}
+    try:
+        yield {name: site.server_address[1] for name, site in made.items()}
+    finally:
+        for site in made.values():
+            site.shutdown()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from dispatcher import Client
-from support.egress_sites import start_site
+from support.egress_sites import allowed_and_denied
 from support.sessions_fleet import start_fleet
 from warmfleet import egress_identity as identity
 from warmfleet.schema import Status
@@ -20,10 +20,8 @@ POOL = "sess-egress"
 
 @pytest.fixture(scope="module")
 def sites():
-    made = {"allowed": start_site(b"allowed site\n"), "denied": start_site(b"denied site\n")}
-    yield {name: site.server_address[1] for name, site in made.items()}
-    for site in made.values():
-        site.shutdown()
+    with allowed_and_denied() as ports:
+        yield ports
 
 
 @pytest.fixture(scope="module")

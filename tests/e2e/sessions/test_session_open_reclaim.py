@@ -14,7 +14,6 @@ import pytest
 from support.sessions_fleet import start_fleet
 
 from dispatcher import Client
-from dispatcher.session import Session
 from warmfleet import keys
 from warmfleet import status as fleet_status
 

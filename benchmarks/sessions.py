@@ -39,10 +39,11 @@ def run(p: dict, pace_s: float, log: Callable[[str], None]) -> dict:
                 s.run("pass")
             out["open_call_close_ms"] = round((time.perf_counter() - t0) * 1000, 1)
 
-            log(f"[bench]   {idle_n} idle sessions: pod memory, then job throughput beside them")
+            log(f"[bench]   {idle_n} idle sessions: pod memory, job throughput beside them, then without")
+            # Weighed before any job runs: jobs grow a pod (gVisor keeps freed memory a
+            # while), which would be charged to the sessions, or lent to them.
             time.sleep(SETTLE_S)  # let the pod's memory settle: a measurement, not synchronisation
             base = pod_memory(fleet)
-            thr_without = _throughput(fleet, p["sess_thr"], p["in_flight"])
             sessions = [c.session(idle_timeout=600) for _ in range(idle_n)]
             for i, s in enumerate(sessions):
                 s.run(f"x = {i}")  # each has run a call: a warmed interpreter, not a fresh one
@@ -52,6 +53,7 @@ def run(p: dict, pace_s: float, log: Callable[[str], None]) -> dict:
             alive = sum(s.run("print(x)").stdout == f"{i}\n" for i, s in enumerate(sessions))
             for s in sessions:
                 s.close()
+            thr_without = _throughput(fleet, p["sess_thr"], p["in_flight"])
         per_session = (loaded["pss_mb"] - base["pss_mb"]) / idle_n if idle_n else None
         out["idle"] = {
             "sessions": idle_n, "still_alive_after": alive, "pod_pss_mb_without": base["pss_mb"],

@@ -64,13 +64,16 @@ class SessionZygote:
 
     # -- start ------------------------------------------------------------------------
     async def run(self) -> None:
-        """The SessionHost's task: start the zygote ahead of the first open (a preloaded
-        one takes seconds); stop it when cancelled, at the pod's end."""
+        """The SessionHost's task: start a preloading zygote ahead of the first open (it
+        takes seconds); a lean one starts at the first open instead (~0.1 s, and a pod
+        that never holds a session does not pay its ~9 MB); stop it when cancelled, at
+        the pod's end."""
         try:
-            try:
-                await self.ensure()
-            except OSError as exc:
-                log.error("session zygote failed to start", extra={"error": str(exc)})  # each open retries
+            if self.init["preload"]:
+                try:
+                    await self.ensure()
+                except OSError as exc:
+                    log.error("session zygote failed to start", extra={"error": str(exc)})  # each open retries
             await asyncio.Event().wait()
         finally:
             self.stop()

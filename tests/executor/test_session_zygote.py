@@ -121,3 +121,29 @@ def test_session_preload_off_gives_a_lean_zygote():
                                 lambda pid, status: None)
     assert (on.init["preload"], off.init["preload"]) == (["json"], [])
     assert on.init["job_path"] == off.init["job_path"] == ["/x"]
+
+
+@pytest.mark.timeout(60)
+async def test_a_lean_zygote_waits_for_the_first_session_a_preloading_one_starts_at_once(tmp_path):
+    # A pod that never holds a session should not pay a lean zygote's memory; a preload
+    # takes seconds, so that one starts ahead of the first open.
+    registry: dict = {}
+    lean = SessionZygote(sys.executable, {"job_path": [], "preload": [], "warmup": []}, _exits(registry))
+    eager = SessionZygote(sys.executable, {"job_path": [], "preload": ["json"], "warmup": []}, _exits(registry))
+    tasks = [asyncio.create_task(z.run()) for z in (lean, eager)]
+    proc = SessionProcess(_cfg(str(tmp_path / "0")), 0.5, 1 << 16, registry)
+    try:
+        await asyncio.wait_for(eager.ensure(), 30)  # already starting: this only waits for it
+        assert eager.pid is not None and eager.restarts == 0
+        assert lean.pid is None
+        await proc.start(lean)
+        assert lean.pid is not None and await _run(proc, "print(1)") == "1\n"
+    finally:
+        proc.kill()
+        proc.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for z in (lean, eager):
+            if z.pid:
+                os.waitpid(z.pid, 0)

@@ -54,6 +54,7 @@ class CallServer:
             if "close" in fields:
                 await self.host.end(session, "closed", worker=True)
                 return
+            call: object = None
             try:
                 call = json.loads(fields["call"])
                 call_id = call["call_id"]
@@ -65,8 +66,8 @@ class CallServer:
                 if not JOB_ID_RE.match(call_id):
                     raise ValueError("bad call id")
             except (ValueError, KeyError, TypeError) as exc:
-                log.warning("malformed session call dropped", extra={"session_id": session.id, "error": str(exc)})
-                await self.host.redis.xdel(calls_key, entry_id)
+                log.warning("malformed session call rejected", extra={"session_id": session.id, "error": str(exc)})
+                await self._reject(call, f"malformed session call: {exc!r}", calls_key, entry_id, session)
                 continue
             # Delivered twice (a client retried its XADD): it ran once. Only this pod reads
             # the session's stream, so remembering recent ids suffices; the result's SET NX
@@ -94,6 +95,19 @@ class CallServer:
             if time.monotonic() - session.started > session.max_lifetime:
                 await self.host.end(session, "max_lifetime", worker=True)
                 return
+
+    async def _reject(self, call: object, why: str, calls_key: str, entry_id: str, session: Session) -> None:
+        """Drop a call that cannot run; answer it REJECTED if it names an id to answer to
+        (a client other than ours wrote it: it must not wait for ever)."""
+        call_id = call.get("call_id") if isinstance(call, dict) else None
+        if not (isinstance(call_id, str) and JOB_ID_RE.match(call_id)):
+            await self.host.redis.xdel(calls_key, entry_id)
+            return
+        reply_to = call.get("reply_to") if isinstance(call, dict) and isinstance(call.get("reply_to"), str) else None
+        result = Result(job_id=call_id, status=Status.REJECTED, error=why[:1000], executor=self.host.consumer)
+        await self._store_call(keys=[keys.result(self.host.pool, call_id), calls_key],
+                               args=[result.to_json(), self.host.settings.result_ttl_s,
+                                     store.reply_channel(self.host.pool, reply_to or session.reply_to), entry_id])
 
     async def _call(self, session: Session, call_id: str, msg: dict, submitted_at: float) -> tuple[Result, str]:
         session.busy = True

@@ -70,3 +70,31 @@ async def test_a_drain_finishes_when_every_redis_read_swallows_its_cancel(pod):
     pod.draining.set()
     await asyncio.wait_for(running, 15)  # STOP_WAIT_S bounds a loop that ignores everything
     assert not host.running
+
+
+@pytest.mark.timeout(30)
+async def test_a_malformed_call_that_names_its_id_is_answered_rejected(pod):
+    import json
+    import time
+    import uuid
+
+    from warmfleet import keys
+    from warmfleet.schema import Result, Status
+
+    host = SessionHost(pod)
+    session = Session("s1", 0, None, 60, 600, None)  # type: ignore[arg-type] - no call reaches a process
+    worker = asyncio.create_task(host.calls.serve(session))
+    named, anonymous = uuid.uuid4().hex, {"code": "print(1)"}
+    session.queue.put_nowait(("1-0", {"call": json.dumps(anonymous)}))  # nothing to answer to: dropped
+    session.queue.put_nowait(("2-0", {"call": json.dumps({"call_id": named, "code": "print(1)", "timeout": "soon"})}))
+    try:
+        deadline = time.monotonic() + 10
+        while (raw := await pod.redis.get(keys.result(POOL, named))) is None:
+            assert time.monotonic() < deadline, "the malformed call was never answered"
+            await asyncio.sleep(0.02)  # poll with a deadline
+        result = Result.model_validate_json(raw)
+        assert result.status is Status.REJECTED and "malformed session call" in result.error and "soon" in result.error
+        assert session.calls == 0 and not session.ending  # nothing ran; the session goes on
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)

@@ -1,5 +1,6 @@
 """What /proc says about the processes of one uid: which are alive, and how much CPU
-they used. Stdlib only (the lean runner and the job child import it).
+they used; and reaping our own children that exited. Stdlib only (the lean runner, the
+job child and the session zygote import it).
 
 Two uses: confirming that nothing of a finished job still runs, and job-wide CPU and
 memory budgets. RLIMIT_CPU and RLIMIT_AS are per process (a job may have 64), and
@@ -11,6 +12,7 @@ whole tree instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -93,17 +95,8 @@ class JobTreeWatch:
     def check(self, now: float) -> list[int]:
         """Refresh cpu_s and memory_bytes; return the live pids."""
         cpu, memory, pids, seen, parents = 0.0, 0, [], {}, {}
-        for pid in _pids_of(self.uid):
-            fields = _stat_fields(pid)
-            if not fields or fields[0] in (b"Z", b"X"):
-                continue
-            try:
-                ppid = int(fields[1])
-                cpu += (int(fields[11]) + int(fields[12])) / _TICKS
-                rss = int(fields[21]) * _PAGE
-            except (IndexError, ValueError):
-                continue
-            ipid = int(pid)
+        for ipid, ppid, pcpu, rss in usage_of(self.uid):
+            cpu += pcpu
             pids.append(ipid)
             seen[ipid] = rss
             parents[ipid] = ppid
@@ -148,3 +141,15 @@ def usage_by_uid(uids: set[int]) -> dict[int, Usage]:
             except (IndexError, ValueError):
                 continue
     return out
+
+
+def reaped_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each child of ours that has exited, reaped without blocking."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status

@@ -32,7 +32,7 @@ import signal
 import socket
 import sys
 
-from executor import jobenv, session_proc
+from executor import jobenv, procscan, session_proc
 from executor.child import executor_modules
 
 MAX_PACKET = 1 << 20
@@ -137,13 +137,7 @@ class Zygote:
         return True
 
     def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in procscan.reaped_children():
             send(self.sock, {"t": "exited", "pid": pid, "status": status})
 
 

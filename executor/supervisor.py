@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
 
 import redis.exceptions
 
-from executor import boot, egress_forward, metrics, running_loop, store
+from executor import boot, egress_forward, metrics, procscan, running_loop, store
 from executor.exitcodes import ExitCode
 from executor.pod_state import PodState
 from executor.sessions import SessionHost
@@ -145,13 +144,7 @@ class Supervisor(PodState):
                 self._reap()
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in procscan.reaped_children():
             runner = self.runner_pids.pop(pid, None)
             if runner is None:
                 if not self.sessions.reaped(pid, status):

@@ -18,7 +18,7 @@ def _fake_proc(monkeypatch, table: dict[int, tuple[int, int]]) -> None:
         fields[0], fields[1], fields[21] = b"S", str(ppid).encode(), str(rss // procscan._PAGE).encode()
         return fields
 
-    monkeypatch.setattr(procscan, "_pids_of", lambda uid: [str(p) for p in table])
+    monkeypatch.setattr(procscan, "_pids_by_uid", lambda uids: {uid: [str(p) for p in table] for uid in uids})
     monkeypatch.setattr(procscan, "_stat_fields", stat_fields)
 
 

@@ -144,16 +144,17 @@ def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: 
     _limit(resource.RLIMIT_CPU, math.ceil(spec.max_cpu_time) + 1)
 
     _hide_executor()
+    reset_environment_and_stdio(spec.workspace, LIBRARY_ENV if spec.job_path or spec.preload else {})
+    return relay
+
+
+def reset_environment_and_stdio(workspace: str, extra_env: dict[str, str]) -> None:
+    """What the code sees of its process (a job child's, a session's): a minimal
+    environment (plus `extra_env`), an empty argv, text stdio on descriptors 0-2,
+    line-buffered so its output and its subprocesses' interleave as written."""
     os.environ.clear()
-    os.environ.update(
-        PATH=SAFE_PATH,
-        HOME=spec.workspace,
-        TMPDIR=spec.workspace,
-        LANG="C.UTF-8",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    if spec.job_path or spec.preload:
-        os.environ.update(LIBRARY_ENV)
+    os.environ.update(PATH=SAFE_PATH, HOME=workspace, TMPDIR=workspace, LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
+    os.environ.update(extra_env)
     sys.argv = [""]
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(
@@ -162,7 +163,6 @@ def _prepare(spec: RunnerConfig, code_r: int, status_w: int, out_w: int, err_w: 
     sys.stderr = io.TextIOWrapper(
         io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
     )
-    return relay
 
 
 def enter_new_network_namespace() -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import binascii
 import builtins
-import io
 import os
 import resource
 import signal
@@ -33,13 +32,14 @@ import sys
 import time
 import traceback
 
-from executor.child import _exit_status, _explain_name_failures, _hide_executor, _kill_leftovers, enter_new_network_namespace
+from executor.child import (
+    _exit_status, _explain_name_failures, _hide_executor, _kill_leftovers, enter_new_network_namespace, reset_environment_and_stdio,
+)
 from executor.jobenv import LIBRARY_ENV, Figures, address_space_bytes, seed_matplotlib_config
 from executor.jobfiles import collect_outputs, place_inputs
 from executor.workspace import empty_dir
 from warmfleet import messages
 
-SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 OUT_DIR = "out"
 
 
@@ -105,19 +105,8 @@ class SessionLoop:
         self.max_as = self.as_base + (cfg["max_memory_mb"] << 20)
         _limit(resource.RLIMIT_AS, self.max_as)
         self.pid = os.getpid()
-        os.environ.clear()
-        os.environ.update(
-            PATH=SAFE_PATH, HOME=cfg["workspace"], TMPDIR=cfg["workspace"], LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1"
-        )
-        os.environ.update(cfg.get("egress_env") or {})  # HTTP(S)_PROXY/ALL_PROXY: the relay in our namespace
-        sys.argv = [""]
-        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-        sys.stdout = io.TextIOWrapper(
-            io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
-        )
-        sys.stderr = io.TextIOWrapper(
-            io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
-        )
+        # HTTP(S)_PROXY/ALL_PROXY in an egress pool: the relay in our namespace
+        reset_environment_and_stdio(cfg["workspace"], cfg.get("egress_env") or {})
         compile("print(1)", "<warm>", "exec")  # the first call should not pay for the compiler's warm-up
         _hide_executor(EXECUTOR_MODULES)  # the session's code imports the stdlib, never the executor
         if cfg.get("job_path"):  # and its pool's job environment (executor/jobenv.py)

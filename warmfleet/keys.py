@@ -117,3 +117,45 @@ def session_wake(pool: str, pod_id: str) -> str:
     """Poked when a pod's set of open sessions changes, so its blocking read of their
     call streams starts over with the new set."""
     return pool_prefix(pool) + "sessions:wake:" + pod_id
+
+
+# -- the HTTP service (warmfleet/http/): tenants, API keys, sandboxes, quotas --------------
+# Under one hash tag of their own, ``{_http}`` ('_' is never in a pool name, so no pool's
+# keys can collide, and an executor's ACL pattern ``~warmfleet:{POOL}:*`` never reaches an
+# API key). One slot: the quota scripts touch several of these keys at once.
+HTTP_PREFIX = PREFIX + ":{_http}:"
+
+
+def api_keys() -> str:
+    """Hash: sha256 hex of an API key -> the tenant's JSON (warmfleet/http/tenants.py).
+    Only the hash is stored; the key itself is printed once by `warmfleet keys add`."""
+    return HTTP_PREFIX + "api-keys"
+
+
+def http_sandbox(sandbox_id: str) -> str:
+    """JSON record of one E2B sandbox (its tenant, pool, session, token hash, metadata,
+    end time): a sandbox is a session, this is what the protocol adds to it."""
+    return HTTP_PREFIX + "sandbox:" + sandbox_id
+
+
+def http_sandbox_ends() -> str:
+    """Sorted set of every open sandbox id scored by its end time (unix seconds): each
+    replica's reaper closes the ones whose time has come."""
+    return HTTP_PREFIX + "sandbox-ends"
+
+
+def tenant_sandboxes(tenant: str) -> str:
+    """Sorted set of a tenant's open sandbox ids scored by their end time: its
+    max_sandboxes quota, and the list GET /v2/sandboxes answers from."""
+    return HTTP_PREFIX + "tenant:" + tenant + ":sandboxes"
+
+
+def tenant_running(tenant: str) -> str:
+    """Sorted set of a tenant's executions in flight scored by a lease deadline: its
+    max_running quota. A replica that dies mid-call leaves entries that expire."""
+    return HTTP_PREFIX + "tenant:" + tenant + ":running"
+
+
+def tenant_rate(tenant: str, second: int) -> str:
+    """Requests of a tenant in one wall-clock second (a counter that expires): its rate."""
+    return HTTP_PREFIX + "tenant:" + tenant + ":rate:" + str(second)

@@ -17,10 +17,12 @@ async share everything here but the I/O.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from dispatcher import request
@@ -57,12 +59,32 @@ def open_request(idle_timeout: float, max_lifetime: float, reply_to: str) -> tup
     return session_id, {"open": json.dumps(body)}
 
 
-def call_entry(job: Job) -> str:
-    """A validated job, as a session call (its job id is the call id)."""
-    return json.dumps({
+CONTEXT_RE = re.compile(r"^[A-Za-z0-9_.-]{0,64}$")
+
+
+def call_entry(job: Job, context: str = "") -> str:
+    """A validated job, as a session call (its job id is the call id). `context`: which
+    of the session's globals it runs in ("" the session's own); `stream`: its output is
+    published as it is written, as a streaming job's."""
+    entry = {
         "call_id": job.job_id, "code": job.code, "timeout": job.timeout, "cpu_time": job.cpu_time,
         "memory_mb": job.memory_mb, "files": job.files, "reply_to": job.reply_to, "submitted_at": job.submitted_at,
-    })
+    }
+    if job.language != "python":
+        entry["language"] = job.language
+    if job.stream:
+        entry["stream"] = True
+    if context:
+        entry["context"] = context
+    return json.dumps(entry)
+
+
+def check_context(context: object) -> str:
+    if context is None:
+        return ""
+    if not isinstance(context, str) or not CONTEXT_RE.match(context):
+        raise ValueError(f"context must be up to 64 chars of letters, digits, '_', '.', '-', got {context!r}")
+    return context
 
 
 def ended_error(session_id: str, raw: str | None) -> SessionEnded | None:
@@ -99,9 +121,10 @@ class RecordWatch:
         return None
 
 
-def _options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None) -> dict:
+def _options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None,
+             language: str | None = None) -> dict:
     return {"timeout": timeout, "cpu_time": cpu_time, "memory_mb": memory_mb,
-            "files": dict(files) if files is not None else None}
+            "files": dict(files) if files is not None else None, "language": language}
 
 
 def _opened(session_id: str, result: Result) -> None:
@@ -140,19 +163,22 @@ class Session:
         return cls(client, session_id, owned=False)
 
     def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-            cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
+            cpu_time: float | None = None, memory_mb: int | None = None, language: str | None = None,
+            context: str | None = None) -> Result:
         """Run `code` in the session's globals and workspace; the same Result and budgets
-        as Client.run (None: the fleet's defaults)."""
+        as Client.run (None: the fleet's defaults). `language` "bash": a bash process in
+        the workspace; `context`: another set of globals in the same session."""
         if self._ended is not None:
             raise self._ended
         c = self.client
         c.limits()
-        job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb))
+        job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb, language))
+        entry = call_entry(job, check_context(context))
         c._subscribe()
         watch = RecordWatch(self.id, c.settings.session_lost_grace_s)
         while True:
             ok, rec = self._submit(keys=[keys.session(c.pool, self.id), keys.session_calls(c.pool, self.id)],
-                                   args=[call_entry(job)])
+                                   args=[entry])
             if ok:
                 return self._wait(job.job_id, watch)
             if (err := watch.check(rec or None)) is not None:
@@ -238,41 +264,104 @@ class AsyncSession:
         return self
 
     async def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-                  cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
+                  cpu_time: float | None = None, memory_mb: int | None = None, language: str | None = None,
+                  context: str | None = None) -> Result:
+        """Run `code` in the session. `language`: "python" (default) or "bash" (a bash
+        process in the workspace); `context`: run in that context's own globals (made
+        at its first call; same workspace and budgets), None the session's own."""
+        job, fut = await self._submit_call(code, _options(files, timeout, cpu_time, memory_mb, language), context,
+                                           stream=False)
+        try:
+            return await self._await_call(job.job_id, fut)
+        finally:
+            self.client._waiters.pop(job.job_id, None)
+
+    async def stream(self, code: str, *, files: dict | None = None, timeout: float | None = None,
+                     cpu_time: float | None = None, memory_mb: int | None = None, language: str | None = None,
+                     context: str | None = None) -> AsyncIterator[request.Chunk | Result]:
+        """Like run, streamed as AsyncClient.stream streams a job: Chunks as the call
+        writes them, then its Result. Leaving the loop early (break, cancel) stops the
+        call (it ends with status error); the session goes on."""
+        c = self.client
+        job, fut = await self._submit_call(code, _options(files, timeout, cpu_time, memory_mb, language), context,
+                                           stream=True)
+        out = c.core.output(job.job_id)
+        finished = False
+        try:
+            while True:
+                resp = await c.redis.xread({out.key: out.last}, count=out.read_count, block=out.block_ms)
+                chunks, ended = out.feed(resp)
+                for chunk in chunks:
+                    yield chunk
+                if ended or (not resp and (fut.done() or await c.redis.exists(c.core.result_key(job.job_id)))):
+                    if not ended:  # answered without its end marker yet: take what is there
+                        for chunk in out.feed(await c.redis.xread({out.key: out.last}, count=out.drain_count))[0]:
+                            yield chunk
+                    result = await self._await_call(job.job_id, fut)
+                    finished = True
+                    yield result
+                    return
+                if not resp:
+                    err = await self._ended_now()
+                    if err is not None:
+                        raise err
+        finally:
+            c._waiters.pop(job.job_id, None)
+            if not finished:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.stop(job.job_id))
+
+    async def stop(self, call_id: str) -> None:
+        """Interrupt one call of this session (running or still queued); the session goes on."""
+        c = self.client
+        await c.redis.xadd(keys.session_calls(c.pool, self.id), {"stop": call_id})
+
+    async def _submit_call(self, code: str, options: dict, context: str | None, stream: bool):
         if self._ended is not None:
             raise self._ended
         c = self.client
         await c.limits()
-        job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb))
+        job = c.core.build(code, options, stream=stream)
+        entry = call_entry(job, check_context(context))
         await c._ensure_listener()
         fut = c._waiters.setdefault(job.job_id, asyncio.get_running_loop().create_future())
         watch = RecordWatch(self.id, c.settings.session_lost_grace_s)
         try:
             while True:
                 ok, rec = await self._submit(keys=[keys.session(c.pool, self.id), keys.session_calls(c.pool, self.id)],
-                                             args=[call_entry(job)])
+                                             args=[entry])
                 if ok:
-                    break
+                    return job, fut
                 if (err := watch.check(rec or None)) is not None:
                     raise self._end(err)
                 await asyncio.sleep(MISSING_POLL_S)  # poll with a deadline (the grace)
-            while True:
-                if (early := c.core.take(job.job_id)) is not None:
-                    return early
-                try:
-                    return await asyncio.wait_for(asyncio.shield(fut), c.settings.recheck_s)
-                except TimeoutError:
-                    pass
-                raw, rec = await c.redis.mget([keys.result(c.pool, job.job_id), keys.session(c.pool, self.id)])
+        except BaseException:
+            c._waiters.pop(job.job_id, None)
+            raise
+
+    async def _ended_now(self) -> SessionEnded | None:
+        c = self.client
+        err = ended_error(self.id, await c.redis.get(keys.session(c.pool, self.id)))
+        return None if err is None else self._end(err)
+
+    async def _await_call(self, call_id: str, fut: asyncio.Future) -> Result:
+        c = self.client
+        watch = RecordWatch(self.id, c.settings.session_lost_grace_s)
+        while True:
+            if (early := c.core.take(call_id)) is not None:
+                return early
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), c.settings.recheck_s)
+            except TimeoutError:
+                pass
+            raw, rec = await c.redis.mget([keys.result(c.pool, call_id), keys.session(c.pool, self.id)])
+            if raw is not None:
+                return request.parse_result(raw)
+            if (err := watch.check(rec)) is not None:
+                raw = await c.redis.get(keys.result(c.pool, call_id))
                 if raw is not None:
                     return request.parse_result(raw)
-                if (err := watch.check(rec)) is not None:
-                    raw = await c.redis.get(keys.result(c.pool, job.job_id))
-                    if raw is not None:
-                        return request.parse_result(raw)
-                    raise self._end(err)
-        finally:
-            c._waiters.pop(job.job_id, None)
+                raise self._end(err)
 
     def _end(self, err: SessionEnded | None) -> SessionEnded:
         self._ended = err or SessionEnded(self.id, "ended")

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from executor import metrics, store
 from executor.session_handle import SessionBroke, SessionDied, classify
 from executor.session_state import Session
+from executor.session_stream import CallOutput
 from warmfleet import keys
 from warmfleet.schema import JOB_ID_RE, EgressReport, Result, Status
 
@@ -60,7 +61,9 @@ class CallServer:
                 call_id = call["call_id"]
                 msg = {"t": "call", "code": call["code"], "timeout": float(call["timeout"]),
                        "cpu_time": float(call["cpu_time"]), "memory_mb": int(call["memory_mb"]),
-                       "files": call.get("files") or {}}
+                       "files": call.get("files") or {}, "context": str(call.get("context") or ""),
+                       "language": str(call.get("language") or "python")}
+                stream = bool(call.get("stream"))
                 reply_to = call.get("reply_to") or session.reply_to
                 submitted_at = float(call.get("submitted_at", time.time()))
                 if not JOB_ID_RE.match(call_id):
@@ -79,11 +82,26 @@ class CallServer:
             if len(session.seen) > SEEN_CALLS:
                 session.seen.popitem(last=False)
             t_start = time.perf_counter()
-            result, end_reason = await self._call(session, call_id, msg, submitted_at)
+            output = CallOutput(self.host.redis, self.host.pool, call_id, self.host.settings.result_ttl_s) if stream else None
+            session.current_call = call_id
+            if call_id in session.stops:  # stopped before it started: it runs, and is stopped at once
+                session.proc.stop_requested.set()
+            if output is not None:
+                output.start()
+                session.proc.on_output = output.write
+            try:
+                result, end_reason = await self._call(session, call_id, msg, submitted_at)
+            finally:
+                session.proc.on_output = None
+                session.proc.stop_requested.clear()
+                session.current_call = None
+                session.stops.discard(call_id)
             t_ran = time.perf_counter()
             await self._store_call(keys=[keys.result(self.host.pool, call_id), calls_key],
                                    args=[result.to_json(), self.host.settings.result_ttl_s,
                                          store.reply_channel(self.host.pool, reply_to), entry_id])
+            if output is not None:
+                await output.finish()
             metrics.SESSION_CALLS.labels(self.host.pool, result.status.value).inc()
             log.debug("session call done", extra={
                 "session_id": session.id, "call_id": call_id, "status": result.status.value,

@@ -17,6 +17,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from executor import procscan
@@ -60,6 +61,10 @@ class SessionProcess:
         self._out: dict[str, int] = {}
         self._capture: dict[str, bytearray] | None = None
         self._over_cap = False
+        # A streaming call's output as it is written (stream name, bytes), within the cap
+        self.on_output: Callable[[str, bytes], None] | None = None
+        # Set when the call's client asked to stop it (it went away): interrupted like a timeout
+        self.stop_requested = asyncio.Event()
         self.cpu_marks: dict[int, float] = {}  # pid -> CPU seconds already accounted for
         self.rss_base: dict[int, int] = {}  # pid -> its parent's RSS when first seen (shared pages)
         self.main_base = 0  # the session process's RSS when ready, if preloaded
@@ -116,6 +121,7 @@ class SessionProcess:
         assert self._writer is not None
         self._capture = {"stdout": bytearray(), "stderr": bytearray()}
         self._over_cap = False
+        stop_wait = asyncio.ensure_future(self.stop_requested.wait())
         killed_for: str | None = None
         started = time.monotonic()
         wall = started + msg["timeout"]  # then SIGALRM: the session's own timer cost two ~75 us syscalls a call
@@ -131,7 +137,7 @@ class SessionProcess:
                 hard = min(deadline, (interrupted_at + INTERRUPT_GRACE_S) if interrupted_at else deadline)
                 wait = max(0.0, min(TREE_CHECK_S, hard - now, (wall - now) if wall else TREE_CHECK_S))
                 done, _ = await asyncio.wait(
-                    {reply_task, self.exited}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                    {reply_task, self.exited, stop_wait}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
                 if reply_task in done:
                     reply = _checked_reply(reply_task.result(), self.seq)
@@ -147,7 +153,9 @@ class SessionProcess:
                     wall = 0.0
                     self.signal(signal.SIGALRM)  # the session interrupts the call: a timeout
                 if killed_for is None:
-                    if self._over_cap:
+                    if self.stop_requested.is_set():
+                        killed_for = "stopped"
+                    elif self._over_cap:
                         killed_for = "output_limit"
                     else:
                         cpu, mem = await asyncio.to_thread(self.weigh, now - started, main_cpu0)
@@ -168,6 +176,7 @@ class SessionProcess:
         finally:
             if not reply_task.done():
                 reply_task.cancel()
+            stop_wait.cancel()
         self._drain_output()
         if killed_for is not None or reply.get("status") == "interrupted":
             await asyncio.to_thread(self.kill_others)
@@ -248,6 +257,8 @@ class SessionProcess:
         room = self.output_cap + 1 - len(cap[name])
         if room > 0:
             cap[name] += data[:room]
+            if self.on_output is not None:
+                self.on_output(name, data[:room])
         if len(cap[name]) > self.output_cap:
             self._over_cap = True
 
@@ -262,6 +273,8 @@ class SessionProcess:
                 if not data:
                     break
                 self._capture[name] += data
+                if self.on_output is not None:
+                    self.on_output(name, data)
 
     async def _recv(self) -> dict:
         assert self._reader is not None
@@ -327,6 +340,7 @@ _BUDGET_NAMES = {
     "memory_limit": "memory limit",
     "output_limit": "output cap",
     "processes": "process limit",
+    "stopped": "stop request",
 }
 
 
@@ -359,6 +373,8 @@ def classify(reply: dict, killed_for: str | None, msg: dict) -> tuple[str, int |
         return "memory_limit", exit_code, f"memory limit of {msg['memory_mb']} MiB exceeded; the call was interrupted"
     if killed_for == "processes":
         return "error", exit_code, "the call reached the session's process limit; it was interrupted and its processes killed"
+    if killed_for == "stopped":
+        return "error", exit_code, "stopped: its client went away or asked to stop it; the session goes on"
     if status == "interrupted":
         return "timeout", None, f"wall-clock limit of {msg['timeout']} s exceeded; the call was interrupted"
     return status, exit_code, error

@@ -33,7 +33,7 @@ import time
 import traceback
 
 from executor.child import (
-    _exit_status, _explain_name_failures, _hide_executor, _kill_leftovers, enter_new_network_namespace, reset_environment_and_stdio,
+    BASH, _exit_status, _explain_name_failures, _hide_executor, _kill_leftovers, enter_new_network_namespace, reset_environment_and_stdio,
 )
 from executor.jobenv import LIBRARY_ENV, Figures, address_space_bytes, seed_matplotlib_config
 from executor.jobfiles import collect_outputs, place_inputs
@@ -41,6 +41,7 @@ from executor.workspace import empty_dir
 from warmfleet import messages
 
 OUT_DIR = "out"
+MAX_CONTEXTS = 32
 
 
 class CallInterrupted(BaseException):
@@ -89,7 +90,10 @@ class SessionLoop:
     def __init__(self, cfg: dict, chan: int) -> None:
         self.cfg = cfg
         self.chan = chan
-        self.globals: dict = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
+        self.globals: dict = fresh_globals()
+        # Other contexts of the session (E2B's code contexts): each its own globals, all in
+        # the one workspace, process and budget. "" is the session's own.
+        self.contexts: dict[str, dict] = {"": self.globals}
         self.calls = 0
         self.figures: Figures | None = None  # with a job environment: matplotlib figures come back
 
@@ -164,7 +168,10 @@ class SessionLoop:
             try:
                 IN_CALL[0] = True
                 place_inputs(msg.get("files") or {}, replace=True)
-                exec(compile(msg["code"], f"<call {self.calls}>", "exec"), self.globals)
+                if msg.get("language") == "bash":
+                    _run_bash(msg["code"])
+                else:
+                    exec(compile(msg["code"], f"<call {self.calls}>", "exec"), self.context(msg.get("context") or ""))
                 self._take_figures()  # in the call's time: drawing is the call's work
             finally:
                 IN_CALL[0] = False
@@ -212,6 +219,15 @@ class SessionLoop:
         }
 
 
+    def context(self, name: str) -> dict:
+        """The globals of a context, made at its first call (at most MAX_CONTEXTS)."""
+        found = self.contexts.get(name)
+        if found is None:
+            if len(self.contexts) >= MAX_CONTEXTS:
+                raise RuntimeError(f"this session has {MAX_CONTEXTS} contexts already")
+            found = self.contexts[name] = fresh_globals()
+        return found
+
     def _take_figures(self) -> None:
         """This call's figures (shown, or left open: then closed, as a notebook does)."""
         if self.figures is None:
@@ -242,6 +258,37 @@ class SessionLoop:
             files[f"figure-{n}.png"] = binascii.b2a_base64(png, newline=False).decode("ascii")
             room -= len(png)
         return truncated
+
+
+def fresh_globals() -> dict:
+    return {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
+
+
+def _run_bash(code: str) -> None:
+    """A bash cell: `bash -c CODE` in a child on our stdout/stderr (so its output streams
+    as it is written), in the workspace, with the session's environment. A non-zero exit
+    ends the call as `exit N` would; an interrupt kills it (and the supervisor kills
+    whatever it left of the uid)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execve(BASH, ["bash", "-c", code], dict(os.environ))
+        finally:
+            os._exit(127)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+        raise
+    code_ = os.waitstatus_to_exitcode(status)
+    if code_ != 0:
+        raise SystemExit(128 - code_ if code_ < 0 else code_)
 
 
 def keep_from_children(chan: int) -> None:

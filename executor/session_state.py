@@ -29,6 +29,10 @@ class Session:
         self.ending = self.doomed = False
         self.budget = (10.0, 256 << 20)  # the last call's CPU and memory: background work between calls is held to it
         self.egress: SessionEgress | None = None  # in a pool with egress: its relay, run by us
+        self.current_call: str | None = None
+        # Calls whose client asked to stop them (a "stop" entry on the calls stream, read
+        # while a call runs): the running one is interrupted, a queued one as it starts.
+        self.stops: set[str] = set()
 
     def record(self, pod_id: str, state: str = "open", reason: str = "", lost: bool = False) -> str:
         return json.dumps({

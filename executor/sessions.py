@@ -210,11 +210,22 @@ class SessionHost:
                 session = self.sessions.get(sid)
                 for entry_id, fields in entries:
                     last[sid] = entry_id
-                    if session is not None:
+                    if session is not None and "stop" in fields:
+                        self._stop_call(session, fields["stop"], key, entry_id)
+                    elif session is not None:
                         session.queue.put_nowait((entry_id, fields))
             # Let the sessions' workers send their calls before this loop blocks again: the
             # next XREAD's round trip then overlaps the calls instead of delaying them.
             await asyncio.sleep(0)
+
+    def _stop_call(self, session: Session, call_id: str, calls_key: str, entry_id: str) -> None:
+        """A client asked to stop one of its calls (it went away): read here, beside the
+        calls, so it reaches a call that is running. The session goes on."""
+        if len(session.stops) < 64:
+            session.stops.add(call_id)
+        if session.current_call == call_id:
+            session.proc.stop_requested.set()
+        asyncio.ensure_future(self.redis.xdel(calls_key, entry_id))
 
     async def _wake(self) -> None:
         await self.redis.xadd(keys.session_wake(self.pool, self.pod_id), {"w": "1"},

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from warmfleet import redis_connect
+from warmfleet.plumbing import redis_connect
 from warmfleet.http import errors
 from warmfleet.http.fleet import Fleet
 from warmfleet.http.middleware import BodyLimit, Metrics

@@ -8,7 +8,7 @@ import math
 import time
 from importlib.resources import files
 
-from warmfleet import keys
+from warmfleet.contract import keys
 from warmfleet.http.errors import ApiError
 from warmfleet.http.tenants import Tenant
 

@@ -17,7 +17,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from warmfleet import keys
+from warmfleet.contract import keys
 
 KEY_PREFIX = "wf_"
 KEY_ID_LEN = 12

@@ -13,8 +13,8 @@ import pytest
 
 from warmfleet.http.sandboxfusion import translate
 from warmfleet.http.sandboxfusion.models import CommandRunStatus, RunStatus
-from warmfleet.messages import Status
-from warmfleet.schema import FleetLimits, Result
+from warmfleet.contract.messages import Status
+from warmfleet.contract.schema import FleetLimits, Result
 
 LIMITS = FleetLimits()
 

@@ -28,7 +28,7 @@ from warmfleet.http.sandboxfusion.models import (
     RunStatus,
 )
 from warmfleet.http.tenants import Tenant
-from warmfleet.messages import Status
+from warmfleet.contract.messages import Status
 
 router = APIRouter(tags=["SandboxFusion"])
 LEASE_SLACK_S = 5.0  # a run's max_running lease outlives its wait by this much

@@ -16,8 +16,8 @@ import re
 import shlex
 from typing import Any, NamedTuple
 
-from warmfleet.messages import Status
-from warmfleet.schema import LANGUAGES, FleetLimits, JobError, Result, check_relative_path
+from warmfleet.contract.messages import Status
+from warmfleet.contract.schema import LANGUAGES, FleetLimits, JobError, Result, check_relative_path
 from warmfleet.http.sandboxfusion.models import (
     CellRunResult,
     CommandRunResult,

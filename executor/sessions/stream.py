@@ -1,0 +1,83 @@
+"""A streaming session call's output, published as it is written: the same records on
+the same per-call output stream (keys.output) as a streaming job's, so a client reads
+both alike (dispatcher/core.py OutputCursor). Batched like the job runner's chunks
+(every FLUSH_BYTES or FLUSH_S) to bound Redis writes per call; UTF-8 split across reads
+is kept whole."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+
+from warmfleet.contract import keys, messages
+
+log = logging.getLogger("warmfleet.sessions")
+
+FLUSH_BYTES = 16 * 1024
+FLUSH_S = 0.025
+MAXLEN = 100_000
+
+
+class CallOutput:
+    def __init__(self, redis, pool: str, call_id: str, ttl_s: int) -> None:
+        self.redis, self.key, self.ttl_s = redis, keys.output(pool, call_id), ttl_s
+        self._decoders = {n: codecs.getincrementaldecoder("utf-8")("replace") for n in ("stdout", "stderr")}
+        self._pending: list[tuple[str, str]] = []
+        self._size = 0
+        self._flusher: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    def start(self) -> None:
+        self._flusher = asyncio.ensure_future(self._run())
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Called by the session's pipe reader (sync): queue it; the flusher sends it."""
+        text = self._decoders[stream].decode(data)
+        if not text:
+            return
+        if self._pending and self._pending[-1][0] == stream:
+            self._pending[-1] = (stream, self._pending[-1][1] + text)
+        else:
+            self._pending.append((stream, text))
+        self._size += len(data)
+        if self._size >= FLUSH_BYTES:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FLUSH_S)
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self, end: bool = False) -> None:
+        records = [messages.chunk_record(messages.Chunk(stream=s, data=d)) for s, d in self._pending]
+        self._pending, self._size = [], 0
+        if end:
+            records.append(messages.END_RECORD)
+        if not records:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for record in records:
+                    pipe.xadd(self.key, record, maxlen=MAXLEN, approximate=True)
+                pipe.expire(self.key, self.ttl_s)
+                await pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - a lost chunk must not fail the call; its Result has all
+            log.warning("could not publish a session call's output", extra={"error": str(exc)})
+
+    async def finish(self) -> None:
+        """Flush what is left, then the end marker (after the call's result is stored)."""
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        for name, decoder in self._decoders.items():
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                self._pending.append((name, tail))
+        await self._flush(end=True)

@@ -159,3 +159,9 @@ def tenant_running(tenant: str) -> str:
 def tenant_rate(tenant: str, second: int) -> str:
     """Requests of a tenant in one wall-clock second (a counter that expires): its rate."""
     return HTTP_PREFIX + "tenant:" + tenant + ":rate:" + str(second)
+
+
+def http_session(session_id: str) -> str:
+    """JSON record of a session opened through /v1 (its tenant, pool and limits;
+    warmfleet/http/v1/sessions.py): which tenant may use it. Expires after its lifetime."""
+    return HTTP_PREFIX + "session:" + session_id

@@ -30,6 +30,9 @@ from warmfleet.http.tenants import TenantStore
 PROTOCOL_ROUTERS: list[str] = [
     "warmfleet.http.e2b.control:router",
     "warmfleet.http.e2b.data:router",
+    "warmfleet.http.sandboxfusion.routes:router",
+    "warmfleet.http.v1.jobs:router",
+    "warmfleet.http.v1.sessions:router",
 ]
 
 

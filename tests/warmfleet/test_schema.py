@@ -88,9 +88,28 @@ def every_key(pool: str) -> list[str]:
     for fn in fns:
         if fn in (keys.check_pool, keys.hash_tag, keys.pool_prefix, keys.re.compile) or not getattr(fn, "__module__", "") == keys.__name__:
             continue
+        if fn.__code__.co_varnames[:1] != ("pool",):  # the HTTP service's keys: every_http_key
+            continue
         n_args = fn.__code__.co_argcount
         out.append(fn(pool, *["x" * i for i in range(1, n_args)]))
     return out
+
+
+def every_http_key() -> list[str]:
+    fns = [getattr(keys, n) for n in dir(keys) if callable(getattr(keys, n)) and not n.startswith("_")]
+    return [fn(*["x" * i for i in range(1, fn.__code__.co_argcount + 1)]) for fn in fns
+            if getattr(fn, "__module__", "") == keys.__name__ and fn.__code__.co_varnames[:1] != ("pool",)
+            and fn not in (keys.check_pool, keys.hash_tag, keys.pool_prefix)]
+
+
+def test_the_http_services_keys_share_one_slot_no_pool_can_have():
+    from redis.crc import key_slot
+
+    names = every_http_key()
+    assert len(names) >= 6 and all(k.startswith(keys.HTTP_PREFIX) for k in names)
+    assert len({key_slot(k.encode()) for k in names}) == 1
+    with pytest.raises(ValueError):
+        keys.check_pool("_http")  # so no pool's keys can land among them
 
 
 def test_every_key_of_a_pool_hashes_to_one_cluster_slot():

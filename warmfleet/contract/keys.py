@@ -161,6 +161,12 @@ def tenant_rate(tenant: str, second: int) -> str:
     return HTTP_PREFIX + "tenant:" + tenant + ":rate:" + str(second)
 
 
+def http_sandbox_contexts(sandbox_id: str) -> str:
+    """Hash: context id -> JSON of one code context of an E2B sandbox (its language and
+    cwd); the context's globals live in the sandbox's session process."""
+    return HTTP_PREFIX + "sandbox:" + sandbox_id + ":contexts"
+
+
 def http_session(session_id: str) -> str:
     """JSON record of a session opened through /v1 (its tenant, pool and limits;
     warmfleet/http/v1/sessions.py): which tenant may use it. Expires after its lifetime."""

@@ -4,14 +4,15 @@ exposing one tool, ``run_python``, backed by the fleet.
 Any MCP-speaking agent can then run code in the fleet's sandboxes, e.g. in a client's
 config: ``{"command": "warmfleet", "args": ["mcp", "--redis-url", "redis://..."]}``.
 Needs ``pip install 'warmfleet[mcp]'``. stdout is the protocol channel: every log line
-goes to stderr.
+goes to stderr. The HTTP service serves the same tools at /mcp (warmfleet/http/mcp.py),
+one Connection per MCP session instead of one per process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from dispatcher import AsyncClient, InvalidJob, SessionEnded, WaitTimeout
@@ -23,64 +24,97 @@ from dispatcher.integrations.common import (
     TOOL_NAME,
     RunOutput,
 )
-from warmfleet.contract.schema import DEFAULT_LIMITS
+from warmfleet.contract.schema import DEFAULT_LIMITS, Result
 
 try:  # mcp >= 2
-    from mcp.server.mcpserver import MCPServer as _Server
+    from mcp.server.mcpserver import Context, MCPServer as _Server
     from mcp_types import CallToolResult, ImageContent, TextContent
 except ImportError:  # mcp 1.x
-    from mcp.server.fastmcp import FastMCP as _Server
+    from mcp.server.fastmcp import Context, FastMCP as _Server
     from mcp.types import CallToolResult, ImageContent, TextContent
+
+
+class Refused(RuntimeError):
+    """A Connection will not run this call (a quota, say); the tool answers `rejected`
+    with this message."""
+
+
+class Connection:
+    """What one MCP connection runs code with: a client, and (unless stateless) the
+    fleet session it opens at its first call, so the agent's variables and files persist
+    across calls, as in a notebook."""
+
+    def __init__(self, client: AsyncClient, *, stateless: bool = False, idle_timeout: float = 600.0) -> None:
+        self.client, self.stateless, self.idle_timeout = client, stateless, idle_timeout
+        self.session = None
+
+    async def open_session(self):
+        return await self.client.session(idle_timeout=self.idle_timeout)
+
+    async def run(self, code: str, timeout: float, memory_mb: int) -> Result:
+        if self.stateless:
+            return await self.client.run(code, timeout=timeout, cpu_time=timeout, memory_mb=memory_mb)
+        if self.session is None:
+            self.session = await self.open_session()
+        try:
+            return await self.session.run(code, timeout=timeout, cpu_time=timeout, memory_mb=memory_mb)
+        except SessionEnded:
+            await self.reset(wait=0)  # the next call opens a fresh one; this one says so
+            raise
+
+    async def reset(self, wait: float | None = None) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                await (session.close() if wait is None else session.close(wait=wait))
+
+    async def close(self) -> None:
+        await self.reset(wait=0)
+
+
+ConnectionFor = Callable[[Context], Awaitable[Connection]]
 
 
 def build_server(
     redis_url: str | None = None, pool: str | None = None, *, max_timeout: float = 60.0, stateless: bool = False,
-    idle_timeout: float = 600.0,
+    idle_timeout: float = 600.0, connection_for: ConnectionFor | None = None,
 ):
     """The MCP server object; `run()` it, or drive it in-process in tests.
 
-    By default the connection gets one fleet session (opened at its first call): the
-    agent's variables and files persist across run_python calls, as in a notebook, and
-    reset_session starts over. `stateless`: every call is a fresh job."""
-    clients: list[AsyncClient] = []
-    sessions: list = []  # the connection's session, once opened
+    By default the process is the connection (stdio): one client and one Connection
+    for its lifetime, closed with it. `connection_for(ctx)` instead finds the caller's
+    Connection for each tool call (the HTTP service: one per MCP session). `stateless`:
+    every call is a fresh job; reset_session is not offered."""
+    lifespan = None
+    if connection_for is None:
+        connections: list[Connection] = []
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_server) -> AsyncIterator[None]:
-        # One client for the whole connection: one pub/sub connection, many jobs in flight.
-        client = AsyncClient(redis_url, pool=pool)
-        clients.append(client)
-        try:
-            yield None
-        finally:
-            for s in sessions:
-                with contextlib.suppress(Exception):
-                    await s.close(wait=0)
-            await client.close()
+        @contextlib.asynccontextmanager
+        async def lifespan(_server) -> AsyncIterator[None]:
+            # One client for the whole connection: one pub/sub connection, many jobs in flight.
+            client = AsyncClient(redis_url, pool=pool)
+            connections.append(Connection(client, stateless=stateless, idle_timeout=idle_timeout))
+            try:
+                yield None
+            finally:
+                await connections[-1].close()
+                await client.close()
+
+        async def connection_for(_ctx: Context) -> Connection:
+            return connections[-1]
 
     description = TOOL_DESCRIPTION if stateless else SESSION_TOOL_DESCRIPTION
     server = _Server(name="warmfleet", instructions=description, lifespan=lifespan)
 
-    async def _run(code: str, timeout: float, memory_mb: int):
-        if stateless:
-            return await clients[-1].run(code, timeout=timeout, cpu_time=timeout, memory_mb=memory_mb)
-        if not sessions:
-            sessions.append(await clients[-1].session(idle_timeout=idle_timeout))
-        try:
-            return await sessions[0].run(code, timeout=timeout, cpu_time=timeout, memory_mb=memory_mb)
-        except SessionEnded:
-            sessions.clear()  # the next call opens a fresh one; this one says so
-            raise
-
     async def run_python(
-        code: str, timeout: float = DEFAULT_LIMITS.timeout, memory_mb: int = DEFAULT_LIMITS.memory_mb
+        code: str, ctx: Context, timeout: float = DEFAULT_LIMITS.timeout, memory_mb: int = DEFAULT_LIMITS.memory_mb
     ) -> Annotated[CallToolResult, RunOutput]:
         """Run a Python 3 snippet in an isolated sandbox; returns its status, exit code, stdout and stderr,
         and the PNG figures it drew as images."""
         timeout = min(float(timeout), max_timeout)
         try:
-            result = await _run(code, timeout, memory_mb)
-        except InvalidJob as exc:
+            result = await (await connection_for(ctx)).run(code, timeout, memory_mb)
+        except (InvalidJob, Refused) as exc:
             return _tool_result(_failure("rejected", str(exc)), [])
         except SessionEnded as exc:
             return _tool_result(_failure(
@@ -91,10 +125,9 @@ def build_server(
         figures = [result.files[name] for name in sorted(result.files) if name.endswith(".png")]
         return _tool_result(RunOutput.from_result(result), figures)
 
-    async def reset_session() -> str:
+    async def reset_session(ctx: Context) -> str:
         """Forget every variable and file: the next run_python call starts a fresh session."""
-        while sessions:
-            await sessions.pop().close()
+        await (await connection_for(ctx)).reset()
         return "reset: the next run_python call starts with no variables and an empty working directory"
 
     server.add_tool(run_python, name=TOOL_NAME, description=description)

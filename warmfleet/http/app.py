@@ -33,6 +33,7 @@ PROTOCOL_ROUTERS: list[str] = [
     "warmfleet.http.sandboxfusion.routes:router",
     "warmfleet.http.v1.jobs:router",
     "warmfleet.http.v1.sessions:router",
+    "warmfleet.http.mcp:router",
 ]
 
 

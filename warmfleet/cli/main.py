@@ -25,6 +25,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     from warmfleet.local.rootfs import LayoutError
     from warmfleet.local.sandbox import RunscMissing
 
+    if args.http and not args.redis_url:
+        from warmfleet.cli.http import is_loopback, split_listen
+
+        if not is_loopback(split_listen(args.http)[0]):  # a fresh embedded Redis holds no keys
+            print(f"warmfleet up: refusing --http {args.http}: a non-loopback address needs API keys, and a new "
+                  "fleet has none; listen on 127.0.0.1, or use --redis-url with keys added (warmfleet keys add)",
+                  file=sys.stderr)
+            return EXIT_USAGE
     overrides = {
         k: v
         for k, v in (("pods", args.pods), ("slots", args.slots), ("redis_url", args.redis_url), ("pool", args.pool),
@@ -85,7 +93,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"warmfleet: Ctrl-C or SIGTERM drains and stops",
         flush=True,
     )
+    service = None
+    if args.http:
+        from warmfleet.cli.http import start_for_up
+
+        try:
+            service = start_for_up(args.http, fleet.client_url, settings.pool)
+        except (ValueError, RuntimeError, ImportError) as exc:
+            print(f"warmfleet up: --http: {exc}", file=sys.stderr, flush=True)
+            fleet.stop()
+            return EXIT_USAGE
     stop.wait()
+    if service is not None:
+        service.stop()
     print("warmfleet: draining and stopping...", file=sys.stderr, flush=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # finish cleaning up even on a second Ctrl-C
     fleet.stop()
@@ -300,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--recycle-max-jobs", type=int, metavar="N", help="recycle a pod after N jobs")
     up.add_argument("--recycle-min-serving", type=int, default=0, metavar="N",
                     help="never recycle while the other pods would serve fewer than N slots")
+    up.add_argument("--http", metavar="HOST:PORT",
+                    help="also serve the HTTP front door (E2B, SandboxFusion, /v1, /mcp) there; prints the "
+                    "E2B_* lines to export (on loopback with no keys, makes one)")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="submit one job, print its output, exit with its exit code")
@@ -353,9 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     gc = sub.add_parser("gc", help="run the GC sidecar of one executor pod (Kubernetes; settings from WARMFLEET_*)")
     gc.set_defaults(func=cmd_gc)
 
-    from warmfleet.cli import bench
+    from warmfleet.cli import bench, http
 
     bench.add_parser(sub)
+    http.add_parsers(sub)
     return p
 
 

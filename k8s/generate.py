@@ -31,6 +31,8 @@ from egress_gateway import (  # noqa: E402
     gateway_policy,
     gateway_service,
 )
+from http_front_door import acl_line as http_acl_line  # noqa: E402
+from http_front_door import http_documents  # noqa: E402
 from keda_scaling import scaled_object  # noqa: E402
 from manifest_parts import SIDECAR_UID, dns_rule, labels, unprivileged_security_context  # noqa: E402
 
@@ -78,6 +80,7 @@ def acl_rules(definition: dict) -> str:
         f"user warmfleet-keda on resetpass resetkeys resetchannels {streams} -@all "
         + " ".join(f"+{c}" for c in KEDA_COMMANDS)
     )
+    lines.append(http_acl_line(definition))
     return "\n".join(lines) + "\n"
 
 
@@ -294,6 +297,10 @@ def render(definition: dict) -> dict[str, str]:
     out["runtimeclass.yaml"] = (
         HEADER + "# Nodes run each handler with its platform in runsc.toml (README, Kubernetes).\n"
         + yaml.safe_dump_all([runtime_class(pl) for pl in platforms], sort_keys=False)
+    )
+    out["http.yaml"] = (
+        HEADER + "# The HTTP front door (warmfleet serve): its Redis URL goes in Secret warmfleet-http-redis.\n"
+        + yaml.safe_dump_all(http_documents(definition), sort_keys=False, default_flow_style=False)
     )
     acl = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "warmfleet-redis-acl"},
            "data": {"users.acl": acl_rules(definition)}}

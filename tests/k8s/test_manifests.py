@@ -333,3 +333,57 @@ def test_a_real_executor_runs_jobs_as_the_acl_user(built, redis_url):
     finally:
         fleet.stop()
         admin.close()
+
+
+def test_the_http_front_door_is_a_scaled_deployment_behind_a_service(built):
+    deployments = {d["metadata"]["name"]: d for d in by_kind(built, "Deployment")}
+    http = deployments["warmfleet-http"]
+    (container,) = http["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "warmfleet.http"]
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    (hpa,) = by_kind(built, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "warmfleet-http" and hpa["spec"]["minReplicas"] >= 2
+    (svc,) = [s for s in by_kind(built, "Service") if s["metadata"]["name"] == "warmfleet-http"]
+    assert svc["spec"]["selector"] == http["spec"]["selector"]["matchLabels"]
+    (pol,) = [p for p in by_kind(built, "NetworkPolicy") if p["metadata"]["name"] == "warmfleet-http-traffic"]
+    peers = [b for r in pol["spec"]["egress"] for b in r["to"]]
+    assert all("ipBlock" not in b for b in peers) and len(peers) == 2  # Redis and DNS, nothing else
+
+
+@pytest.mark.timeout(120)
+def test_the_http_service_runs_as_its_acl_user(built, redis_url, monkeypatch):
+    """E2B's SDK through the service connected as the generated `warmfleet-http` user: the
+    command list is checked against what the service really sends."""
+    from support.http_service import serve
+
+    from warmfleet.local.fleet import FleetSettings, LocalFleet
+
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    path = admin.connection_pool.connection_kwargs["path"]
+    (line,) = [x for x in acl_lines(built) if x.startswith("user warmfleet-http ")]
+    admin.execute_command("ACL", "SETUSER", *shlex.split(line)[1:], ">test-password")
+    admin.acl_log_reset()
+    fleet = LocalFleet(FleetSettings(pods=1, slots=1, sessions=2, sandbox=False, redis_url=redis_url))
+    try:
+        fleet.start(ready_timeout=60)
+        with serve(f"unix://warmfleet-http:test-password@{path}") as service:
+            key = service.add_tenant("acl")
+            for name in ("E2B_API_URL", "E2B_SANDBOX_URL"):
+                monkeypatch.setenv(name, service.url)
+            monkeypatch.setenv("E2B_API_KEY", key)
+            from e2b_code_interpreter import Sandbox
+
+            with Sandbox.create(metadata={"k": "v"}) as sbx:
+                assert sbx.run_code("x = 6 * 7\nprint(x)").logs.stdout == ["42\n"]
+                ctx = sbx.create_code_context()
+                assert sbx.run_code("print('x' in globals())", context=ctx).logs.stdout == ["False\n"]
+                sbx.files.write("a.txt", "data")
+                assert sbx.files.read("a.txt") == "data"
+                sbx.set_timeout(120)
+                assert [s.sandbox_id for s in Sandbox.list().next_items()] == [sbx.sandbox_id]
+        denied = [e for e in admin.acl_log() if e.get("username") == "warmfleet-http"]
+        assert denied == [], denied[:3]
+    finally:
+        fleet.stop()
+        admin.close()

@@ -38,7 +38,10 @@ class McpEndpoint:
             tenant = await require_tenant(request)
         except ApiError as exc:
             return await error_response(exc.status, exc.message, exc.headers)(scope, receive, send)
-        service = await _started(request.app)
+        try:
+            service = await _started(request.app)
+        except ApiError as exc:
+            return await error_response(exc.status, exc.message)(scope, receive, send)
         if service is None:
             return await error_response(503, "MCP is starting; try again")(scope, receive, send)
         scope["user"] = service.owner(tenant)
@@ -55,6 +58,8 @@ async def _started(app):
     while (service := getattr(app.state, "mcp", None)) is None or not service.running.is_set():
         if (wanted := getattr(app.state, "mcp_wanted", None)) is not None:
             wanted.set()
+        if (missing := getattr(app.state, "mcp_missing", None)) is not None:
+            raise ApiError(501, missing)
         if time.monotonic() > deadline:
             return None
         await asyncio.sleep(0.01)
@@ -70,6 +75,10 @@ async def background(app) -> None:
     waits for the first /mcp request, then loads and runs the MCP service."""
     app.state.mcp_wanted = asyncio.Event()
     await app.state.mcp_wanted.wait()
-    module = await asyncio.to_thread(importlib.import_module, "warmfleet.http.mcp_service")
+    try:
+        module = await asyncio.to_thread(importlib.import_module, "warmfleet.http.mcp_service")
+    except ImportError as exc:  # installed without the http extra's `mcp`
+        app.state.mcp_missing = f"MCP is not available on this service: {exc} (pip install 'warmfleet[http]')"
+        return
     app.state.mcp = service = module.McpService(app.state.fleet, app.state.quotas)
     await service.run()

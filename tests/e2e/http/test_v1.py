@@ -15,9 +15,10 @@ from support.http_service import serve
 
 @pytest.fixture(scope="module")
 def service(fleet):
-    with serve(fleet.client_url) as s:
+    with serve(fleet.client_url, key_recheck_s=0.3, keepalive_s=0.5) as s:
         s.add_tenant("alice")
         s.add_tenant("bob")
+        s.add_tenant("carol")  # whose key a test revokes
         yield s
 
 
@@ -99,6 +100,29 @@ def test_stream_true_in_the_body_streams_and_a_bad_job_is_still_a_422(alice):
         lines = [json.loads(line) for line in resp.iter_lines() if line]
     assert lines[-1]["result"]["stdout"] == "1\n"
     assert "empty" in _error(alice.post("/v1/jobs", json={"code": "", "stream": True}), 422)
+
+
+@pytest.mark.timeout(60)
+def test_a_key_revoked_mid_stream_ends_the_stream_with_an_error_line(service):
+    from warmfleet.http.tenants import TenantStore
+    from warmfleet.plumbing import redis_connect
+
+    code = "import time\nprint('a', flush=True)\ntime.sleep(8)\nprint('b')"
+    key = service.keys["carol"]
+    with httpx.Client(base_url=service.url, headers={"X-API-KEY": key}, timeout=60) as carol, \
+            carol.stream("POST", "/v1/jobs", json={"code": code, "stream": True}) as resp:
+        lines = resp.iter_lines()
+        first = json.loads(next(line for line in lines if '"keepalive"' not in line))
+        assert first == {"type": "stdout", "data": "a\n"}
+        redis = redis_connect.connect(service.redis_url, decode_responses=True)
+        try:
+            assert TenantStore(redis).revoke(key) == 1
+        finally:
+            redis.close()
+        rest = [json.loads(line) for line in lines if line]
+    assert rest[-1] == {"type": "error", "code": 401, "message": "the API key was revoked"}
+    assert not any(line["type"] in ("stdout", "result") for line in rest)  # 'b' never came through
+    assert _error(httpx.post(service.url + "/v1/jobs", headers={"X-API-KEY": key}, json={"code": "1"}), 401)
 
 
 @pytest.mark.timeout(90)

@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from dispatcher import Chunk, InvalidJob, WaitTimeout
-from warmfleet.http.auth import require_tenant
+from warmfleet.http.auth import key_from, require_tenant, tenant_for_key
 from warmfleet.http.errors import ApiError
 from warmfleet.http.fleet import fleet_of
 from warmfleet.http.tenants import Tenant
@@ -56,7 +56,8 @@ async def run_job(body: JobRequest, request: Request, tenant: Tenant = Depends(r
         except InvalidJob as exc:
             await quotas.release_run(tenant, run_id)
             raise ApiError(422, str(exc)) from None
-        lines = _stream(client, body.code, options, fleet.settings.keepalive_s)
+        lines = _stream(client, body.code, options, fleet.settings.keepalive_s, fleet.settings.key_recheck_s,
+                        _key_check(request, tenant))
         return StreamingResponse(_released(lines, quotas, tenant, run_id), media_type=NDJSON)
     try:
         job_id = await client.submit(body.code, idempotency_key=body.idempotency_key, **options)
@@ -69,17 +70,29 @@ async def run_job(body: JobRequest, request: Request, tenant: Tenant = Depends(r
         await quotas.release_run(tenant, run_id)
 
 
-async def _stream(client, code: str, options: dict, keepalive_s: float) -> AsyncIterator[bytes]:
+async def _stream(client, code: str, options: dict, keepalive_s: float, recheck_s: float,
+                  allowed: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
     """NDJSON lines of a streamed job, with a `keepalive` whenever nothing came for
-    keepalive_s (proxies and clients' read timeouts then see the stream alive)."""
+    keepalive_s (proxies and clients' read timeouts then see the stream alive); every
+    recheck_s the key is looked up again, and a revoked one ends the stream (401 line)."""
+    loop = asyncio.get_running_loop()
     chunks = client.stream(code, **options)
     step: asyncio.Future | None = None
+    last_line = last_check = loop.time()
     try:
         while True:
             step = step or asyncio.ensure_future(anext(chunks))
-            done, _ = await asyncio.wait({step}, timeout=keepalive_s)
+            done, _ = await asyncio.wait({step}, timeout=min(keepalive_s, recheck_s))
+            now = loop.time()
+            if now - last_check >= recheck_s:
+                last_check = now
+                if not await allowed():
+                    yield _line(OutputLine(type="error", code=401, message="the API key was revoked"))
+                    return
             if not done:
-                yield _line(OutputLine(type="keepalive"))
+                if now - last_line >= keepalive_s:
+                    last_line = now
+                    yield _line(OutputLine(type="keepalive"))
                 continue
             try:
                 item = step.result()
@@ -91,7 +104,7 @@ async def _stream(client, code: str, options: dict, keepalive_s: float) -> Async
             except Exception as exc:  # noqa: BLE001 - the stream ends with a line that says why
                 yield _line(OutputLine(type="error", code=503, message=f"the stream broke: {type(exc).__name__}: {exc}"))
                 return
-            step = None
+            step, last_line = None, now
             if isinstance(item, Chunk):
                 yield _line(OutputLine(type=item.stream, data=item.data or None))  # type: ignore[arg-type]
             else:
@@ -103,6 +116,19 @@ async def _stream(client, code: str, options: dict, keepalive_s: float) -> Async
             await asyncio.wait({step})
         with contextlib.suppress(Exception):
             await chunks.aclose()
+
+
+def _key_check(request: Request, tenant: Tenant) -> Callable[[], Awaitable[bool]]:
+    """Whether the request's key still opens the same tenant (a stream asks as it runs)."""
+    key = key_from(request)
+
+    async def allowed() -> bool:
+        try:
+            return (await tenant_for_key(request, key)).name == tenant.name
+        except ApiError:
+            return False
+
+    return allowed
 
 
 async def _released(lines: AsyncIterator[bytes], quotas, tenant: Tenant, run_id: str):

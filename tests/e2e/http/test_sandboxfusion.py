@@ -116,3 +116,26 @@ def test_a_jupyter_cell_over_its_time_ends_the_run_as_failed(endpoint):
     assert resp.status == sf.RunStatus.Failed
     assert resp.driver.status == sf.CommandRunStatus.TimeLimitExceeded
     assert len(resp.cells) == 2 and resp.cells[1].error[0]["ename"] in ("timeout", "cpu_limit")
+
+
+@pytest.mark.timeout(60)
+def test_bad_input_is_a_sandbox_error_naming_the_problem(endpoint):
+    def answer(**body) -> dict:
+        resp = requests.post(endpoint + "/run_code", json={"code": "print(1)", "language": "python", **body},
+                             timeout=30)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    cases = {
+        "relative path": {"files": {"../escape.txt": _b64(b"x")}},
+        "fetch_files": {"fetch_files": ["/etc/passwd"]},
+        "not valid base64": {"files": {"a.txt": "not base64!"}},
+        "at least 32": {"memory_limit_MB": 8},
+        "run_timeout": {"run_timeout": -1},
+        "NUL": {"code": "print(1)\x00"},
+    }
+    for words, body in cases.items():
+        out = answer(**body)
+        assert out["status"] == "SandboxError" and words in out["message"], (words, out)
+    jupyter = requests.post(endpoint + "/run_jupyter", json={"cells": ["1"], "kernel": "ir"}, timeout=30).json()
+    assert jupyter["status"] == "SandboxError" and "python3" in jupyter["message"]

@@ -75,27 +75,27 @@ async def run_jupyter(body: RunJupyterRequest, request: Request,
     except translate.Unsupported as exc:
         return RunJupyterResponse(status=RunStatus.SandboxError, message=str(exc))
     memory_mb = None if body.memory_limit_MB <= 0 else body.memory_limit_MB
+    total_s = min(body.total_timeout, fleet.settings.max_timeout_s)  # the longest a sandbox may live here
     run_id = uuid.uuid4().hex
     quotas = request.app.state.quotas
-    await quotas.reserve_run(tenant, run_id, body.total_timeout + fleet.settings.open_timeout_s + LEASE_SLACK_S)
+    await quotas.reserve_run(tenant, run_id, total_s + fleet.settings.open_timeout_s + LEASE_SLACK_S)
     started = time.monotonic()
     answer = RunJupyterResponse(status=RunStatus.Success, message="")
     timed_out = False
     try:
-        session = await client.session(idle_timeout=body.total_timeout + LEASE_SLACK_S,
-                                       max_lifetime=body.total_timeout + LEASE_SLACK_S,
+        session = await client.session(idle_timeout=total_s + LEASE_SLACK_S, max_lifetime=total_s + LEASE_SLACK_S,
                                        open_timeout=fleet.settings.open_timeout_s)
     except WaitTimeout:
         await quotas.release_run(tenant, run_id)
         return RunJupyterResponse(status=RunStatus.SandboxError,
                                   message="no sandbox was free to open a session; try again later")
-    deadline = asyncio.get_running_loop().time() + body.total_timeout
+    deadline = asyncio.get_running_loop().time() + total_s
     try:
         for index, cell in enumerate(body.cells):
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 timed_out = True
-                answer.message = f"total_timeout of {body.total_timeout:g} s reached before cell {index}"
+                answer.message = f"total_timeout of {total_s:g} s reached before cell {index}"
                 break
             if not cell.strip():  # a kernel runs an empty cell as nothing; a job refuses empty code
                 answer.cells.append(CellRunResult(stdout="", stderr="", display=[], error=[]))

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from dispatcher import InvalidJob, SessionEnded, WaitTimeout
 from warmfleet.http.auth import require_tenant
 from warmfleet.http.fleet import fleet_of
+from warmfleet.http.openapi import error_responses
 from warmfleet.http.sandboxfusion import translate
 from warmfleet.http.sandboxfusion.models import (
     CellRunResult,
@@ -32,9 +33,16 @@ from warmfleet.contract.messages import Status
 
 router = APIRouter(tags=["SandboxFusion"])
 LEASE_SLACK_S = 5.0  # a run's max_running lease outlives its wait by this much
+# Whatever the code does, and whatever the fleet cannot run, is a 200 in SandboxFusion's
+# own statuses; these are the request's own failures.
+_ERRORS = error_responses(
+    e401="missing or unknown API key",
+    e422="the body is not SandboxFusion's request shape",
+    e429="over a quota (rate, max_running); `message` names it",
+)
 
 
-@router.post("/run_code", response_model=RunCodeResponse, summary="Run code once (SandboxFusion)")
+@router.post("/run_code", response_model=RunCodeResponse, summary="Run code once (SandboxFusion)", responses=_ERRORS)
 async def run_code(body: RunCodeRequest, request: Request, tenant: Tenant = Depends(require_tenant)) -> RunCodeResponse:
     fleet = fleet_of(request)
     client = fleet.client(fleet.pool_for(tenant, None))
@@ -59,7 +67,8 @@ async def run_code(body: RunCodeRequest, request: Request, tenant: Tenant = Depe
     return translate.run_code_response(result, plan.fetch)
 
 
-@router.post("/run_jupyter", response_model=RunJupyterResponse, summary="Run notebook cells in one fresh session")
+@router.post("/run_jupyter", response_model=RunJupyterResponse, summary="Run notebook cells in one fresh session",
+             responses=_ERRORS)
 async def run_jupyter(body: RunJupyterRequest, request: Request,
                       tenant: Tenant = Depends(require_tenant)) -> RunJupyterResponse:
     fleet = fleet_of(request)

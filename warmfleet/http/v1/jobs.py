@@ -20,15 +20,16 @@ from dispatcher import Chunk, InvalidJob, WaitTimeout
 from warmfleet.http.auth import key_from, require_tenant, tenant_for_key
 from warmfleet.http.errors import ApiError
 from warmfleet.http.fleet import fleet_of
+from warmfleet.http.openapi import error_responses
 from warmfleet.http.tenants import Tenant
-from warmfleet.http.v1.models import JobRequest, OutputLine, errors, ndjson_schema
+from warmfleet.http.v1.models import JobRequest, OutputLine, ndjson_schema
 from warmfleet.contract.schema import Result
 
 router = APIRouter(prefix="/v1", tags=["warmfleet"])
 NDJSON = "application/x-ndjson"
 LEASE_SLACK_S = 5.0
 
-_ERRORS = errors(
+_ERRORS = error_responses(
     e401="missing or unknown API key",
     e404="a pool this key may not use",
     e422="the job is invalid (budgets, files, code, body); `message` says why",

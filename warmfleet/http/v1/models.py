@@ -74,25 +74,12 @@ class OutputLine(BaseModel):
     message: str | None = None
 
 
-class ErrorBody(BaseModel):
-    """Every error: the HTTP status again, and what went wrong in words."""
-
-    code: int
-    message: str
-
-
 def ndjson_schema() -> dict:
     """OutputLine's JSON schema, its references pointing into the OpenAPI components
     (Result is there already, as the answer of the non-streamed form)."""
     schema = OutputLine.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("$defs", None)
     return schema
-
-
-def errors(**described: str) -> dict:
-    """OpenAPI `responses` for error statuses: {status: description} with ErrorBody."""
-    return {int(status.removeprefix("e")): {"model": ErrorBody, "description": text}
-            for status, text in described.items()}
 
 
 def decode_files(files: dict[str, str]) -> dict[str, bytes]:

@@ -19,15 +19,16 @@ from warmfleet.contract import keys
 from warmfleet.http.auth import require_tenant
 from warmfleet.http.errors import ApiError
 from warmfleet.http.fleet import fleet_of
+from warmfleet.http.openapi import error_responses
 from warmfleet.http.tenants import Tenant
-from warmfleet.http.v1.models import CallRequest, SessionInfo, SessionRequest, errors
+from warmfleet.http.v1.models import CallRequest, SessionInfo, SessionRequest
 from warmfleet.contract.schema import Result
 
 router = APIRouter(prefix="/v1/sessions", tags=["warmfleet"])
 RECORD_SLACK_S = 60.0  # the record outlives the session's longest possible life by this much
 LEASE_SLACK_S = 5.0
 
-_ERRORS = errors(
+_ERRORS = error_responses(
     e401="missing or unknown API key",
     e404="no such session for this key (unknown, another tenant's, or long gone); for open: a pool it may not use",
     e422="the body is invalid; `message` says why",
@@ -51,7 +52,7 @@ async def _owned(request: Request, tenant: Tenant, session_id: str) -> SessionRe
 
 
 @router.post("", status_code=201, response_model=SessionInfo, summary="Open a session",
-             responses={**_ERRORS, **errors(e503="no executor had room to open a session in time")})
+             responses={**_ERRORS, **error_responses(e503="no executor had room to open a session in time")})
 async def open_session(body: SessionRequest, request: Request, tenant: Tenant = Depends(require_tenant)) -> SessionInfo:
     fleet = fleet_of(request)
     pool = fleet.pool_for(tenant, body.pool)
@@ -81,7 +82,7 @@ async def open_session(body: SessionRequest, request: Request, tenant: Tenant = 
 
 
 @router.post("/{session_id}/run", response_model=Result, summary="Run code in a session",
-             responses={**_ERRORS, **errors(e410="the session has ended (closed, idle, lifetime, lost)")})
+             responses={**_ERRORS, **error_responses(e410="the session has ended (closed, idle, lifetime, lost)")})
 async def run_in_session(session_id: str, body: CallRequest, request: Request,
                          tenant: Tenant = Depends(require_tenant)) -> Result:
     record = await _owned(request, tenant, session_id)

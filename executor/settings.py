@@ -97,6 +97,10 @@ class ExecutorSettings(BaseSettings):
     # the first `import pandas` is free). False: lean sessions, that import on first use
     # (an idle one costs ~8 MB of host memory in gVisor instead of ~58: see the README).
     session_preload: bool = True
+    # Keep one session process forked ahead (as a slot keeps a spare child): an open takes
+    # it at once. Costs one idle session's memory per pod that has opened a session (a
+    # preloading pod: from its start).
+    session_spare: bool = True
     # Liveness/readiness heartbeat file (warmfleet/contract/probe.py) in a directory jobs cannot write;
     # in Kubernetes an emptyDir shared with the GC sidecar. None: not written.
     health_file: str | None = None

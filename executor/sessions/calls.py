@@ -97,11 +97,13 @@ class CallServer:
                 session.current_call = None
                 session.stops.discard(call_id)
             t_ran = time.perf_counter()
-            await self._store_call(keys=[keys.result(self.host.pool, call_id), calls_key],
-                                   args=[result.to_json(), self.host.settings.result_ttl_s,
-                                         store.reply_channel(self.host.pool, reply_to), entry_id])
-            if output is not None:
-                await output.finish()
+            store_keys = [keys.result(self.host.pool, call_id), calls_key]
+            store_args = [result.to_json(), self.host.settings.result_ttl_s,
+                          store.reply_channel(self.host.pool, reply_to), entry_id]
+            if output is None:
+                await self._store_call(keys=store_keys, args=store_args)
+            else:  # its last output and end marker, then the result, in one round trip
+                await output.finish(lambda pipe: self._store_call(keys=store_keys, args=store_args, client=pipe))
             metrics.SESSION_CALLS.labels(self.host.pool, result.status.value).inc()
             log.debug("session call done", extra={
                 "session_id": session.id, "call_id": call_id, "status": result.status.value,

@@ -74,9 +74,8 @@ class Host(Protocol):
     has_room: asyncio.Event
     lease_ms: int
 
-    def take_index(self) -> int: ...
     def give_back(self, index: int) -> None: ...
-    def new_session(self, sid: str, index: int, idle: float, life: float, reply_to: str | None) -> Any: ...
+    async def session_for(self, sid: str, idle: float, life: float, reply_to: str | None) -> tuple[Any, bool]: ...
     async def start(self, session: Any) -> None: ...
     async def discard(self, session: Any) -> None: ...
     async def admit(self, session: Any) -> None: ...
@@ -124,17 +123,20 @@ class SessionOpens:
             await results.ack_only(entry.entry_id, self.stream)
             return
         await self._fault("after_read")
-        index = host.take_index()
-        session = host.new_session(sid, index, idle, life, reply_to)
+        session, started = await host.session_for(sid, idle, life, reply_to)
         record_key = keys.session(host.pool, sid)
         claimed = await self._claim(keys=[record_key, keys.result(host.pool, sid)],
                                     args=[session.record(host.pod_id, "opening"), host.lease_ms])
         if claimed != "claimed":
-            host.give_back(index)
+            if started:
+                await host.discard(session)  # a spare has run nothing: reset, its index comes back
+            else:
+                host.give_back(session.index)
             await self._not_ours(entry, sid, claimed, reply_to)
             return
         try:
-            await host.start(session)
+            if not started:
+                await host.start(session)
         except (SessionDied, OSError) as exc:
             log.error("session failed to start", extra={"session_id": sid, "error": str(exc)})
             why = f"could not start: {exc}"

@@ -34,6 +34,14 @@ class Session:
         # while a call runs): the running one is interrupted, a queued one as it starts.
         self.stops: set[str] = set()
 
+    def adopt(self, session_id: str, idle_timeout: float, max_lifetime: float, reply_to: str | None) -> "Session":
+        """A spare (started ahead, idle, nobody's) becomes this open's session: its clocks
+        start now, not when it was forked."""
+        self.id, self.idle_timeout, self.max_lifetime, self.reply_to = session_id, idle_timeout, max_lifetime, reply_to
+        self.opened_at = time.time()
+        self.started = self.last_active = time.monotonic()
+        return self
+
     def record(self, pod_id: str, state: str = "open", reason: str = "", lost: bool = False) -> str:
         return json.dumps({
             "session_id": self.id, "pod": pod_id, "state": state, "reason": reason, "lost": lost,

@@ -53,10 +53,12 @@ class CallOutput:
             self._wake.clear()
             await self._flush()
 
-    async def _flush(self, end: bool = False) -> None:
+    async def _flush(self, then=None) -> None:
+        """Send what is pending; `then(pipe)` (the result's store) adds itself after the
+        end marker, in the same round trip."""
         records = [messages.chunk_record(messages.Chunk(stream=s, data=d)) for s, d in self._pending]
         self._pending, self._size = [], 0
-        if end:
+        if then is not None:
             records.append(messages.END_RECORD)
         if not records:
             return
@@ -65,19 +67,23 @@ class CallOutput:
                 for record in records:
                     pipe.xadd(self.key, record, maxlen=MAXLEN, approximate=True)
                 pipe.expire(self.key, self.ttl_s)
+                if then is not None:
+                    await then(pipe)
                 await pipe.execute()
         except Exception as exc:  # noqa: BLE001 - a lost chunk must not fail the call; its Result has all
+            if then is not None:
+                raise  # the result's store failed with it: the caller's to handle, as for any store
             log.warning("could not publish a session call's output", extra={"error": str(exc)})
 
-    async def finish(self) -> None:
-        """Flush what is left, then the end marker (after the call's result is stored)."""
+    async def finish(self, store) -> None:
+        """Flush what is left, the end marker, then `store(pipe)` (the call's result): a
+        reader sees every chunk before the end, and the result right after it."""
         self._closed = True
+        self._wake.set()  # the flusher sends what it holds and stops (not cancelled mid-send)
         if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            await self._flusher
         for name, decoder in self._decoders.items():
             tail = decoder.decode(b"", final=True)
             if tail:
                 self._pending.append((name, tail))
-        await self._flush(end=True)
+        await self._flush(then=store)

@@ -43,14 +43,15 @@ class StandInHost:
         self.admitted: list[str] = []
         self.discarded: list[str] = []
 
-    def take_index(self) -> int:
-        return self.free.pop(0)
-
     def give_back(self, index: int) -> None:
         self.free.insert(0, index)
 
     def new_session(self, sid, index, idle, life, reply_to) -> Session:
         return Session(sid, index, None, idle, life, reply_to)  # type: ignore[arg-type] - no process here
+
+    async def session_for(self, sid, idle, life, reply_to) -> tuple[Session, bool]:
+        # no spare here: a new session, not started (the spare is tested in test_sessions.py)
+        return self.new_session(sid, self.free.pop(0), idle, life, reply_to), False
 
     async def start(self, session: Session) -> None:
         self.started.append(session.id)

@@ -49,6 +49,7 @@ class PodSnapshot:
     sessions_capacity: int = 0
     sessions_open: int = 0
     sessions_idle: int = 0
+    sessions_spare: int = 0  # session processes forked ahead, ready for the next open
     sessions_ended: dict[str, int] = field(default_factory=dict)
     sandbox: bool = False  # the supervisor saw gVisor's kernel
     # What runs the pod, as its start-up settings say (it cannot see them from inside gVisor).

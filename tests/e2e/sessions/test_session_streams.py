@@ -70,3 +70,46 @@ async def test_bash_calls_run_in_the_workspace(sfleet):
             assert (failed.status.value, failed.exit_code) == ("error", 3)
             chunks = [i async for i in s.stream("echo one; sleep 0.3; echo two", language="bash")]
             assert [i.data for i in chunks if isinstance(i, Chunk)] == ["one\n", "two\n"]
+
+
+AGE = ("import os\nticks = int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19])\n"
+       "print(float(open('/proc/uptime').read().split()[0]) - ticks / os.sysconf('SC_CLK_TCK'))")
+
+
+def _spares(fleet) -> int:
+    import json
+
+    import redis
+
+    from warmfleet.contract import keys
+
+    r = redis.Redis.from_url(fleet.client_url, decode_responses=True)
+    try:
+        return sum(json.loads(r.get(keys.pod("default", p)) or "{}").get("sessions_spare", 0)
+                   for p in r.zrange(keys.pods("default"), 0, -1))
+    finally:
+        r.close()
+
+
+@pytest.mark.timeout(90)
+async def test_an_open_takes_the_session_forked_ahead_and_another_is_forked(sfleet):
+    """A lean pod forks a spare once it has opened a session; the next open takes it (its
+    process was started before the open: it already answers), and a new spare follows."""
+    deadline = time.monotonic() + 30
+    async with AsyncClient(sfleet.client_url) as c:
+        async with c.session() as first:
+            await first.run("pass")
+            while _spares(sfleet) != 1:  # the pod's snapshot says when its spare is ready
+                assert time.monotonic() < deadline, "no spare session was forked"
+                await asyncio.sleep(0.1)  # poll with a deadline
+            await asyncio.sleep(1.0)  # not a synchronisation: a gap a spare's age shows and a fresh fork's does not
+            t0 = time.monotonic()
+            async with c.session() as second:
+                age = float((await second.run(AGE)).stdout)  # seconds since its process started
+                assert age > time.monotonic() - t0 + 0.5, "the open forked a new process instead of taking the spare"
+                assert (await first.run("print(1)")).stdout == "1\n"  # each its own process and globals
+                await second.run("x = 2")
+                assert (await first.run("print('x' in globals())")).stdout == "False\n"
+                while _spares(sfleet) != 1:
+                    assert time.monotonic() < deadline, "no new spare after the first was taken"
+                    await asyncio.sleep(0.1)

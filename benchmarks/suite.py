@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import alternatives, egress_calls, jobenv, platforms, sessions, warm
+from benchmarks import alternatives, egress_calls, http_e2b, jobenv, platforms, sessions, warm
 from warmfleet.local.runsc import DEFAULT_PLATFORM
 
 HUMANEVAL_WORKERS = 2  # as many as the fleet's slots it is compared with
@@ -100,6 +100,7 @@ def run(profile: str = "full", only: set[str] | None = None, log: Callable[[str]
     part("jobenv", lambda: jobenv.run(p, cores, log))
     part("sessions", lambda: sessions.run(p, PACE_S, log))
     part("egress", lambda: egress_calls.run(p, log))
+    part("http", lambda: http_e2b.run(profile, log))
     if (report.get("jobenv") or {}).get("errors"):
         report["errors"]["jobenv"] = report["jobenv"]["errors"]
     shutil.rmtree(os.environ.pop("WARMFLEET_STATE_DIR"), ignore_errors=True)

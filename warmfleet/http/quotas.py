@@ -45,7 +45,9 @@ class Quotas:
         await self.redis.zrem(keys.tenant_sandboxes(tenant_name), sandbox_id)
 
     async def reserve_run(self, tenant: Tenant, run_id: str, lease_s: float) -> None:
-        limit = -1 if tenant.max_running is None else tenant.max_running
+        if tenant.max_running is None:
+            return  # unlimited: no round trip
+        limit = tenant.max_running
         now = self.clock()
         taken = await self._reserve(keys=[keys.tenant_running(tenant.name)], args=[now, run_id, now + lease_s, limit])
         if not taken:
@@ -53,4 +55,6 @@ class Quotas:
                                 f"{tenant.max_running} executions at once")
 
     async def release_run(self, tenant: Tenant, run_id: str) -> None:
+        if tenant.max_running is None:
+            return
         await self.redis.zrem(keys.tenant_running(tenant.name), run_id)

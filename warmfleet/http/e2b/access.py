@@ -13,6 +13,7 @@ is looked up on every request, so a revoked key stops its sandboxes too.
 from __future__ import annotations
 
 import secrets
+from importlib.resources import files
 
 from fastapi import Request
 
@@ -22,6 +23,7 @@ from warmfleet.http.e2b.sandboxes import NOT_FOUND_502, SandboxRecord, sandboxes
 from warmfleet.http.errors import ApiError
 from warmfleet.http.tenants import Tenant, key_hash
 
+ACCESS = files(__package__).joinpath("sandbox_access.lua").read_text()
 SANDBOX_HEADER = "e2b-sandbox-id"
 TOKEN_HEADERS = ("x-access-token", "e2b-traffic-access-token")
 
@@ -39,11 +41,17 @@ async def sandbox_access(request: Request) -> tuple[SandboxRecord, Tenant]:
         raise ApiError(401, "missing credentials: send the sandbox's X-Access-Token (envdAccessToken) or an API key")
     if not sandbox_id:
         raise ApiError(400, "missing E2b-Sandbox-Id header: which sandbox?")
-    record = await sandboxes_of(request.app).get(None, sandbox_id)
+    sandboxes = sandboxes_of(request.app)
+    if len(sandbox_id) > 128:
+        raise not_found(sandbox_id[:128])
+    script = getattr(request.app.state, "sandbox_access_script", None)
+    if script is None:
+        script = request.app.state.sandbox_access_script = request.app.state.fleet.redis.register_script(ACCESS)
+    raw_record, raw_tenant = await script(keys=[keys.http_sandbox(sandbox_id), keys.api_keys()])
+    record = sandboxes.parse(raw_record) if raw_record else None
     if record is None:
         raise not_found(sandbox_id)
-    raw = await request.app.state.fleet.redis.hget(keys.api_keys(), record.key_hash) if record.key_hash else None
-    tenant = Tenant.model_validate_json(raw) if raw is not None else None
+    tenant = Tenant.model_validate_json(raw_tenant) if raw_tenant else None
     if tenant is None or tenant.name != record.tenant:
         raise ApiError(401, "the API key that created this sandbox was revoked")
     if token is not None:

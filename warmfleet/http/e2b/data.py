@@ -94,6 +94,9 @@ async def execute(body: ExecuteRequest, request: Request) -> StreamingResponse:
         finished = False
         stream = None
         pending: asyncio.Future | None = None
+        # E2B's execution count, kept per context (until Results carry one): counted while
+        # the cell runs, not after it
+        count = asyncio.ensure_future(fleet.redis.hincrby(counter, f"count:{context}", 1))
         try:
             if env and language == "python":  # variables for this cell only (E2B's semantics)
                 await session.run(ENV_SET % json.dumps(env), context=context or None)
@@ -122,17 +125,15 @@ async def execute(body: ExecuteRequest, request: Request) -> StreamingResponse:
                     if item.stream in ("stdout", "stderr"):
                         yield ndjson.output_line(item.stream, item.data)
                     continue
-                for out in ndjson.result_lines(item):
-                    yield out
+                tail = ndjson.result_lines(item)
                 err = ndjson.error_line(item, language)
                 if err is not None:
-                    yield err
+                    tail.append(err)
                 n = getattr(item, "execution_count", None)
-                if n is None:
-                    n = await fleet.redis.hincrby(counter, f"count:{context}", 1)
-                yield ndjson.count_line(int(n))
+                tail.append(ndjson.count_line(int(n if n is not None else await count)))
+                tail.append(ndjson.END)
                 finished = True
-                yield ndjson.END
+                yield b"".join(tail)  # one write: the cell's end is one packet, not five
                 return
         except SessionEnded as exc:
             await sandboxes_of(request.app).forget(record)
@@ -142,6 +143,10 @@ async def execute(body: ExecuteRequest, request: Request) -> StreamingResponse:
                                "value": f"the fleet's Redis is unreachable: {exc}", "traceback": ""})
         finally:
             with anyio.CancelScope(shield=True):  # the client may be gone: clean up all the same
+                if not count.done():
+                    count.cancel()
+                with contextlib.suppress(BaseException):
+                    await count
                 if pending is not None:
                     pending.cancel()
                     with contextlib.suppress(BaseException):

@@ -112,14 +112,15 @@ class Sandboxes:
         if not sandbox_id or len(sandbox_id) > 128:
             return None
         raw = await self.redis.get(keys.http_sandbox(sandbox_id))
-        if raw is None:
+        record = self.parse(raw) if raw is not None else None
+        if record is None or (tenant is not None and record.tenant != tenant.name):
             return None
-        record = SandboxRecord.model_validate_json(raw)
-        if tenant is not None and record.tenant != tenant.name:
-            return None
-        if record.end_at <= self.clock():
-            return None  # its time is up; the reaper is on its way
         return record
+
+    def parse(self, raw: bytes | str) -> SandboxRecord | None:
+        """A stored record, or None once its time is up (the reaper is on its way)."""
+        record = SandboxRecord.model_validate_json(raw)
+        return record if record.end_at > self.clock() else None
 
     async def require(self, tenant: Tenant, sandbox_id: str) -> SandboxRecord:
         record = await self.get(tenant, sandbox_id)

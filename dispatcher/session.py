@@ -27,6 +27,7 @@ from dispatcher import request
 from dispatcher.errors import SessionEnded, SessionLost, WaitTimeout
 from warmfleet.contract import keys
 from warmfleet.contract.schema import Job, Result
+from warmfleet.contract import lua
 
 # The clients import this module (Client.session); it names them only in words, so the
 # import graph has no circle: `client` is a dispatcher.client.Client or an AsyncClient.
@@ -36,15 +37,7 @@ CLOSE_WAIT_S = 10.0
 CLOSE_POLL_S = 0.02
 MISSING_POLL_S = 0.2  # how often a call or attach looks again for a missing record
 
-# Enqueue a call only while the session is open: one round trip, and a call never waits
-# in the stream of a session that has ended. Returns the record when it is not open.
-SUBMIT_CALL = """
-local rec = redis.call('GET', KEYS[1])
-if not rec then return {0, ''} end
-if cjson.decode(rec)['state'] ~= 'open' then return {0, rec} end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'call', ARGV[1])
-return {1, ''}
-"""
+SUBMIT_CALL = lua.script("session_call_submit")  # warmfleet/contract/lua/session_call_submit.lua
 
 
 def open_request(idle_timeout: float, max_lifetime: float, reply_to: str) -> tuple[str, dict]:

@@ -239,10 +239,8 @@ LATEST_JSON = Path("benchmarks", "results", "latest.json")
 
 
 def benchmarks_latest_page(root: Path) -> str:
-    try:
-        from benchmarks import report
-    except ImportError as exc:
-        raise RuntimeError("the benchmark report lives in the checkout's benchmarks/: run this from the checkout's root") from exc
+    from warmfleet.bench import report
+
     result = json.loads((root / LATEST_JSON).read_text())
     return GENERATED.format(source=str(LATEST_JSON)) + "\n".join([
         f"# Latest run: {result['date']}",

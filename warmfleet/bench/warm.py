@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import psutil
 import redis
 
-from benchmarks import humaneval, procs
-from benchmarks.stats import paced_latency, summarize_ms
+from warmfleet.bench import humaneval, procs
+from warmfleet.bench.stats import paced_latency, summarize_ms
 from dispatcher import AsyncClient, Client
 from warmfleet.cli import status as fleet_status
 from warmfleet.local.fleet import FleetSettings, LocalFleet

@@ -8,8 +8,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from benchmarks.stats import paced_latency
-from benchmarks.warm import _run_all, pod_memory
+from warmfleet.bench.stats import paced_latency
+from warmfleet.bench.warm import _run_all, pod_memory
 from dispatcher import Client
 from warmfleet.local.fleet import FleetSettings, LocalFleet
 

@@ -17,6 +17,7 @@ import argparse
 import functools
 import inspect
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +130,28 @@ def _first_paragraph(doc: str | None) -> str:
     return " ".join(inspect.cleandoc(doc or "").split("\n\n")[0].split())
 
 
+def _lua_rows() -> list[str]:
+    """One row per script: its header's first line names it and its user, the rest says what it does."""
+    from importlib import resources
+
+    from warmfleet.contract import lua
+
+    rows = ["| script | run by | what it does |", "|---|---|---|"]
+    for entry in sorted(resources.files(lua).iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".lua"):
+            continue
+        header = []
+        for line in entry.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("--"):
+                break
+            header.append(line[2:].strip())
+        used_by = re.search(r"\(used by ([^)]+)\)", header[0]) if header else None
+        if used_by is None:
+            raise ValueError(f"{entry.name}: its first line must say '-- {entry.name} (used by MODULE)'")
+        rows.append(f"| `{entry.name}` | `{used_by.group(1)}` | {' '.join(header[1:])} |")
+    return rows
+
+
 def redis_keys_page(root: Path) -> str:
     from warmfleet.contract import keys
 
@@ -141,7 +164,7 @@ def redis_keys_page(root: Path) -> str:
         params = list(inspect.signature(fn).parameters)
         pattern = fn("pool", *(p.upper() for p in params[1:])).replace("{pool}", "{POOL}")
         rows.append(f"| `{pattern}` | `keys.{name}` | {_first_paragraph(fn.__doc__)} |")
-    return GENERATED.format(source="warmfleet/contract/keys.py") + "\n".join([
+    return GENERATED.format(source="warmfleet/contract/keys.py and warmfleet/contract/lua/") + "\n".join([
         "# Redis keys",
         "",
         inspect.cleandoc(keys.__doc__ or ""),
@@ -151,6 +174,13 @@ def redis_keys_page(root: Path) -> str:
         "placeholders.",
         "",
         *rows,
+        "",
+        "## Lua scripts",
+        "",
+        "Every script warmfleet runs in Redis is a `.lua` file in `warmfleet/contract/lua/`, whose header",
+        "says what it does; each touches the keys of one pool only, so it stays inside one Cluster slot.",
+        "",
+        *_lua_rows(),
         "",
         "How the hash tag serves Redis Cluster, and the URLs that reach Sentinel and Cluster:",
         "[Redis Sentinel and Cluster](../deployment/redis.md).",

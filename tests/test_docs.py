@@ -107,3 +107,19 @@ def test_no_code_comment_cites_notes_outside_the_repository():
                for p in (ROOT / folder).rglob("*.py")]
     for cited in sorted({m for path in sources for m in re.findall(r"docs/[\w/-]+\.md", path.read_text())}):
         assert (ROOT / cited).is_file(), f"code cites {cited}, which does not exist"
+
+
+def test_every_source_file_the_docs_name_exists():
+    """Modules move (the layers did); a page naming one that is gone misleads. The history
+    pages keep the paths of their day."""
+    named = set()
+    for page in (ROOT / "docs").rglob("*.md"):
+        if page.name in ("history.md", "changelog.md"):
+            continue
+        named |= {(page.relative_to(ROOT), m) for m in re.findall(
+            r"`((?:executor|warmfleet|dispatcher|gc_sidecar|egress|tests|scripts|k8s|envs)/[\w./-]+)`", page.read_text())}
+    assert len(named) > 30
+    missing = [f"{page}: {path}" for page, path in sorted(named)
+               if not re.search(r"[A-Z]{3,}", path)  # a placeholder: envs/NAME.txt
+               and not (ROOT / path.rstrip("/")).exists()]
+    assert not missing, "\n".join(missing)

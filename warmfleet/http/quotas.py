@@ -1,18 +1,17 @@
 """A tenant's quotas, kept in Redis so every replica counts the same: requests per second
 (a counter per wall-clock second), open sandboxes and executions in flight (sorted sets
-of members scored by their deadline: reserve.lua). Over a quota: 429 naming it."""
+of members scored by their deadline: http_quota_reserve.lua). Over a quota: 429 naming it."""
 
 from __future__ import annotations
 
 import math
 import time
-from importlib.resources import files
 
-from warmfleet.contract import keys
+from warmfleet.contract import keys, lua
 from warmfleet.http.errors import ApiError
 from warmfleet.http.tenants import Tenant
 
-RESERVE = files(__package__).joinpath("reserve.lua").read_text()
+RESERVE = lua.script("http_quota_reserve")  # warmfleet/contract/lua/http_quota_reserve.lua
 
 
 class Quotas:

@@ -13,17 +13,16 @@ is looked up on every request, so a revoked key stops its sandboxes too.
 from __future__ import annotations
 
 import secrets
-from importlib.resources import files
 
 from fastapi import Request
 
-from warmfleet.contract import keys
+from warmfleet.contract import keys, lua
 from warmfleet.http.auth import key_from
 from warmfleet.http.e2b.sandboxes import NOT_FOUND_502, SandboxRecord, sandboxes_of
 from warmfleet.http.errors import ApiError
 from warmfleet.http.tenants import Tenant, key_hash
 
-ACCESS = files(__package__).joinpath("sandbox_access.lua").read_text()
+ACCESS = lua.script("http_sandbox_access")  # warmfleet/contract/lua/http_sandbox_access.lua
 SANDBOX_HEADER = "e2b-sandbox-id"
 TOKEN_HEADERS = ("x-access-token", "e2b-traffic-access-token")
 

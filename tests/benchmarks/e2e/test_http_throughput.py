@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.http_throughput import run_code_throughput
+from warmfleet.bench.http_throughput import run_code_throughput
 
 
 @pytest.mark.timeout(120)

@@ -48,7 +48,16 @@ def run_code_throughput(fleet, n: int, clients: int = 64, log: Callable[[str], N
 
 def _rate(wall: float, results: list) -> dict:
     ok = sum(_ok(r) for r in results)
-    return {"ok": ok, "wall_s": round(wall, 3), "jobs_per_s": round(ok / wall, 1) if wall else 0.0}
+    out = {"ok": ok, "wall_s": round(wall, 3), "jobs_per_s": round(ok / wall, 1) if wall else 0.0}
+    if ok < len(results):  # what the others answered, a few of them: a bench that loses jobs says how
+        out["not_ok"] = [_brief(r) for r in results if not _ok(r)][:3]
+    return out
+
+
+def _brief(r) -> str:
+    if isinstance(r, dict):
+        return f"{r.get('status')}: {r.get('message') or r}"[:300]
+    return f"{getattr(r, 'status', type(r).__name__)}: {getattr(r, 'error', r)}"[:300]
 
 
 def _ok(r) -> bool:

@@ -89,13 +89,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 class Service:
     """The app under uvicorn in a thread (for `up --http`, and tests)."""
 
-    def __init__(self, redis_url: str, pools: list[str], host: str, port: int) -> None:
+    def __init__(self, redis_url: str, pools: list[str], host: str, port: int, **settings) -> None:
         import uvicorn
 
         from warmfleet.http.app import create_app
         from warmfleet.http.settings import HttpSettings
 
-        self.app = create_app(HttpSettings(redis_url=redis_url, pools=pools))
+        self.app = create_app(HttpSettings(redis_url=redis_url, pools=pools, **settings))
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
                                                     lifespan="on", timeout_keep_alive=30))
         self.thread = threading.Thread(target=self.server.run, name="warmfleet-http", daemon=True)

@@ -32,8 +32,8 @@ class BodyLimit:
                     too_big = int(value) > limit
                 except ValueError:
                     too_big = False
-                if too_big:
-                    return await error_response(413, _too_large(limit))(scope, receive, send)
+                if too_big:  # and close: the body it announced is not read
+                    return await error_response(413, _too_large(limit), CLOSE)(scope, receive, send)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         state = {"received": 0, "done": False}
@@ -44,17 +44,20 @@ class BodyLimit:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
             except TimeoutError:
-                raise HTTPException(408, f"request body not received within {self.timeout_s:g} s") from None
+                raise HTTPException(408, f"request body not received within {self.timeout_s:g} s", CLOSE) from None
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
                 if state["received"] > limit:
-                    raise HTTPException(413, _too_large(limit))
+                    raise HTTPException(413, _too_large(limit), CLOSE)
                 state["done"] = not message.get("more_body", False)
             else:
                 state["done"] = True
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+CLOSE = {"Connection": "close"}  # the rest of that body is never read: the connection cannot carry another request
 
 
 def _too_large(limit: int) -> str:

@@ -74,6 +74,9 @@ def test_bad_jobs_are_json_errors_naming_the_problem(alice, service):
     assert _error(alice.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}), 422)
     assert "pool" in _error(alice.post("/v1/jobs", json={"code": "x", "pool": "gpu"}), 404)
     assert _error(httpx.post(service.url + "/v1/jobs", json={"code": "x"}), 401)
+    assert "max_lifetime" in _error(alice.post("/v1/sessions", json={"max_lifetime": 10 ** 9}), 422)
+    assert "idle_timeout" in _error(alice.post("/v1/sessions", json={"idle_timeout": -1}), 422)
+    assert "timeout" in _error(alice.post("/v1/jobs", json={"code": "x", "timeout": "soon"}), 422)
 
 
 @pytest.mark.timeout(60)

@@ -57,7 +57,10 @@ async def open_session(body: SessionRequest, request: Request, tenant: Tenant = 
     fleet = fleet_of(request)
     pool = fleet.pool_for(tenant, body.pool)
     client = fleet.client(pool)
-    quotas, reservation = request.app.state.quotas, uuid.uuid4().hex
+    if body.max_lifetime > fleet.settings.max_timeout_s:
+        raise ApiError(422, f"max_lifetime={body.max_lifetime:g} s exceeds this service's maximum of "
+                            f"{fleet.settings.max_timeout_s} s")
+    quotas, reservation = request.app.state.quotas, f"pending-{uuid.uuid4().hex}"
     now = time.time()
     await quotas.reserve_sandbox(tenant, reservation, now + body.max_lifetime)
     try:

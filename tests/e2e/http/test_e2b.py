@@ -228,3 +228,26 @@ def test_quotas_answer_429_naming_the_quota(e2b_env, service):
     answers = [httpx.get(service.url + "/v2/sandboxes", headers={"X-API-KEY": limited}) for _ in range(6)]
     assert 429 in [a.status_code for a in answers]
     assert "rate" in next(a for a in answers if a.status_code == 429).json()["message"]
+
+
+@pytest.mark.timeout(120)
+def test_a_key_revoked_mid_stream_ends_the_stream_and_its_sandboxes(e2b_env, service):
+    from e2b_code_interpreter import Sandbox
+
+    from warmfleet.cli.http import _store
+
+    key = service.add_tenant("erin")
+    sbx = Sandbox.create(api_key=key)
+    headers = {"E2b-Sandbox-Id": sbx.sandbox_id, "X-Access-Token": sbx._envd_access_token}
+    code = "import time\nprint('started', flush=True)\ntime.sleep(60)"
+    lines = []
+    started = time.monotonic()
+    with httpx.stream("POST", service.url + "/execute", json={"code": code}, headers=headers, timeout=60) as resp:
+        for line in resp.iter_lines():
+            lines.append(line)
+            if '"started' in line:
+                assert _store(service.redis_url).revoke(key) == 1
+    assert '"Unauthorized"' in lines[-1] and "end_of_execution" not in "".join(lines), lines
+    assert time.monotonic() - started < 30  # the re-check, not the cell's 60 s
+    after = httpx.post(service.url + "/execute", json={"code": "print(1)"}, headers=headers)
+    assert after.status_code == 401 and after.json()["code"] == 401

@@ -18,7 +18,7 @@ SECRET = "warmfleet-http-redis"  # key redis-url: redis://warmfleet-http:PASSWOR
 # sessions) and what warmfleet/http/ keeps (tenants, sandboxes, quotas). Checked by a test
 # that runs the service as this user (tests/k8s).
 HTTP_COMMANDS = [
-    "xadd", "xread", "xdel", "get", "set", "mget", "exists", "del", "expire", "pexpireat", "publish",
+    "xadd", "xread", "xdel", "get", "set", "mget", "exists", "del", "expire", "pexpire", "pttl", "publish",
     "subscribe", "unsubscribe", "evalsha", "eval", "script|load", "script|exists", "ping", "client|setname",
     "hget", "hset", "hdel", "hlen", "hexists", "hgetall", "hincrby", "hkeys",
     "zadd", "zrem", "zrange", "zrangebyscore", "zremrangebyscore", "zcard", "incr", "multi", "exec",

@@ -9,5 +9,10 @@ if max >= 0 and redis.call('ZCARD', KEYS[1]) >= max then
   return 0
 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-redis.call('PEXPIREAT', KEYS[1], math.floor((tonumber(ARGV[3]) + 60) * 1000))
+-- The set outlives its longest member (relative to the caller's clock, which the
+-- deadlines are on): only ever lengthened, never cut below another member's deadline.
+local ms = math.floor((tonumber(ARGV[3]) - tonumber(ARGV[1]) + 60) * 1000)
+if redis.call('PTTL', KEYS[1]) < ms then
+  redis.call('PEXPIRE', KEYS[1], ms)
+end
 return 1

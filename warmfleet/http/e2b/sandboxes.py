@@ -103,7 +103,7 @@ class Sandboxes:
             pipe.set(keys.http_sandbox(record.sandbox_id), record.model_dump_json(), ex=ttl)
             pipe.zadd(keys.http_sandbox_ends(), {record.sandbox_id: record.end_at})
             pipe.zadd(keys.tenant_sandboxes(record.tenant), {record.sandbox_id: record.end_at})
-            pipe.expire(keys.tenant_sandboxes(record.tenant), ttl)
+            pipe.expire(keys.tenant_sandboxes(record.tenant), ttl, gt=True)  # never shortened (reserve set one)
             await pipe.execute()
 
     async def get(self, tenant: Tenant | None, sandbox_id: str) -> SandboxRecord | None:

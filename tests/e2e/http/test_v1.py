@@ -19,6 +19,7 @@ def service(fleet):
         s.add_tenant("alice")
         s.add_tenant("bob")
         s.add_tenant("carol")  # whose key a test revokes
+        s.add_tenant("dave", max_running=0, max_sandboxes=0)  # may run nothing
         yield s
 
 
@@ -171,3 +172,12 @@ def test_the_openapi_document_describes_the_v1_routes(service):
     assert job["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Result")
     assert "application/x-ndjson" in job["responses"]["200"]["content"]
     assert "cpu_limit" in doc["components"]["schemas"]["Status"]["enum"]
+
+
+@pytest.mark.timeout(60)
+def test_over_a_quota_is_a_429_naming_it(service):
+    with httpx.Client(base_url=service.url, headers={"X-API-KEY": service.keys["dave"]}, timeout=60) as dave:
+        assert "max_running" in _error(dave.post("/v1/jobs", json={"code": "print(1)"}), 429)
+        assert "max_running" in _error(dave.post("/v1/jobs", json={"code": "print(1)", "stream": True}), 429)
+        assert "max_sandboxes" in _error(dave.post("/v1/sessions", json={}), 429)
+        assert "max_running" in _error(dave.post("/run_code", json={"code": "print(1)", "language": "python"}), 429)

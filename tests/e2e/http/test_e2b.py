@@ -120,8 +120,39 @@ def test_files_write_and_read_inside_the_workspace_only(e2b_env):
             assert "root:" not in str(info.value)
         with pytest.raises(NotFoundException):
             sbx.files.read("never-written.txt")
+
+
+@pytest.mark.timeout(120)
+def test_files_list_exists_info_make_dir_rename_remove(e2b_env):
+    from e2b.exceptions import InvalidArgumentException
+    from e2b.sandbox.filesystem.filesystem import FileType
+    from e2b_code_interpreter import Sandbox
+
+    with Sandbox.create() as sbx:
+        sbx.files.write("/home/user/a/b.txt", "12345")
+        assert sbx.files.make_dir("/home/user/a/c") is True
+        assert sbx.files.make_dir("/home/user/a/c") is False  # already there
+        listed = {e.name: e for e in sbx.files.list("/home/user/a")}
+        assert set(listed) == {"b.txt", "c"}
+        assert (listed["b.txt"].type, listed["b.txt"].size, listed["b.txt"].path) == (FileType.FILE, 5, "/home/user/a/b.txt")
+        assert listed["c"].type == FileType.DIR
+        assert {e.path for e in sbx.files.list("/home/user", depth=2)} >= {"/home/user/a", "/home/user/a/b.txt"}
+        assert sbx.files.exists("a/b.txt") and not sbx.files.exists("a/nope")
+        assert sbx.files.get_info("a/b.txt").size == 5
+        moved = sbx.files.rename("a/b.txt", "/home/user/moved.txt")
+        assert moved.path == "/home/user/moved.txt" and sbx.files.read("moved.txt") == "12345"
+        sbx.files.remove("a")
+        assert not sbx.files.exists("a/c")
+        sbx.run_code("import os\nos.symlink('/etc', 'etc-link')")
+        with pytest.raises(Exception) as info:
+            sbx.files.list("/home/user/etc-link/ssl")
+        assert "passwd" not in str(info.value)
+        with pytest.raises(InvalidArgumentException):
+            sbx.files.list("/etc")
+        user_globals = sbx.run_code("print(sorted(k for k in globals() if not k.startswith('__')))").logs.stdout
+        assert user_globals == ["['os']\n"]  # the service's own calls left nothing in the user's globals
         with pytest.raises(Exception, match="does not serve"):
-            sbx.files.list("/home/user")
+            sbx.commands.run("echo hi")
 
 
 @pytest.mark.timeout(120)

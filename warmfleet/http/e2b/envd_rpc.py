@@ -1,29 +1,34 @@
-"""envd's Connect-RPC services (filesystem.Filesystem, process.Process): what
-`files.list/exists/get_info/remove/make_dir/rename/watch_dir` and `commands.run` call.
-Not served: each answers a Connect error (`unimplemented`, with a message the SDK shows)
-rather than a 404 the SDK would misreport; docs/protocols/e2b.md lists them. Use
-`run_code` (Python or bash) for what they do."""
+"""envd's Connect-RPC services (JSON codec): filesystem.Filesystem's unary methods
+(ListDir, Stat, MakeDir, Remove, Move: `files.list/exists/get_info/make_dir/remove/
+rename`) are answered from the sandbox (envd_fs.py). WatchDir and process.Process
+(`commands.*`, `pty.*`) are not served: each answers a Connect error (`unimplemented`,
+with a message the SDK shows) rather than a 404 the SDK would misreport;
+docs/protocols/e2b.md lists them."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from warmfleet.http.e2b import envd_fs
 from warmfleet.http.e2b.access import sandbox_access
 
 router = APIRouter(tags=["e2b-sandbox"])
 
+FS_METHODS = frozenset({"ListDir", "Stat", "MakeDir", "Remove", "Move"})
 ALTERNATIVE = {
-    "filesystem.Filesystem": "run Python or bash with run_code (os.listdir, os.remove...), or files.read/write",
+    "filesystem.Filesystem": "watching a directory is not served; poll files.list, or run Python with run_code",
     "process.Process": "run the command with run_code(code, language='bash')",
 }
 
 
 @router.post("/filesystem.Filesystem/{method}", include_in_schema=False)
 @router.post("/process.Process/{method}", include_in_schema=False)
-async def unimplemented(method: str, request: Request) -> JSONResponse:
+async def rpc(method: str, request: Request) -> JSONResponse:
     service = request.url.path.strip("/").split("/", 1)[0]
-    await sandbox_access(request)
+    record, _tenant = await sandbox_access(request)
+    if service == "filesystem.Filesystem" and method in FS_METHODS:
+        return await envd_fs.call(method, request, record)
     return JSONResponse({"code": "unimplemented",
                          "message": f"warmfleet does not serve envd's {service}/{method}: {ALTERNATIVE[service]}"},
                         status_code=501)

@@ -85,7 +85,6 @@ def build_server(
     for its lifetime, closed with it. `connection_for(ctx)` instead finds the caller's
     Connection for each tool call (the HTTP service: one per MCP session). `stateless`:
     every call is a fresh job; reset_session is not offered."""
-    lifespan = None
     if connection_for is None:
         connections: list[Connection] = []
 
@@ -102,6 +101,8 @@ def build_server(
 
         async def connection_for(_ctx: Context) -> Connection:
             return connections[-1]
+    else:
+        lifespan = None  # the caller owns its connections and their clients
 
     description = TOOL_DESCRIPTION if stateless else SESSION_TOOL_DESCRIPTION
     server = _Server(name="warmfleet", instructions=description, lifespan=lifespan)

@@ -151,8 +151,26 @@ def test_files_list_exists_info_make_dir_rename_remove(e2b_env):
             sbx.files.list("/etc")
         user_globals = sbx.run_code("print(sorted(k for k in globals() if not k.startswith('__')))").logs.stdout
         assert user_globals == ["['os']\n"]  # the service's own calls left nothing in the user's globals
+
+
+
+@pytest.mark.timeout(120)
+def test_commands_run_in_the_foreground(e2b_env):
+    from e2b.sandbox.commands.command_handle import CommandExitException
+    from e2b_code_interpreter import Sandbox
+
+    with Sandbox.create(envs={"GREETING": "hello"}) as sbx:
+        out: list[str] = []
+        r = sbx.commands.run("echo $GREETING $X; pwd; echo oops >&2", envs={"X": "there"}, on_stdout=out.append)
+        assert r.exit_code == 0 and r.stdout.startswith("hello there\n") and r.stderr == "oops\n"
+        assert "".join(out) == r.stdout
+        sbx.files.make_dir("sub")
+        assert sbx.commands.run("pwd", cwd="/home/user/sub").stdout.rstrip().endswith("/sub")
+        with pytest.raises(CommandExitException) as info:
+            sbx.commands.run("echo before; exit 3")
+        assert info.value.exit_code == 3 and info.value.stdout == "before\n"
         with pytest.raises(Exception, match="does not serve"):
-            sbx.commands.run("echo hi")
+            sbx.commands.run("sleep 5", background=True).kill()
 
 
 @pytest.mark.timeout(120)

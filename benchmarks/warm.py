@@ -17,7 +17,8 @@ from benchmarks import humaneval, procs
 from benchmarks.stats import paced_latency, summarize_ms
 from dispatcher import AsyncClient, Client
 from warmfleet.cli import status as fleet_status
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 from warmfleet.local.pod import Pod
 from warmfleet.local.runsc import DEFAULT_PLATFORM
 

@@ -27,3 +27,11 @@ def unprivileged_security_context() -> dict:
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
+
+
+def container_env(**values) -> list[dict]:
+    """A container's `env` from settings values (field names of warmfleet/settings/), written
+    by the tree's serializer: no variable name is spelled here, and a bad value fails now."""
+    from warmfleet.settings import Settings, to_env
+
+    return [{"name": name, "value": value} for name, value in to_env(Settings.from_values(**values)).items()]

@@ -22,9 +22,9 @@ import subprocess
 from dataclasses import dataclass
 
 from warmfleet.local.sandbox import RunscMissing, find_runsc
+from warmfleet.settings import DEFAULT_PLATFORM  # the platform setting's default
 
 PLATFORMS = ("ptrace", "systrap", "kvm")
-DEFAULT_PLATFORM = "ptrace"
 MIN_BUILD = 20221219
 RECOMMENDED_BUILD = 20240729
 

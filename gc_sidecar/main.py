@@ -8,7 +8,9 @@ before the executor and gets SIGTERM only after the executor has exited.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 
 from warmfleet.bench import alternatives, egress_calls, jobenv, platforms, sessions, warm
-from warmfleet.local.runsc import DEFAULT_PLATFORM
+from warmfleet.settings import DEFAULT_PLATFORM
 from warmfleet.settings import env_name
 
 HUMANEVAL_WORKERS = 2  # as many as the fleet's slots it is compared with

@@ -20,7 +20,7 @@ from warmfleet.cli import status as fleet_status
 from warmfleet.local.fleet import LocalFleet
 from warmfleet.settings import FleetSettings
 from warmfleet.local.pod import Pod
-from warmfleet.local.runsc import DEFAULT_PLATFORM
+from warmfleet.settings import DEFAULT_PLATFORM
 
 READY_POLL_S = 0.005
 

@@ -33,7 +33,7 @@ from warmfleet.local.pod import SLOT_UID_BASE, Pod
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.sandbox import SESSION_ROOT_IN_SANDBOX, SOCKET_DIR_IN_SANDBOX, WORKSPACE_ROOT_IN_SANDBOX
 from warmfleet.local.uds_proxy import UnixSocketProxy
-from warmfleet.settings import EXECUTOR_FIELDS, FleetSettings, set_values
+from warmfleet.settings import POD_FIELDS, FleetSettings, set_values
 
 if TYPE_CHECKING:
     from warmfleet.local.recycler import LocalRecycler
@@ -53,7 +53,7 @@ class LocalFleet:
         # started later to replace or recycle one gets exactly what the first pods got (mixed
         # reclaim idle times would let a pod with the shorter one take live jobs from a pod
         # with the longer). Pod.settings adds what the fleet decides per pod.
-        self.executor_values = set_values(settings, EXECUTOR_FIELDS)
+        self.executor_values = set_values(settings, POD_FIELDS)
         self.recycle_policy = recycle_policy  # None: pods are never recycled, only replaced if they die
         self.recycler: "LocalRecycler | None" = None
         Policy.parse(settings.egress_allow)  # a bad entry: a clear error before anything is created

@@ -9,7 +9,7 @@ Checked once when a local fleet starts (`warmfleet up`, `warmfleet bench`):
 - A platform the build does not list (`runsc flags`) is refused, before any sandbox starts.
 
 The platform (how the Sentry intercepts the sandbox's syscalls) is chosen per fleet.
-DEFAULT_PLATFORM is the one measured fastest for warmfleet on these machines (README,
+The platform setting's default (warmfleet/settings/local.py) is the one measured fastest for warmfleet on these machines (README,
 "Benchmarks"): inside gVisor each job is a fork, and a fork costs 2-3x more under
 systrap than under ptrace, which outweighs systrap's cheaper syscalls; KVM hangs in
 these VMs (nested virtualisation).
@@ -22,7 +22,6 @@ import subprocess
 from dataclasses import dataclass
 
 from warmfleet.local.sandbox import RunscMissing, find_runsc
-from warmfleet.settings import DEFAULT_PLATFORM  # the platform setting's default
 
 PLATFORMS = ("ptrace", "systrap", "kvm")
 MIN_BUILD = 20221219

@@ -14,12 +14,12 @@ from warmfleet.settings.executor import ExecutorSettings
 from warmfleet.settings.loader import (
     Origin, SettingsError, UnknownSetting, UnknownSettingWarning, load, origins,
 )
-from warmfleet.settings.local import DEFAULT_PLATFORM, EGRESS_PROXY_FIELDS, EXECUTOR_FIELDS, FleetSettings
+from warmfleet.settings.local import DEFAULT_PLATFORM, EGRESS_PROXY_FIELDS, POD_FIELDS, FleetSettings
 from warmfleet.settings.sidecar import RecyclePolicy, SidecarSettings
 from warmfleet.settings.tree import CONFIG_FILE, ROLES, Settings, env_name, known_names
 
 __all__ = [
-    "CONFIG_FILE", "DEFAULT_PLATFORM", "EGRESS_PROXY_FIELDS", "EXECUTOR_FIELDS", "ROLES", "CelerySettings",
+    "CONFIG_FILE", "DEFAULT_PLATFORM", "EGRESS_PROXY_FIELDS", "POD_FIELDS", "ROLES", "CelerySettings",
     "ClientSettings", "EgressSettings", "ExecutorSettings", "FleetSettings", "Origin", "RecyclePolicy", "Settings",
     "SettingsError", "SidecarSettings", "UnknownSetting", "UnknownSettingWarning", "env_name", "known_names", "load",
     "origins", "set_values", "to_env", "write_env_file",

@@ -55,5 +55,7 @@ class FleetSettings(Role, Connection, Files, PodIdentity, Capacity, Draining, Sl
     Redis by default); the executor settings set here go to its pods."""
 
 
-EXECUTOR_FIELDS = frozenset(ExecutorSettings.model_fields)
+# What `warmfleet up` passes on, when set for it: to each pod its executor settings (not
+# where this process keeps its own files and state), to its egress proxy the proxy's tuning.
+POD_FIELDS = frozenset(ExecutorSettings.model_fields) - frozenset(Files.model_fields)
 EGRESS_PROXY_FIELDS = frozenset(EgressProxy.model_fields)

@@ -3,6 +3,7 @@ names an environment may hold (anything else with the prefix is refused by load(
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterator
 
 from pydantic import BaseModel
@@ -64,6 +65,7 @@ def leaves(cls: type[BaseModel]) -> Iterator[tuple[str, str | None, Any]]:
                 yield name, sub, sub_info
 
 
+@functools.cache
 def known_names() -> frozenset[str]:
     """Every variable name the tree reads, upper case (pydantic-settings matches case-insensitively);
     a nested model may also be set whole, as JSON (WARMFLEET_LIMITS)."""

@@ -14,7 +14,6 @@ hand, so the stream, group and key prefix cannot drift from what the code uses.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 

@@ -153,3 +153,12 @@ def test_config_masks_secrets(monkeypatch):
     out = render(load(FleetSettings))
     assert "hunter2" not in out and "0123456789abcdef" not in out
     assert "redis://user:****@redis.example:6379/0" in out
+
+
+def test_a_client_object_warns_and_is_made(monkeypatch):
+    from dispatcher import Client
+
+    monkeypatch.setenv("WARMFLEET_POOOL", "x")
+    with pytest.warns(UnknownSettingWarning, match="WARMFLEET_POOOL.*did you mean WARMFLEET_POOL"):
+        client = Client("redis://127.0.0.1:1")  # no connection is made before the first job
+    assert client is not None

@@ -11,7 +11,7 @@ from warmfleet.settings.base import setting
 
 
 class Connection(BaseModel):
-    """Redis, pool and logging: every role."""
+    """Redis and pool: every role."""
 
     redis_url: str | None = setting(
         None,
@@ -22,7 +22,14 @@ class Connection(BaseModel):
         secret=True,
     )
     pool: str = setting("default", "The pool (a Redis stream of jobs and the pods serving it) this process serves or submits to.")
-    log_level: str = setting("INFO", "Log level of the executor, the GC sidecar and `warmfleet up` (DEBUG, INFO, WARNING, ERROR).")
+
+
+class Logging(BaseModel):
+    """Logging of the pod's processes."""
+
+    log_level: str = setting(
+        "INFO", "Log level of the executor and the GC sidecar (DEBUG, INFO, WARNING, ERROR); `warmfleet up` passes it to its pods.",
+    )
 
 
 class Files(BaseModel):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, model_validator
 
 from warmfleet.contract.schema import FleetLimits
 from warmfleet.settings.base import Role, setting
-from warmfleet.settings.common import Capacity, Connection, Draining, Files, PodIdentity
+from warmfleet.settings.common import Capacity, Connection, Draining, Files, Logging, PodIdentity
 from warmfleet.settings.egress import EgressShared
 
 
@@ -123,7 +123,7 @@ class EgressRelay(BaseModel):
     )
 
 
-class ExecutorSettings(Role, Connection, Files, PodIdentity, Capacity, Draining, Slots, SandboxReport, Delivery,
+class ExecutorSettings(Role, Connection, Logging, Files, PodIdentity, Capacity, Draining, Slots, SandboxReport, Delivery,
                        Sessions, Metrics, EgressRelay, EgressShared):
     """`python -m executor`, one pod's supervisor."""
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from warmfleet.settings.base import Role, setting
-from warmfleet.settings.common import Capacity, Connection, Draining, Files, PodIdentity
+from warmfleet.settings.common import Capacity, Connection, Draining, Files, Logging, PodIdentity
 from warmfleet.settings.egress import EgressPolicy, EgressProxy, EgressShared
 from warmfleet.settings.executor import (
     Delivery, EgressRelay, ExecutorSettings, Metrics, SandboxReport, Sessions, Slots,
@@ -47,7 +47,7 @@ class Install(BaseModel):
     runsc_min: str = setting("20240729", "The oldest runsc build scripts/install-runsc accepts (YYYYMMDD).")
 
 
-class FleetSettings(Role, Connection, Files, PodIdentity, Capacity, Draining, Slots, SandboxReport, Delivery,
+class FleetSettings(Role, Connection, Logging, Files, PodIdentity, Capacity, Draining, Slots, SandboxReport, Delivery,
                     Sessions, Metrics, EgressRelay, EgressShared, EgressPolicy, EgressProxy, LocalRuntime):
     """`warmfleet up`, a fleet on this machine.
 

@@ -60,7 +60,7 @@ def _default(info) -> str:
 def render() -> str:
     lines = [INTRO + ", ".join(f"`{name}` ({cls.__doc__.splitlines()[0].rstrip('.')})" for name, cls in ROLES.items()) + ".", ""]
     for group in GROUPS:
-        lines += [f"## {group.__doc__.strip().splitlines()[0]}", "",
+        lines += [f"## {group.__doc__.strip().splitlines()[0].rstrip('.')}", "",
                   "| Variable | Default | Read by | Description |", "|---|---|---|---|"]
         for field in group.__annotations__:
             info = Settings.model_fields[field]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, model_validator
 
 from warmfleet.settings.base import Role, setting
-from warmfleet.settings.common import Connection, Files, PodIdentity
+from warmfleet.settings.common import Connection, Files, Logging, PodIdentity
 
 
 class RecyclePolicy(BaseModel):
@@ -49,7 +49,7 @@ class Sidecar(BaseModel):
     eviction_deadline_s: float = setting(300.0, "How long the sidecar keeps asking for its pod's eviction.", gt=0)
 
 
-class SidecarSettings(Role, Connection, Files, PodIdentity, Sidecar):
+class SidecarSettings(Role, Connection, Logging, Files, PodIdentity, Sidecar):
     """`warmfleet gc`, the GC sidecar of one executor pod."""
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from warmfleet.settings.base import NESTED, PREFIX, Role
 from warmfleet.settings.client import Celery, CelerySettings, ClientSettings, ClientTuning
-from warmfleet.settings.common import Capacity, Connection, Draining, Files, PodIdentity
+from warmfleet.settings.common import Capacity, Connection, Draining, Files, Logging, PodIdentity
 from warmfleet.settings.egress import EgressPolicy, EgressProxy, EgressSettings, EgressShared
 from warmfleet.settings.executor import (
     Delivery, EgressRelay, ExecutorSettings, Metrics, SandboxReport, Sessions, Slots,
@@ -25,7 +25,7 @@ class Settings(FleetSettings, Sidecar, ClientTuning, Celery, Install):
 
 # The groups, in the order the reference page shows them.
 GROUPS: tuple[type[BaseModel], ...] = (
-    Connection, Files, Capacity, Draining, PodIdentity, Slots, Delivery, Sessions, SandboxReport, Metrics,
+    Connection, Logging, Files, Capacity, Draining, PodIdentity, Slots, Delivery, Sessions, SandboxReport, Metrics,
     EgressRelay, EgressShared, EgressPolicy, EgressProxy, LocalRuntime, Install, Sidecar, ClientTuning, Celery,
 )
 

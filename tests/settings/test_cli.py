@@ -50,3 +50,27 @@ def test_config_refuses_an_unknown_name_too():
     out = subprocess.run([*WARMFLEET, "config", "--role", "executor"], env=clean_env(WARMFLEET_METRIC_PORT="1"),
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "did you mean WARMFLEET_METRICS_PORT?" in out.stderr
+
+
+def test_up_print_config_shows_the_command_line_as_a_source():
+    out = subprocess.run([*WARMFLEET, "up", "--slots", "4", "--print-config"], env=clean_env(WARMFLEET_PODS="2"),
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()}
+    assert rows["WARMFLEET_SLOTS"] == ["4", "command", "line"]
+    assert rows["WARMFLEET_PODS"] == ["2", "environment"]
+    assert rows["WARMFLEET_SANDBOX"] == ["true", "default"]
+
+
+@pytest.mark.parametrize("module, env", [
+    ("executor", {"WARMFLEET_REDIS_URL": "redis://127.0.0.1:1"}),
+    ("gc_sidecar", {"WARMFLEET_REDIS_URL": "redis://127.0.0.1:1", "WARMFLEET_HEALTH_FILE": "/nonexistent/health.json"}),
+    ("egress", {}),
+])
+def test_every_server_role_refuses_an_unknown_name_at_start(module, env):
+    """The executor, the GC sidecar and the egress proxy stop before doing anything, with
+    EX_CONFIG (78) and the closest known name."""
+    out = subprocess.run([sys.executable, "-m", module], env=clean_env(WARMFLEET_SLOTZ="3", **env),
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == os.EX_CONFIG, (out.stdout, out.stderr)
+    assert "unknown setting WARMFLEET_SLOTZ (environment): did you mean WARMFLEET_SLOTS?" in out.stderr

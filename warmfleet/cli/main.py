@@ -51,6 +51,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"warmfleet up: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.print_config:  # what this command line would run with, and where each value came from
+        from warmfleet.settings.show import render
+
+        print(render(settings))
+        return 0
     if not settings.sandbox:
         print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
     try:
@@ -329,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--recycle-max-jobs", type=int, metavar="N", help="recycle a pod after N jobs")
     up.add_argument("--recycle-min-serving", type=int, default=0, metavar="N",
                     help="never recycle while the other pods would serve fewer than N slots")
+    up.add_argument("--print-config", action="store_true",
+                    help="print the effective settings (flags, environment, file, defaults) and exit without starting")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="submit one job, print its output, exit with its exit code")

@@ -98,7 +98,8 @@ class Sessions(BaseModel):
     session_preload: bool = setting(
         True,
         "Sessions start with the preload imported (forked from a zygote that holds it). False: lean sessions that "
-        "import on first use (an idle one costs ~8 MB of host memory in gVisor instead of ~58).",
+        "import on first use (an idle one costs ~8 MB of host memory in gVisor instead of ~58: "
+        "docs/benchmarks/history.md).",
     )
 
 

@@ -162,3 +162,18 @@ def test_a_client_object_warns_and_is_made(monkeypatch):
     with pytest.warns(UnknownSettingWarning, match="WARMFLEET_POOOL.*did you mean WARMFLEET_POOL"):
         client = Client("redis://127.0.0.1:1")  # no connection is made before the first job
     assert client is not None
+
+
+def test_the_tree_stays_lean_for_the_client_install():
+    """Clients load the tree, and the client install has redis, pydantic and pydantic-settings
+    only: importing it must pull in nothing of the server side."""
+    import subprocess
+    import sys
+
+    code = "import sys, warmfleet.settings; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    loaded = set(out.stdout.split())
+    assert "pydantic_settings" in loaded, out.stderr
+    heavy = {"redis", "psutil", "prometheus_client", "kubernetes", "yaml", "rich", "h11", "executor", "dispatcher",
+             "gc_sidecar", "egress", "opentelemetry"}
+    assert loaded & heavy == set()

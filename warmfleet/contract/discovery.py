@@ -7,16 +7,17 @@ import os
 import stat
 
 
-def state_dir(configured: str | None = None) -> str:
-    """`configured`: the state_dir setting (warmfleet/settings/common.py), if set."""
+def state_dir(configured: str | None) -> str:
+    """`configured`: the state_dir setting (warmfleet/settings/common.py), None for the default.
+    Every function here takes it: a caller cannot forget the setting."""
     return configured or f"/tmp/warmfleet-{os.getuid()}"
 
 
-def url_file(configured: str | None = None) -> str:
+def url_file(configured: str | None) -> str:
     return os.path.join(state_dir(configured), "redis-url")
 
 
-def private_dir(configured: str | None = None) -> str:
+def private_dir(configured: str | None) -> str:
     path = state_dir(configured)
     os.makedirs(path, mode=0o700, exist_ok=True)
     st = os.lstat(path)
@@ -26,7 +27,7 @@ def private_dir(configured: str | None = None) -> str:
     return path
 
 
-def write_url(url: str, configured: str | None = None) -> None:
+def write_url(url: str, configured: str | None) -> None:
     private_dir(configured)
     tmp = url_file(configured) + f".{os.getpid()}"
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
@@ -34,7 +35,7 @@ def write_url(url: str, configured: str | None = None) -> None:
     os.replace(tmp, url_file(configured))
 
 
-def read_url(configured: str | None = None) -> str | None:
+def read_url(configured: str | None) -> str | None:
     try:
         with open(url_file(configured)) as f:
             return f.read().strip() or None
@@ -42,7 +43,7 @@ def read_url(configured: str | None = None) -> str | None:
         return None
 
 
-def clear_url(url: str, configured: str | None = None) -> None:
+def clear_url(url: str, configured: str | None) -> None:
     """Remove the advertisement, but only if it is still ours."""
     if read_url(configured) == url:
         try:

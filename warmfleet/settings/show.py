@@ -12,6 +12,7 @@ from warmfleet.settings.loader import Origin, origins
 from warmfleet.settings.tree import env_name, leaves
 
 MASK = "****"
+UNSET = "(unset)"
 
 
 def mask(value: Any) -> str:
@@ -36,7 +37,7 @@ def rows(settings: Role) -> list[tuple[str, str, str]]:
         if sub is not None:
             value = getattr(value, sub)
         secret = is_secret(type(settings).model_fields[field]) or is_secret(info)
-        shown = "" if value is None else (mask(value) if secret else env_value(value))
+        shown = UNSET if value is None else (mask(value) if secret else env_value(value))
         name = env_name(field, sub)
         out.append((name, shown, where.get(name, Origin.DEFAULT).value))
     return out
@@ -45,7 +46,8 @@ def rows(settings: Role) -> list[tuple[str, str, str]]:
 def render(settings: Role, as_json: bool = False) -> str:
     table = rows(settings)
     if as_json:
-        return json.dumps([{"name": n, "value": v, "origin": o} for n, v, o in table], indent=2)
+        return json.dumps([{"name": n, "value": None if v == UNSET else v, "origin": o} for n, v, o in table], indent=2)
+    table = [("VARIABLE", "VALUE", "FROM"), *table]
     width = max(len(n) for n, _, _ in table)
     vwidth = min(48, max(len(v) for _, v, _ in table))
     return "\n".join(f"{n:<{width}}  {v:<{vwidth}}  {o}" for n, v, o in table)

@@ -29,13 +29,17 @@ def test_no_variable_name_outside_the_settings_package():
     assert found == []
 
 
-def test_the_shell_scripts_read_only_names_the_tree_defines():
-    """scripts/install-runsc cannot import the tree; its names are defined there all the same
-    (the Install group), so `warmfleet up` does not refuse them."""
+def test_scripts_and_example_settings_files_spell_only_names_the_tree_defines():
+    """scripts/install-runsc cannot import the tree, and the example Secrets under
+    k8s/overlays/ are files users copy: their names are defined in the tree all the same
+    (the Install group; the executor's and sidecar's), so nothing refuses them."""
     from warmfleet.settings import known_names
 
     spelled = set()
-    for name in os.listdir(os.path.join(ROOT, "scripts")):
-        with open(os.path.join(ROOT, "scripts", name), encoding="utf-8", errors="replace") as f:
-            spelled |= set(re.findall(r"WARMFLEET_[A-Z0-9_]+", f.read()))
-    assert spelled and spelled <= known_names()
+    for top in ("scripts", os.path.join("k8s", "overlays")):
+        for d, _dirs, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                with open(os.path.join(d, name), encoding="utf-8", errors="replace") as f:
+                    spelled |= set(re.findall(r"WARMFLEET_[A-Z0-9_]+", f.read()))
+    assert {"WARMFLEET_RUNSC_SUITE", "WARMFLEET_REDIS_URL"} <= spelled
+    assert spelled - known_names() == set()

@@ -54,9 +54,9 @@ def serve(redis_url: str, pools: tuple[str, ...] = ("default",), **settings) -> 
     import uvicorn
 
     from warmfleet.http.app import create_app
-    from warmfleet.http.settings import HttpSettings
+    from warmfleet.http.settings import http_settings
 
-    app = create_app(HttpSettings(redis_url=redis_url, pools=list(pools), **settings))
+    app = create_app(http_settings(redis_url=redis_url, pools=list(pools), **settings))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="http-service", daemon=True)

@@ -99,7 +99,7 @@ def service_process(redis_url: str, pools: str = "default") -> Iterator[tuple[st
     finally:
         redis.close()
     port = _free_port()
-    env = {**os.environ, "WARMFLEET_HTTP_REDIS_URL": redis_url, "WARMFLEET_HTTP_POOLS": pools}
+    env = {**os.environ, "WARMFLEET_REDIS_URL": redis_url, "WARMFLEET_HTTP_POOLS": json.dumps(pools.split(","))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "warmfleet.http.app:create_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log"],

@@ -93,9 +93,9 @@ class Service:
         import uvicorn
 
         from warmfleet.http.app import create_app
-        from warmfleet.http.settings import HttpSettings
+        from warmfleet.http.settings import http_settings
 
-        self.app = create_app(HttpSettings(redis_url=redis_url, pools=pools, **settings))
+        self.app = create_app(http_settings(redis_url=redis_url, pools=pools, **settings))
         self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning",
                                                     lifespan="on", timeout_keep_alive=30))
         self.thread = threading.Thread(target=self.server.run, name="warmfleet-http", daemon=True)
@@ -143,22 +143,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from warmfleet.http.app import create_app
     from warmfleet.http.settings import HttpSettings
+    from warmfleet.settings import SettingsError, load
 
-    overrides: dict = {}
-    if args.redis_url:
-        overrides["redis_url"] = args.redis_url
-    if args.pools:
-        overrides["pools"] = args.pools
-    settings = HttpSettings(**overrides)
-    if not (settings.redis_url or os.environ.get("WARMFLEET_REDIS_URL")):
+    flags = {name: value for name, value in (
+        ("redis_url", args.redis_url), ("http_listen", args.listen), ("http_metrics_port", args.metrics_port),
+        ("http_pools", [p.strip() for p in args.pools.split(",") if p.strip()] if args.pools else None),
+    ) if value is not None}
+    try:
+        settings = load(HttpSettings, flags)  # flags, then WARMFLEET_* (unknown names refused), then defaults
+    except SettingsError as exc:
+        print(f"warmfleet serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not settings.redis_url:
         print("warmfleet serve: give --redis-url (or WARMFLEET_REDIS_URL): the fleet's Redis", file=sys.stderr)
         return EXIT_USAGE
-    host, port = split_listen(args.listen)
+    host, port = split_listen(settings.http_listen)
     app = create_app(settings)
-    if args.metrics_port:
+    if settings.http_metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port, addr=args.metrics_addr, registry=app.state.metrics_registry)
+        start_http_server(settings.http_metrics_port, addr=settings.http_metrics_addr,
+                          registry=app.state.metrics_registry)
     # Stateless: every replica is alike (tenants, sandboxes and quotas are in Redis), so
     # scale by replicas (the HPA), not by workers inside one.
     uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_keep_alive=30,
@@ -169,13 +174,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     serve = sub.add_parser("serve", help="the HTTP front door (E2B, SandboxFusion, /v1, MCP over HTTP); "
                            "stateless, run several (needs warmfleet[http])")
-    serve.add_argument("--listen", default=os.environ.get("WARMFLEET_HTTP_LISTEN", "127.0.0.1:8000"),
-                       metavar="HOST:PORT")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="default: WARMFLEET_HTTP_LISTEN or 127.0.0.1:8000")
     serve.add_argument("--redis-url")
-    serve.add_argument("--pools", help="comma-separated pools served (default: WARMFLEET_HTTP_POOLS or 'default')")
-    serve.add_argument("--metrics-port", type=int, default=int(os.environ.get("WARMFLEET_HTTP_METRICS_PORT", "0")),
-                       help="Prometheus metrics on this port (0: none); not on the tenants' port")
-    serve.add_argument("--metrics-addr", default="0.0.0.0")
+    serve.add_argument("--pools", help="comma-separated pools served (default: WARMFLEET_HTTP_POOLS or default)")
+    serve.add_argument("--metrics-port", type=int,
+                       help="Prometheus metrics on this port, not on the tenants' (default: WARMFLEET_HTTP_METRICS_PORT, 0: none)")
     serve.add_argument("--graceful-s", type=float, default=30.0, help="on SIGTERM, let streams finish this long")
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=cmd_serve)

@@ -1,8 +1,8 @@
 """warmfleet's HTTP front door: a stateless ASGI service in front of the fleet.
 
     from warmfleet.http.app import create_app
-    from warmfleet.http.settings import HttpSettings
-    app = create_app(HttpSettings(redis_url="redis://...", pools=["default"]))
+    from warmfleet.http.settings import http_settings
+    app = create_app(http_settings(redis_url="redis://...", pools=["default"]))
 
 It reaches the fleet only through the public client (`warmfleet.AsyncClient`), and keeps
 nothing of its own in memory that another replica would need: tenants, keys, sandboxes

@@ -18,12 +18,14 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from dispatcher.request import resolve_url
 from warmfleet.plumbing import redis_connect
 from warmfleet.http import errors
 from warmfleet.http.fleet import Fleet
 from warmfleet.http.middleware import BodyLimit, Metrics
 from warmfleet.http.quotas import Quotas
 from warmfleet.http.settings import HttpSettings
+from warmfleet.settings import ClientSettings, load
 from warmfleet.http.tenants import TenantStore
 
 # Routers of the protocols served, "module:attribute". Add yours here.
@@ -44,16 +46,13 @@ def _load(spec: str):
 
 
 def create_app(settings: HttpSettings | None = None, *, registry: CollectorRegistry | None = None) -> FastAPI:
-    settings = settings or HttpSettings()
+    settings = settings or load(HttpSettings)
     loaded = [_load(spec) for spec in PROTOCOL_ROUTERS]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from dispatcher.settings import ClientSettings
-
-        url = settings.redis_url or ClientSettings().redis_url
-        if not url:
-            raise RuntimeError("no Redis: set WARMFLEET_HTTP_REDIS_URL or WARMFLEET_REDIS_URL")
+        # The fleet's Redis as every client finds it (the setting, or a local `warmfleet up`'s)
+        url = resolve_url(settings.redis_url, load(ClientSettings, strict=False))
         redis = redis_connect.connect_async(url)
         app.state.settings = settings
         app.state.fleet = Fleet(settings.model_copy(update={"redis_url": url}), redis)
@@ -83,8 +82,8 @@ def create_app(settings: HttpSettings | None = None, *, registry: CollectorRegis
     for _module, router in loaded:
         app.include_router(router)
     # Added last = outermost: metrics see every answer, the limit runs before any route.
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes,
-                       timeout_s=settings.body_timeout_s)
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes,
+                       max_upload_bytes=settings.http_max_upload_bytes, timeout_s=settings.http_body_timeout_s)
     app.add_middleware(Metrics, registry=registry)
     return app
 

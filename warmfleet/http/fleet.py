@@ -24,7 +24,7 @@ from warmfleet.http.tenants import Tenant
 class Fleet:
     def __init__(self, settings: HttpSettings, redis) -> None:
         self.settings, self.redis = settings, redis
-        self.pools = list(settings.pools)
+        self.pools = list(settings.http_pools)
         self._clients: dict[str, AsyncClient] = {}
 
     def client(self, pool: str) -> AsyncClient:

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from warmfleet.contract import keys
 from warmfleet.http.e2b.sandboxes import SandboxRecord, Sandboxes
 from warmfleet.http.quotas import Quotas
-from warmfleet.http.settings import HttpSettings
+from warmfleet.http.settings import http_settings
 from warmfleet.http.tenants import Tenant
 
 
@@ -45,7 +45,7 @@ async def test_sandboxes_end_at_their_time_once_across_replicas(redis_url):
     r = aioredis.from_url(redis_url)
     clock = Clock(1000.0)
     fleet = StandInFleet()
-    replicas = [Sandboxes(r, fleet, Quotas(r, clock), HttpSettings(redis_url=redis_url), clock) for _ in range(2)]
+    replicas = [Sandboxes(r, fleet, Quotas(r, clock), http_settings(redis_url=redis_url), clock) for _ in range(2)]
     tenant = Tenant(name="t", pools=["default"], max_sandboxes=500)
     for i in range(300):  # opened and abandoned: only their lifetime ends them
         await replicas[0].quotas.reserve_sandbox(tenant, f"s{i}", 1000.0 + 60 + i % 2 * 600)

@@ -6,6 +6,8 @@ user: the client's commands on the served pools' keys and the service's own keys
 
 from __future__ import annotations
 
+import json
+
 from warmfleet.cli.k8s.manifest_parts import dns_rule, unprivileged_security_context
 
 from warmfleet.contract import keys
@@ -39,14 +41,14 @@ def acl_line(definition: dict) -> str:
 
 def http_deployment(definition: dict) -> dict:
     http = definition.get("http") or {}
-    pools = ",".join(http.get("pools") or [p["name"] for p in definition["pools"]])
+    pools = list(http.get("pools") or [p["name"] for p in definition["pools"]])
     container = {
         "name": "http",
         "image": definition["image"],
         "command": ["python", "-m", "warmfleet.http"],
         "env": [
             {"name": "WARMFLEET_REDIS_URL", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "redis-url"}}},
-            {"name": "WARMFLEET_HTTP_POOLS", "value": pools},
+            {"name": "WARMFLEET_HTTP_POOLS", "value": json.dumps(pools)},
             {"name": "WARMFLEET_HTTP_LISTEN", "value": f"0.0.0.0:{HTTP_PORT}"},
             {"name": "WARMFLEET_HTTP_METRICS_PORT", "value": str(HTTP_METRICS_PORT)},
         ],

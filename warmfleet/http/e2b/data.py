@@ -105,10 +105,10 @@ async def execute(body: ExecuteRequest, request: Request) -> StreamingResponse:
             while True:
                 if pending is None:
                     pending = asyncio.ensure_future(stream.__anext__())
-                done, _ = await asyncio.wait({pending}, timeout=settings.keepalive_s)
+                done, _ = await asyncio.wait({pending}, timeout=settings.http_keepalive_s)
                 if not done:
                     yield ndjson.KEEPALIVE
-                    if time.monotonic() - checked >= settings.key_recheck_s:
+                    if time.monotonic() - checked >= settings.http_key_recheck_s:
                         checked = time.monotonic()
                         if not await still_allowed(request, record):
                             yield ndjson.line({"type": "error", "name": "Unauthorized",

@@ -94,7 +94,7 @@ async def start(request: Request, record: SandboxRecord) -> StreamingResponse | 
     except ValueError:
         timeout = limits.max_timeout
     session = client.session(id=record.sandbox_id)
-    keepalive = request.app.state.settings.keepalive_s
+    keepalive = request.app.state.settings.http_keepalive_s
 
     async def events():
         stream = session.stream(code, language="bash", timeout=timeout)

@@ -60,9 +60,9 @@ class Sandboxes:
     def lifetime(self, timeout: int | None) -> int:
         """A client's E2B timeout as seconds of life (0 or none: the default), capped."""
         if not timeout:
-            return self.settings.default_timeout_s
-        if timeout > self.settings.max_timeout_s:
-            raise ApiError(400, f"timeout {timeout} s exceeds this service's maximum of {self.settings.max_timeout_s} s")
+            return self.settings.http_default_timeout_s
+        if timeout > self.settings.http_max_timeout_s:
+            raise ApiError(400, f"timeout {timeout} s exceeds this service's maximum of {self.settings.http_max_timeout_s} s")
         return timeout
 
     async def create(self, tenant: Tenant, key_hash: str, pool: str, template_id: str, timeout: int | None,
@@ -71,15 +71,15 @@ class Sandboxes:
         now = self.clock()
         client = self.fleet.client(pool)
         placeholder = "pending-" + secrets.token_hex(8)
-        await self.quotas.reserve_sandbox(tenant, placeholder, now + self.settings.open_timeout_s + 5)
+        await self.quotas.reserve_sandbox(tenant, placeholder, now + self.settings.http_open_timeout_s + 5)
         try:
-            session = client.session(idle_timeout=self.settings.max_timeout_s, max_lifetime=self.settings.max_timeout_s,
-                                     open_timeout=self.settings.open_timeout_s)
+            session = client.session(idle_timeout=self.settings.http_max_timeout_s, max_lifetime=self.settings.http_max_timeout_s,
+                                     open_timeout=self.settings.http_open_timeout_s)
             try:
                 await session.open()
             except WaitTimeout:
                 raise ApiError(503, f"no sandbox could be opened in pool {pool!r} within "
-                                    f"{self.settings.open_timeout_s:g} s: the pool is full or not running") from None
+                                    f"{self.settings.http_open_timeout_s:g} s: the pool is full or not running") from None
             except SessionEnded as exc:
                 raise ApiError(503, f"the pool {pool!r} could not open a sandbox: {exc}") from None
             # Where it lives (files map /home/user there), and its environment: every later
@@ -188,7 +188,7 @@ def sandboxes_of(app) -> Sandboxes:
 async def reaper(app) -> None:
     """Background task of every replica (app.py runs it): sandboxes end at their time."""
     sandboxes = sandboxes_of(app)
-    every = app.state.settings.reap_every_s
+    every = app.state.settings.http_reap_every_s
     while True:
         try:
             await sandboxes.reap()

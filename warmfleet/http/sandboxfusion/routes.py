@@ -51,7 +51,7 @@ async def run_code(body: RunCodeRequest, request: Request, tenant: Tenant = Depe
                                   body.run_timeout, body.memory_limit_MB, await client.limits())
     except translate.Unsupported as exc:
         return translate.sandbox_error(str(exc))
-    wait_s = plan.options["timeout"] + fleet.settings.open_timeout_s
+    wait_s = plan.options["timeout"] + fleet.settings.http_open_timeout_s
     run_id = uuid.uuid4().hex
     quotas = request.app.state.quotas
     await quotas.reserve_run(tenant, run_id, wait_s + LEASE_SLACK_S)
@@ -84,16 +84,16 @@ async def run_jupyter(body: RunJupyterRequest, request: Request,
     except translate.Unsupported as exc:
         return RunJupyterResponse(status=RunStatus.SandboxError, message=str(exc))
     memory_mb = None if body.memory_limit_MB <= 0 else body.memory_limit_MB
-    total_s = min(body.total_timeout, fleet.settings.max_timeout_s)  # the longest a sandbox may live here
+    total_s = min(body.total_timeout, fleet.settings.http_max_timeout_s)  # the longest a sandbox may live here
     run_id = uuid.uuid4().hex
     quotas = request.app.state.quotas
-    await quotas.reserve_run(tenant, run_id, total_s + fleet.settings.open_timeout_s + LEASE_SLACK_S)
+    await quotas.reserve_run(tenant, run_id, total_s + fleet.settings.http_open_timeout_s + LEASE_SLACK_S)
     started = time.monotonic()
     answer = RunJupyterResponse(status=RunStatus.Success, message="")
     timed_out = False
     try:
         session = await client.session(idle_timeout=total_s + LEASE_SLACK_S, max_lifetime=total_s + LEASE_SLACK_S,
-                                       open_timeout=fleet.settings.open_timeout_s)
+                                       open_timeout=fleet.settings.http_open_timeout_s)
     except WaitTimeout:
         await quotas.release_run(tenant, run_id)
         return RunJupyterResponse(status=RunStatus.SandboxError,

@@ -48,7 +48,7 @@ async def run_job(body: JobRequest, request: Request, tenant: Tenant = Depends(r
     client = fleet.client(fleet.pool_for(tenant, body.pool))
     limits = await client.limits()
     options = {"language": body.language, **body.options()}
-    wait_s = min(body.timeout or limits.timeout, limits.max_timeout) + fleet.settings.open_timeout_s
+    wait_s = min(body.timeout or limits.timeout, limits.max_timeout) + fleet.settings.http_open_timeout_s
     quotas, run_id = request.app.state.quotas, uuid.uuid4().hex
     await quotas.reserve_run(tenant, run_id, wait_s + LEASE_SLACK_S)
     if body.stream or NDJSON in request.headers.get("accept", ""):
@@ -57,7 +57,7 @@ async def run_job(body: JobRequest, request: Request, tenant: Tenant = Depends(r
         except InvalidJob as exc:
             await quotas.release_run(tenant, run_id)
             raise ApiError(422, str(exc)) from None
-        lines = _stream(client, body.code, options, fleet.settings.keepalive_s, fleet.settings.key_recheck_s,
+        lines = _stream(client, body.code, options, fleet.settings.http_keepalive_s, fleet.settings.http_key_recheck_s,
                         _key_check(request, tenant))
         return StreamingResponse(_released(lines, quotas, tenant, run_id), media_type=NDJSON)
     try:

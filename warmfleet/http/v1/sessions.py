@@ -57,15 +57,15 @@ async def open_session(body: SessionRequest, request: Request, tenant: Tenant = 
     fleet = fleet_of(request)
     pool = fleet.pool_for(tenant, body.pool)
     client = fleet.client(pool)
-    if body.max_lifetime > fleet.settings.max_timeout_s:
+    if body.max_lifetime > fleet.settings.http_max_timeout_s:
         raise ApiError(422, f"max_lifetime={body.max_lifetime:g} s exceeds this service's maximum of "
-                            f"{fleet.settings.max_timeout_s} s")
+                            f"{fleet.settings.http_max_timeout_s} s")
     quotas, reservation = request.app.state.quotas, f"pending-{uuid.uuid4().hex}"
     now = time.time()
     await quotas.reserve_sandbox(tenant, reservation, now + body.max_lifetime)
     try:
         session = await client.session(idle_timeout=body.idle_timeout, max_lifetime=body.max_lifetime,
-                                       open_timeout=fleet.settings.open_timeout_s)
+                                       open_timeout=fleet.settings.http_open_timeout_s)
     except WaitTimeout:
         await quotas.release_sandbox(tenant.name, reservation)
         raise ApiError(503, "no executor had room to open a session; try again later") from None
@@ -93,7 +93,7 @@ async def run_in_session(session_id: str, body: CallRequest, request: Request,
     client = fleet.client(record.info.pool)
     limits = await client.limits()
     quotas, run_id = request.app.state.quotas, uuid.uuid4().hex
-    lease = min(body.timeout or limits.timeout, limits.max_timeout) + fleet.settings.open_timeout_s + LEASE_SLACK_S
+    lease = min(body.timeout or limits.timeout, limits.max_timeout) + fleet.settings.http_open_timeout_s + LEASE_SLACK_S
     await quotas.reserve_run(tenant, run_id, lease)
     try:
         return await client.session(id=session_id).run(body.code, **body.options())

@@ -273,6 +273,20 @@ def test_quotas_answer_429_naming_the_quota(e2b_env, service):
     finally:
         first.kill()
     Sandbox.create(api_key=key).kill()  # the place came back
+    busy = service.add_tenant("frank", max_running=1)
+    sbx = Sandbox.create(api_key=busy)
+    try:
+        headers = {"E2b-Sandbox-Id": sbx.sandbox_id, "X-Access-Token": sbx._envd_access_token}
+        with httpx.stream("POST", service.url + "/execute", json={"code": "import time\nprint(1, flush=True)\n"
+                                                                        "time.sleep(30)"},
+                          headers=headers, timeout=60) as running:
+            lines = running.iter_lines()  # held: a dropped iterator closes the response, which stops the cell
+            assert '"stdout"' in next(lines)  # the first cell runs
+            second = httpx.post(service.url + "/execute", json={"code": "print(2)"}, headers=headers)
+            assert second.status_code == 429 and "max_running" in second.json()["message"], second.text
+            lines.close()
+    finally:
+        sbx.kill()
     limited = service.add_tenant("dave", rate_per_s=2)
     answers = [httpx.get(service.url + "/v2/sandboxes", headers={"X-API-KEY": limited}) for _ in range(6)]
     assert 429 in [a.status_code for a in answers]

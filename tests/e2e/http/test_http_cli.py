@@ -71,3 +71,41 @@ def test_up_http_prints_the_exports_the_e2b_sdk_needs(tmp_path):
         if up.poll() is None:
             up.kill()
             up.wait()
+
+
+@pytest.mark.timeout(60)
+def test_serve_reads_the_settings_tree_and_serves_metrics_apart(redis_url, tmp_path):
+    import httpx
+    from support.fleet_faults import poll
+    from support.http_service import free_port
+
+    env = {**os.environ, "WARMFLEET_STATE_DIR": str(tmp_path / "state"), "WARMFLEET_HTTP_MAXBODY": "1"}
+    refused = subprocess.run([WARMFLEET, "serve", "--redis-url", redis_url], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 2 and "WARMFLEET_HTTP_MAXBODY" in refused.stderr  # a misspelt name is refused
+    port, metrics = free_port(), free_port()
+    env = {**env, "WARMFLEET_HTTP_MAX_BODY_BYTES": "2048"}
+    del env["WARMFLEET_HTTP_MAXBODY"]
+    serve = subprocess.Popen([WARMFLEET, "serve", "--redis-url", redis_url, "--listen", f"127.0.0.1:{port}",
+                              "--metrics-port", str(metrics)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(url + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        poll(up, 30, "serve answers /healthz")
+        big = httpx.post(url + "/v2/sandboxes", content=b"x" * 4096, headers={"X-API-KEY": "wf_x"})
+        assert big.status_code == 413 and "2048 bytes" in big.json()["message"]  # the setting from the environment
+        scraped = httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
+        assert 'warmfleet_http_requests_total{route="unmatched",status="413",tenant=""}' in scraped  # refused before routing
+        assert httpx.get(url + "/metrics").status_code == 404  # not on the tenants' port
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal so the exit says why
+        assert serve.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Traceback" not in serve.stderr.read()

@@ -350,5 +350,7 @@ class SessionHost:
             return
         self.free.append(index)
         self._room_changed()
-        self.keep_spare()
+        # No new spare here: one is forked when an open takes the spare. A freed index
+        # stays idle until an open needs it, and a spare that failed to start is not
+        # retried in a loop (a uid a fork bomb left busy fails each start).
 

@@ -11,7 +11,7 @@ from dispatcher.errors import InvalidJob, NoFleetConfigured
 from dispatcher.settings import ClientSettings
 from warmfleet.contract import messages
 from warmfleet.contract import discovery
-from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
+from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, check_env, check_files, check_request, encode_file
 
 # Create the job only if this idempotency key is new; either way return the job id, and
 # the new entry's id ('' when the key named an existing job).
@@ -79,6 +79,7 @@ def build_job(
     cpu_time: object = None,
     memory_mb: object = None,
     files: object = None,
+    env: object = None,
     stream: bool = False,
     trace: dict[str, str] | None = None,
 ) -> Job:
@@ -96,6 +97,7 @@ def build_job(
     try:
         check_request(code, language=language, timeout=timeout, cpu_time=cpu_time, memory_mb=memory_mb, limits=limits)
         check_files(raw_files, limits)
+        check_env({} if env is None else env)
     except JobError as exc:
         raise InvalidJob(str(exc)) from None
     return Job(
@@ -108,6 +110,7 @@ def build_job(
         reply_to=reply_to,
         files={name: encode_file(data) for name, data in raw_files.items()},
         stream=stream,
+        env=dict(env or {}),  # type: ignore[call-overload]  # checked above
         trace=trace or {},
     )
 

@@ -61,7 +61,8 @@ def call_entry(job: Job) -> str:
     """A validated job, as a session call (its job id is the call id)."""
     return json.dumps({
         "call_id": job.job_id, "code": job.code, "timeout": job.timeout, "cpu_time": job.cpu_time,
-        "memory_mb": job.memory_mb, "files": job.files, "reply_to": job.reply_to, "submitted_at": job.submitted_at,
+        "memory_mb": job.memory_mb, "files": job.files, "env": job.env, "reply_to": job.reply_to,
+        "submitted_at": job.submitted_at,
     })
 
 
@@ -99,9 +100,10 @@ class RecordWatch:
         return None
 
 
-def _options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None) -> dict:
+def _options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None,
+             env: dict | None = None) -> dict:
     return {"timeout": timeout, "cpu_time": cpu_time, "memory_mb": memory_mb,
-            "files": dict(files) if files is not None else None}
+            "files": dict(files) if files is not None else None, "env": env}
 
 
 def _opened(session_id: str, result: Result) -> None:
@@ -140,14 +142,15 @@ class Session:
         return cls(client, session_id, owned=False)
 
     def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-            cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
+            cpu_time: float | None = None, memory_mb: int | None = None, env: dict[str, str] | None = None) -> Result:
         """Run `code` in the session's globals and workspace; the same Result and budgets
-        as Client.run (None: the fleet's defaults)."""
+        as Client.run (None: the fleet's defaults). `env`: variables set for this call
+        only (the session's own are back after it)."""
         if self._ended is not None:
             raise self._ended
         c = self.client
         c.limits()
-        job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb))
+        job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb, env))
         c._subscribe()
         watch = RecordWatch(self.id, c.settings.session_lost_grace_s)
         while True:
@@ -238,12 +241,13 @@ class AsyncSession:
         return self
 
     async def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-                  cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
+                  cpu_time: float | None = None, memory_mb: int | None = None,
+                  env: dict[str, str] | None = None) -> Result:
         if self._ended is not None:
             raise self._ended
         c = self.client
         await c.limits()
-        job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb))
+        job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb, env))
         await c._ensure_listener()
         fut = c._waiters.setdefault(job.job_id, asyncio.get_running_loop().create_future())
         watch = RecordWatch(self.id, c.settings.session_lost_grace_s)

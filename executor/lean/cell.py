@@ -199,6 +199,48 @@ class Cell:
                 **(error_fields(self.error))}
 
 
+def received(outputs: list[bytes], error: bytes | None) -> dict:
+    """On the receiving side of a job child's records (the runner): the outputs and the
+    error, each checked, the caps applied again (the job's code can write the same
+    records itself). A record that is not a valid output is dropped and counted as
+    truncation; the fields of a RunOutcome."""
+    import json
+
+    from warmfleet.contract.messages import valid_output
+
+    kept: list[dict] = []
+    used, truncated = 0, False
+    for payload in outputs:
+        try:
+            output = json.loads(payload)
+        except ValueError:
+            output = None
+        if not valid_output(output):
+            truncated = True
+            continue
+        size = output_size(output)
+        if len(kept) >= MAX_OUTPUTS or size > OUTPUT_BYTES + 1024 or used + size > CELL_BYTES + OUTPUT_BYTES:
+            truncated = True
+            continue
+        used += size
+        kept.append(output)
+        if output["data"].get("text/plain", "").startswith("[warmfleet: output"):
+            truncated = True  # the child's own marker: it dropped something
+    fields = {"outputs": kept, "text": result_text(kept), "outputs_truncated": truncated}
+    if error is not None:
+        try:
+            got = json.loads(error)
+        except ValueError:
+            got = None
+        if isinstance(got, dict) and all(isinstance(got.get(k), str) for k in ("name", "value", "traceback")):
+            fields.update(error_fields({k: got[k][:100_000] for k in ("name", "value", "traceback")}))
+    return fields
+
+
+# The most a job's output records can take on the status pipe (JSON may escape text).
+RECORDS_BYTES = 2 * (CELL_BYTES + OUTPUT_BYTES) + MAX_OUTPUTS * 64 + 200_000
+
+
 async def _awaited(awaitable):
     return await awaitable
 

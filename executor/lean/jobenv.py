@@ -158,6 +158,7 @@ class Figures:
         self.out_dir = out_dir
         self.count = 0
         self.captured: list[bytes] = []
+        self.on_png = None  # called with each figure's PNG too: the cell shows it (cell.py)
 
     def install(self) -> None:
         plt = sys.modules.get("matplotlib.pyplot")
@@ -174,30 +175,39 @@ class Figures:
         plt.show = show
 
     def save_open(self) -> None:
+        """Each open figure drawn once, to PNG bytes: shown (on_png) and kept as a file."""
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is None:
             return
         nums = plt.get_fignums()
         if not nums:
             return
-        if self.out_dir is None:
-            import io
+        import io
 
-            for num in nums:
-                buf = io.BytesIO()
-                plt.figure(num).savefig(buf, format="png")
-                self.captured.append(buf.getvalue())
-            return
+        for num in nums:
+            buf = io.BytesIO()
+            plt.figure(num).savefig(buf, format="png")
+            png = buf.getvalue()
+            if self.on_png is not None:
+                self.on_png(png)
+            if self.out_dir is None:
+                self.captured.append(png)
+            else:
+                self._write(png)
+
+    def _write(self, png: bytes) -> None:
         if os.path.islink(self.out_dir):
             return
         os.makedirs(self.out_dir, mode=0o700, exist_ok=True)
-        for num in nums:
-            while True:
-                self.count += 1
-                path = os.path.join(self.out_dir, FIGURE.format(self.count))
-                if not os.path.lexists(path):
-                    break
-            plt.figure(num).savefig(path, format="png")
+        while True:
+            self.count += 1
+            path = os.path.join(self.out_dir, FIGURE.format(self.count))
+            if not os.path.lexists(path):
+                break
+        # O_EXCL|O_NOFOLLOW: a link the job planted at the name is not followed
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(fd, "wb") as f:
+            f.write(png)
 
 
 class _PyplotHook:

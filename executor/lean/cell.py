@@ -167,7 +167,7 @@ class Cell:
             return  # over the cell's caps: not even formatted
         self._keep({"type": kind, "data": bundle(obj)})
 
-    def add_png(self, png: bytes) -> None:
+    def add_png(self, png: bytes, text: str = "<Figure>") -> None:
         """A figure (executor.jobenv.Figures): an image/png display."""
         if self.full:
             self.truncated = True
@@ -175,7 +175,7 @@ class Cell:
         import binascii
 
         self._keep({"type": "display", "data": {
-            "text/plain": "<Figure>", "image/png": binascii.b2a_base64(png, newline=False).decode("ascii")}})
+            "text/plain": text, "image/png": binascii.b2a_base64(png, newline=False).decode("ascii")}})
 
     def _keep(self, output: dict) -> None:
         size = output_size(output)

@@ -158,7 +158,7 @@ class Figures:
         self.out_dir = out_dir
         self.count = 0
         self.captured: list[bytes] = []
-        self.on_png = None  # called with each figure's PNG too: the cell shows it (cell.py)
+        self.on_png = None  # called with each figure's PNG and text too: the cell shows it (cell.py)
 
     def install(self) -> None:
         plt = sys.modules.get("matplotlib.pyplot")
@@ -185,11 +185,12 @@ class Figures:
         import io
 
         for num in nums:
+            figure = plt.figure(num)
             buf = io.BytesIO()
-            plt.figure(num).savefig(buf, format="png")
+            figure.savefig(buf, format="png")
             png = buf.getvalue()
             if self.on_png is not None:
-                self.on_png(png)
+                self.on_png(png, figure_text(figure))
             if self.out_dir is None:
                 self.captured.append(png)
             else:
@@ -208,6 +209,15 @@ class Figures:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with open(fd, "wb") as f:
             f.write(png)
+
+
+def figure_text(figure) -> str:
+    """A figure's text/plain, as IPython's inline backend shows it."""
+    try:
+        width, height = (figure.get_size_inches() * figure.dpi).tolist()
+        return f"<Figure size {width:g}x{height:g} with {len(figure.axes)} Axes>"
+    except Exception:  # noqa: BLE001 - a figure the code broke: still an image
+        return "<Figure>"
 
 
 class _PyplotHook:

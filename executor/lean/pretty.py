@@ -183,12 +183,28 @@ class _Printer:
                     printer = _PRINTERS[base]
                     break
         if printer is None:
+            if isinstance(obj, type):
+                return self._type(obj)
+            if not any("__repr__" in vars(base) for base in cls.__mro__[:-1]):
+                # No repr of its own: IPython's "<module.Class at 0x...>"
+                self.begin_group(1, "<")
+                self._type(cls)
+                self.text(f" at 0x{id(obj):x}")
+                return self.end_group(1, ">")
             return self._repr(obj)
         self.stack.append(id(obj))
         try:
             printer(obj, self, cycle)
         finally:
             self.stack.pop()
+
+    def _type(self, cls: type) -> None:
+        """A class as IPython names it: `int`, `collections.OrderedDict`."""
+        if [m for m in type(cls).__mro__ if "__repr__" in vars(m)][:1] != [type]:
+            return self._repr(cls)  # its metaclass has a repr of its own
+        module = getattr(cls, "__module__", None)
+        name = getattr(cls, "__qualname__", None) or cls.__name__
+        self.text(name if module in (None, "builtins") else f"{module}.{name}")
 
     def _repr(self, obj: object) -> None:
         lines = repr(obj).splitlines()

@@ -57,10 +57,15 @@ def test_the_last_expression_is_the_result_as_in_ipython(code, shown):
     assert summary["text"] == next((t for kind, t in shown if kind == "result"), None)
 
 
+class Plain:
+    pass
+
+
 def test_text_plain_is_ipythons_pretty_repr():
     from IPython.lib.pretty import pretty as ipython_pretty
 
-    values = [list(range(40)), {f"k{i}": {"x": i, "y": [i] * 6} for i in range(6)}, {3, 1, 2}, frozenset("ab"),
+    plain = Plain()
+    values = [plain, [plain, Plain], int, collections.OrderedDict, ValueError("x"), range(3), b"ab", list(range(40)), {f"k{i}": {"x": i, "y": [i] * 6} for i in range(6)}, {3, 1, 2}, frozenset("ab"),
               (1,), [(i, str(i) * 12) for i in range(9)], collections.OrderedDict(a=1), "x\ny", list(range(1500)),
               {"a": "x" * 100}, [[1, 2, 3] * 10] * 3, set(), 1.5]
     for value in values:

@@ -73,7 +73,8 @@ def test_result_fields_come_from_the_runner_outcome_or_the_slot():
     from warmfleet.contract.schema import Result
 
     slot_adds = {"job_id", "executor", "queue_wait_s", "egress"}  # egress: from the pool's egress proxy
-    assert set(messages.RunOutcome.fields()) | slot_adds == set(Result.model_fields)
+    session_only = {"execution_count"}  # a session call's number in its session
+    assert set(messages.RunOutcome.fields()) | slot_adds | session_only == set(Result.model_fields)
 
 
 def test_the_runner_and_child_load_only_the_stdlib_and_the_messages_module():
@@ -90,7 +91,7 @@ def test_the_runner_and_child_load_only_the_stdlib_and_the_messages_module():
         "warmfleet", "warmfleet.contract", "warmfleet.contract.messages",
         # stdlib-only helpers of the runner and child, themselves checked by the import contracts
         "executor", "executor.lean", "executor.lean.runner", "executor.lean.child", "executor.lean.procscan", "executor.lean.jobfiles", "executor.lean.workspace",
-        "executor.lean.jobenv",
+        "executor.lean.jobenv", "executor.lean.cell", "executor.lean.pretty",
     }
     others = {m.split(".")[0] for m in out.stdout.split()} - {m.split(".")[0] for m in ours}
     assert others - {"__main__"} <= set(sys.stdlib_module_names), others

@@ -133,11 +133,34 @@ def test_an_interrupted_session_call_returns_what_it_displayed(cc):
 
 @pytest.mark.timeout(120)
 def test_warmfleet_run_prints_the_result_and_writes_images(cells_fleet, tmp_path):
-    code = "import matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show()\nprint('out')\n{'a': 1}"
+    code = ("import io, matplotlib.pyplot as plt\n"
+            "small = plt.figure(figsize=(2, 1)); buf = io.BytesIO(); small.savefig(buf, format='png'); plt.close(small)\n"
+            "class Picture:\n    def _repr_png_(self):\n        return buf.getvalue()\n"
+            "plt.plot([1, 2]); plt.show()\nprint('out')\ndisplay(Picture())\n{'a': 1}")
     done = subprocess.run(
         [sys.executable, "-m", "warmfleet.cli.main", "run", "--redis-url", cells_fleet.client_url, "-c", code,
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "out\n<Figure size 640x480 with 1 Axes>\n{'a': 1}\n"
-    assert png_size((tmp_path / "output-1.png").read_bytes()) == (640, 480)
-    assert (tmp_path / "figure-1.png").exists()
+    assert done.stdout == "out\n{'a': 1}\n"  # the images went to --out
+    assert sorted(os.listdir(tmp_path)) == ["figure-1.png", "output-2.png"]  # the figure once, as before
+    assert png_size((tmp_path / "figure-1.png").read_bytes()) == (640, 480)
+    assert png_size((tmp_path / "output-2.png").read_bytes()) == (200, 100)
+
+
+@pytest.mark.timeout(120)
+async def test_the_mcp_tool_returns_text_html_and_images(cells_fleet):
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=sys.executable,
+                                   args=["-m", "warmfleet.cli.main", "mcp", "--redis-url", cells_fleet.client_url])
+    code = ("import pandas as pd, matplotlib.pyplot as plt\ndf = pd.DataFrame({'a': [1, 2]})\ndisplay(df)\n"
+            "plt.plot(df.a); plt.show()\ndf.a.sum()")
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        res = await session.call_tool("run_python", {"code": code})
+    assert res.structured_content["status"] == "ok" and res.structured_content["text"] == "np.int64(3)"
+    assert [c.type for c in res.content] == ["text", "text", "image", "text"]
+    assert "<table" in res.content[1].text  # the DataFrame's HTML, as text
+    assert res.content[2].mime_type == "image/png" and png_size(base64.b64decode(res.content[2].data)) == (640, 480)
+    assert res.content[3].text == "np.int64(3)"

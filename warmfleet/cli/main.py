@@ -133,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(result.model_dump_json(indent=2))
     else:
         sys.stdout.write(result.stdout)
-        show_outputs(result, sys.stdout)  # the last expression's value, as a REPL prints it
+        show_outputs(result, sys.stdout, images=False)  # the last expression's value, as a REPL prints it
         sys.stderr.write(result.stderr)
         if result.status.value != "ok":
             print(f"warmfleet: {result.status.value}: {result.error}", file=sys.stderr)

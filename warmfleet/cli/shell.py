@@ -81,10 +81,12 @@ def repl(session, timeout: float | None, read=input, out=sys.stdout, err=sys.std
 BINARY_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}
 
 
-def show_outputs(result, out) -> None:
-    """The cell's outputs as a REPL shows them: each one's text/plain, on its own line
-    (an image says where `run --out` would put it)."""
+def show_outputs(result, out, images: bool = True) -> None:
+    """The cell's outputs as IPython's terminal shows them: each one's text/plain, on its
+    own line (`images` False: not those of images, which `run --out` writes to files)."""
     for output in result.outputs:
+        if not images and any(m in output.data for m in BINARY_TYPES):
+            continue
         text = output.data.get("text/plain")
         if text is not None:
             out.write(text + "\n")
@@ -94,15 +96,18 @@ def show_outputs(result, out) -> None:
 
 def write_outputs(result, out_dir: str, err) -> None:
     """`run --out DIR`: each image output as output-N.png/.jpg/.svg (N: its place among
-    the outputs, from 1)."""
+    the outputs, from 1), but a figure already returned as figure-N.png."""
     import base64
     import os
 
+    returned = {data for name, data in result.files.items() if name.startswith("figure-")}
     for n, output in enumerate(result.outputs, 1):
         for mime, ext in BINARY_TYPES.items():
             if mime not in output.data:
                 continue
             data = output.data[mime]
+            if data in returned:
+                continue
             try:
                 raw = data.encode() if mime == "image/svg+xml" else base64.b64decode(data, validate=True)
             except ValueError:

@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--quick", dest="profile", action="store_const", const="quick", help="same as --profile quick")
     b.add_argument("--only", action="append", metavar="PART",
                    help="run only these parts: ceiling, warmfleet, cold_sandbox, subprocess, celery, humaneval, "
-                        "platforms, jobenv, sessions, egress")
+                        "platforms, jobenv, sessions, egress, cells (WARMFLEET_BENCH_BASELINE=DIR: "
+                        "also print(1) and idle sessions from a checkout from before cells)")
     b.add_argument("--json-out", default=os.path.join(CHECKOUT, "benchmarks", "results", "latest.json"),
                    help="where to write the JSON report ('-' for stdout only)")
     b.set_defaults(func=cmd_bench)

@@ -66,7 +66,7 @@ def as_text(result: Result) -> str:
         lines.append(f"error: {result.error}")
     lines.append("stdout:" + (" (truncated)" if result.stdout_truncated else ""))
     lines.append(result.stdout.rstrip("\n"))
-    shown = [o.data["text/plain"] for o in result.outputs if "text/plain" in o.data]
+    shown = [o["data"]["text/plain"] for o in result.outputs if "text/plain" in o["data"]]
     if shown:  # display() outputs and the last expression's value, in order, after stdout
         lines.append("result:" + (" (some outputs dropped)" if result.outputs_truncated else ""))
         lines.extend(shown)

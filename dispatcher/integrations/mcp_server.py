@@ -115,7 +115,7 @@ def _contents(result) -> list:
     PNG files the job wrote under out/ itself (its figures are among the outputs)."""
     content: list = []
     for output in result.outputs:
-        data = output.data
+        data = output["data"]
         image = next((m for m in IMAGE_TYPES if m in data), None)
         if image is not None:
             content.append(ImageContent(type="image", data=data[image], mime_type=image))
@@ -123,7 +123,7 @@ def _contents(result) -> list:
             content.append(TextContent(type="text", text=data["text/html"]))
         elif "text/plain" in data:
             content.append(TextContent(type="text", text=data["text/plain"]))
-    shown = any(m in o.data for o in result.outputs for m in IMAGE_TYPES)
+    shown = any(m in o["data"] for o in result.outputs for m in IMAGE_TYPES)
     for name in sorted(result.files):
         if name.endswith(".png") and not (shown and name.startswith("figure-")):
             content.append(ImageContent(type="image", data=result.files[name], mime_type="image/png"))

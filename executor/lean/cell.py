@@ -403,7 +403,8 @@ def _table(obj: object) -> str | None:
     import json
 
     try:
-        head = obj.iloc[:TABLE_ROWS, :TABLE_COLUMNS]
+        rows, cols = obj.shape
+        head = obj if rows <= TABLE_ROWS and cols <= TABLE_COLUMNS else obj.iloc[:TABLE_ROWS, :TABLE_COLUMNS]
         names = [str(c) for c in head.columns]
         if len(set(names)) != len(names):
             return None  # duplicate column names: no columns -> lists mapping
@@ -412,7 +413,6 @@ def _table(obj: object) -> str | None:
             for i, name in enumerate(names)
         )
         index = pd.Series(head.index, dtype=object).to_json(orient="values", date_format="iso", default_handler=str)
-        rows, cols = obj.shape
         truncated = "true" if rows > TABLE_ROWS or cols > TABLE_COLUMNS else "false"
         return (f'{{"columns":{json.dumps(names)},"index":{index},"data":{{{columns}}},'
                 f'"rows":{rows},"truncated":{truncated}}}')

@@ -167,7 +167,7 @@ class SessionLoop:
                 IN_CALL[0] = True
                 place_inputs(msg.get("files") or {}, replace=True)
                 with call_env(msg.get("env") or {}):
-                    self.cell.run(msg["code"], self.globals, f"<call {self.calls}>")
+                    self.cell.run(msg["code"], self.globals, f"<call {self.cell.execution_count + 1}>")  # its number
                     self._take_figures()  # in the call's time: drawing is the call's work
             finally:
                 IN_CALL[0] = False

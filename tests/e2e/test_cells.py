@@ -47,26 +47,32 @@ def test_a_job_ending_in_a_dataframe_returns_text_html_and_its_data(cc):
     r = cc.run(DF + "df")
     assert r.ok, r
     [out] = r.outputs
-    assert out.type == "result"
-    assert r.text == out.data["text/plain"]
+    assert out["type"] == "result"
+    assert r.text == out["data"]["text/plain"]
     assert r.text.splitlines()[0] == "       n      sq  s"  # pandas' own repr, as IPython shows it
     assert "[1000 rows x 3 columns]" in r.text
-    assert out.data["text/html"].startswith("<div>") and "<table" in out.data["text/html"]
-    table = json.loads(out.data[TABLE])
+    assert out["data"]["text/html"].startswith("<div>") and "<table" in out["data"]["text/html"]
+    table = json.loads(out["data"][TABLE])
     assert table["columns"] == ["n", "sq", "s"] and table["rows"] == 1000 and not table["truncated"]
     assert table["data"]["sq"][999] == 998001 and table["index"][:3] == [0, 1, 2]
     assert r.stdout == "" and r.error_name is None
+
+    r = cc.run("import pandas as pd, numpy as np\n"
+               "pd.DataFrame({'t': pd.to_datetime(['2026-01-02', None]), 'v': [1.5, np.nan]}, index=['a', 'b'])")
+    table = json.loads(r.outputs[0]["data"][TABLE])
+    assert table == {"columns": ["t", "v"], "index": ["a", "b"], "rows": 2, "truncated": False,
+                     "data": {"t": ["2026-01-02T00:00:00.000", None], "v": [1.5, None]}}, table
 
 
 @pytest.mark.timeout(120)
 def test_a_chart_is_an_image_output_and_still_a_figure_file(cc):
     r = cc.run("import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()\nplt.figure(figsize=(3, 2)); plt.bar([1], [2]);")
     assert r.ok, r
-    assert [o.type for o in r.outputs] == ["display", "display"]
-    assert r.outputs[0].data["text/plain"] == "<Figure size 640x480 with 1 Axes>"
-    first = base64.b64decode(r.outputs[0].data["image/png"])
+    assert [o["type"] for o in r.outputs] == ["display", "display"]
+    assert r.outputs[0]["data"]["text/plain"] == "<Figure size 640x480 with 1 Axes>"
+    first = base64.b64decode(r.outputs[0]["data"]["image/png"])
     assert png_size(first) == (640, 480) and first == r.file("figure-1.png")
-    assert png_size(base64.b64decode(r.outputs[1].data["image/png"])) == (300, 200)
+    assert png_size(base64.b64decode(r.outputs[1]["data"]["image/png"])) == (300, 200)
     assert sorted(r.files) == ["figure-1.png", "figure-2.png"]
 
 
@@ -93,13 +99,13 @@ def test_a_session_shows_values_tables_charts_and_errors_with_a_counter_and_call
         r = s.run(DF)
         assert r.ok and r.outputs == [] and r.execution_count == 1, r
         r = s.run("df.head(2)")
-        assert r.text == "   n  sq  s\n0  0   0  a\n1  1   1  b" and "<table" in r.outputs[0].data["text/html"]
+        assert r.text == "   n  sq  s\n0  0   0  a\n1  1   1  b" and "<table" in r.outputs[0]["data"]["text/html"]
         assert r.execution_count == 2
         r = s.run("import matplotlib.pyplot as plt\nplt.plot(df.n, df.sq)\nplt.show()")
-        assert [o.type for o in r.outputs] == ["display"] and png_size(base64.b64decode(r.outputs[0].data["image/png"]))
+        assert [o["type"] for o in r.outputs] == ["display"] and png_size(base64.b64decode(r.outputs[0]["data"]["image/png"]))
         r = s.run("1 / 0")
         assert (r.error_name, r.error_value) == ("ZeroDivisionError", "division by zero")
-        assert r.traceback == ("Traceback (most recent call last):\n  File \"<call 3>\", line 1, in <module>\n"
+        assert r.traceback == ("Traceback (most recent call last):\n  File \"<call 4>\", line 1, in <module>\n"
                                "    1 / 0\n    ~~^~~\nZeroDivisionError: division by zero\n")
         assert r.execution_count == 4
         r = s.run("import os\nos.environ.get('GREETING'), os.environ.get('HOME') == os.getcwd()",
@@ -110,12 +116,39 @@ def test_a_session_shows_values_tables_charts_and_errors_with_a_counter_and_call
 
 
 @pytest.mark.timeout(120)
+def test_the_readme_and_docs_session_example(cc):
+    with cc.session() as s:
+        s.run("import pandas as pd, matplotlib.pyplot as plt\ndf = pd.DataFrame({'x': [1, 2, 3], 'y': [2, 4, 8]})")
+        r = s.run("df")
+        assert r.text == "   x  y\n0  1  2\n1  2  4\n2  3  8"
+        assert r.outputs[0]["type"] == "result" and r.execution_count == 2
+        assert r.outputs[0]["data"]["text/html"].startswith("<div>")
+        assert '<table border="1" class="dataframe">' in r.outputs[0]["data"]["text/html"]
+        r = s.run("df.plot(x='x', y='y')\nplt.show()")
+        assert r.outputs[0]["type"] == "display" and png_size(base64.b64decode(r.outputs[0]["data"]["image/png"]))
+        assert "figure-1.png" in r.files
+        r = s.run("ratio = 1 / 0")
+        assert (r.status.value, r.error_name, r.error_value) == ("error", "ZeroDivisionError", "division by zero")
+        assert r.traceback.splitlines()[1:3] == ['  File "<call 4>", line 1, in <module>', "    ratio = 1 / 0"]
+        assert r.traceback.count('File "') == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_job_takes_env_too(cc):
+    from dispatcher import InvalidJob
+
+    assert cc.run("import os\nos.environ['GREETING']", env={"GREETING": "hello"}).text == "'hello'"
+    with pytest.raises(InvalidJob, match="invalid environment variable name"):
+        cc.run("1", env={"NOT-A-NAME": "x"})
+
+
+@pytest.mark.timeout(120)
 def test_a_session_that_replaces_plt_show_still_gets_its_figure(cc):
     with cc.session() as s:
         r = s.run("import matplotlib.pyplot as plt\nplt.show = None\nplt.plot([1, 2])")
         assert r.ok, r
         assert r.text.startswith("[<matplotlib.lines.Line2D at 0x")  # IPython's text for it
-        assert [o.type for o in r.outputs] == ["result", "display"] and "image/png" in r.outputs[1].data
+        assert [o["type"] for o in r.outputs] == ["result", "display"] and "image/png" in r.outputs[1]["data"]
         r = s.run("plt.show()")  # its own plt.show stays its own, as in IPython
         assert r.error_name == "TypeError", r
         assert s.run("plt.figure(); 5").text == "5"
@@ -126,7 +159,7 @@ def test_an_interrupted_session_call_returns_what_it_displayed(cc):
     with cc.session() as s:
         r = s.run("display('before')\nimport time\nwhile True:\n    time.sleep(0.01)", timeout=2)
         assert r.status.value == "timeout", r
-        assert [o.data["text/plain"] for o in r.outputs] == ["'before'"]
+        assert [o["data"]["text/plain"] for o in r.outputs] == ["'before'"]
         assert r.error_name == "Interrupted" and "wall-clock" in r.error_value
         assert s.run("'after'").text == "'after'"
 

@@ -33,7 +33,7 @@ def test_a_huge_repr_is_dropped_with_a_marker(run_hostile):
     assert r.status is Status.OK, r
     assert r.outputs_truncated
     [out] = r.outputs
-    assert out.type == "result" and out.data["text/plain"].startswith("[warmfleet: output dropped: ")
+    assert out["type"] == "result" and out["data"]["text/plain"].startswith("[warmfleet: output dropped: ")
     assert f"cap of {OUTPUT_BYTES} per output" in r.text
 
 
@@ -48,7 +48,7 @@ def test_reprs_that_raise_or_return_junk_fall_back_to_text(run_hostile):
         "display(Raises(), NotStr(), BadHtml(), Junk())\n"
     )
     assert r.status is Status.OK, r
-    raises, not_str, bad_html, junk = (o.data for o in r.outputs)
+    raises, not_str, bad_html, junk = (o["data"] for o in r.outputs)
     assert raises["text/plain"].startswith("<__main__.Raises object at 0x")
     assert not_str["text/plain"].startswith("<__main__.NotStr object at 0x")
     assert bad_html == {"text/plain": "BadHtml()"}
@@ -61,14 +61,14 @@ def test_a_repr_that_never_returns_is_stopped_by_the_wall_clock(run_hostile):
     r = run_hostile("display('first')\nclass Hang:\n    def _repr_html_(self):\n        while True: pass\nHang()",
                     timeout=2, cpu_time=5)
     assert r.status is Status.TIMEOUT, r
-    assert [o.data["text/plain"] for o in r.outputs] == ["'first'"]  # what it displayed before
+    assert [o["data"]["text/plain"] for o in r.outputs] == ["'first'"]  # what it displayed before
 
 
 def test_a_million_displays_keep_the_cap(run_hostile):
     r = run_hostile("for i in range(1_000_000):\n    display(i)", timeout=30)
     assert r.status is Status.OK, r
     assert r.outputs_truncated and len(r.outputs) == MAX_OUTPUTS
-    assert r.outputs[-1].data["text/plain"].startswith("[warmfleet: outputs dropped from here on")
+    assert r.outputs[-1]["data"]["text/plain"].startswith("[warmfleet: outputs dropped from here on")
 
 
 def test_a_generator_as_the_last_line_is_shown_not_run(run_hostile):
@@ -100,7 +100,7 @@ def test_junk_and_forged_records_on_the_status_pipe_are_checked_and_capped(run_h
     assert r.status is Status.OK, r
     assert r.outputs_truncated
     assert len(r.outputs) <= MAX_OUTPUTS
-    assert all(o.type == "display" and o.data["text/plain"].isdigit() for o in r.outputs)
+    assert all(o["type"] == "display" and o["data"]["text/plain"].isdigit() for o in r.outputs)
     assert r.error_name is None
 
 
@@ -117,13 +117,13 @@ def test_a_session_that_deletes_what_cells_use_is_still_served(hclient):
                   "sys.excepthook = None\n'gone'")
         assert r.ok and r.text == "'gone'", r
         r = s.run("display(1)\n2")
-        assert [(o.type, o.data["text/plain"]) for o in r.outputs] == [("display", "1"), ("result", "2")], r
+        assert [(o["type"], o["data"]["text/plain"]) for o in r.outputs] == [("display", "1"), ("result", "2")], r
         r = s.run("display = None\ndisplay(3)")  # a global of its own shadows it, as in IPython
         assert r.error_name == "TypeError", r
         r = s.run("del display\ndisplay(4)\nstr(print)")
-        assert [o.data["text/plain"] for o in r.outputs] == ["4", "'None'"], r
+        assert [o["data"]["text/plain"] for o in r.outputs] == ["4", "'None'"], r
         r = s.run("class Hang:\n    def __repr__(self):\n        while True: pass\ndisplay('shown')\nHang()", timeout=2)
-        assert r.status is Status.TIMEOUT and [o.data["text/plain"] for o in r.outputs] == ["'shown'"], r
+        assert r.status is Status.TIMEOUT and [o["data"]["text/plain"] for o in r.outputs] == ["'shown'"], r
         assert s.run("21 * 2").text == "42"
 
 

@@ -153,10 +153,10 @@ def data_science(n: int) -> dict:
 
 
 def _df_result_ok(r) -> bool:
-    data = r.outputs[0].data if r.outputs else {}
+    data = r.outputs[0]["data"] if r.outputs else {}
     return "[1000 rows x 3 columns]" in (r.text or "") and "<table" in data.get("text/html", "") and \
         "application/vnd.warmfleet.table+json" in data
 
 
 def _inline_ok(r) -> bool:
-    return list(r.files) == ["figure-1.png"] and len(r.outputs) == 1 and "image/png" in r.outputs[0].data
+    return list(r.files) == ["figure-1.png"] and len(r.outputs) == 1 and "image/png" in r.outputs[0]["data"]

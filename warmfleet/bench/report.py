@@ -173,5 +173,6 @@ def render(r: dict) -> str:
     marks = {True: "holds", False: "**misses**", None: "not measured"}
     tgt = "\n".join(f"| {t['target']} | {t['measured']} | {marks[t['holds']]} |" for t in r.get("targets", []))
     return (f"{head}\n\n{table(r)}\n\n{details(r)}\n\n{platforms_table(r)}\n\n{report_jobenv.table(r)}\n\n"
-            f"{report_sessions.details(r)}\n\n{report_egress.details(r)}\n\n{report_cells.details(r)}\n\n"
+            f"{report_sessions.details(r)}\n\n{report_egress.details(r)}\n\n"
+            + (f"{report_cells.details(r)}\n\n" if r.get("cells") else "") +
             f"| target | measured | |\n|---|---|---|\n{tgt}\n")

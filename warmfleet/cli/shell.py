@@ -85,9 +85,9 @@ def show_outputs(result, out, images: bool = True) -> None:
     """The cell's outputs as IPython's terminal shows them: each one's text/plain, on its
     own line (`images` False: not those of images, which `run --out` writes to files)."""
     for output in result.outputs:
-        if not images and any(m in output.data for m in BINARY_TYPES):
+        if not images and any(m in output["data"] for m in BINARY_TYPES):
             continue
-        text = output.data.get("text/plain")
+        text = output["data"].get("text/plain")
         if text is not None:
             out.write(text + "\n")
     if result.outputs_truncated:
@@ -103,9 +103,9 @@ def write_outputs(result, out_dir: str, err) -> None:
     returned = {data for name, data in result.files.items() if name.startswith("figure-")}
     for n, output in enumerate(result.outputs, 1):
         for mime, ext in BINARY_TYPES.items():
-            if mime not in output.data:
+            if mime not in output["data"]:
                 continue
-            data = output.data[mime]
+            data = output["data"][mime]
             if data in returned:
                 continue
             try:

@@ -14,6 +14,7 @@ import time
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from warmfleet.contract.messages import Status
 
@@ -215,11 +216,12 @@ class EgressReport(BaseModel):
     limit_hit: str | None = None  # the job's connection or byte cap, once reached
 
 
-class Output(BaseModel):
+class Output(TypedDict):
     """One output of a cell (executor/lean/cell.py), in the order the code produced them:
     its result (the last expression's value) or a display (display(), a figure). `data`
     maps MIME types to str: text types as text, binary ones (image/png, image/jpeg)
-    base64, JSON ones (application/json, application/vnd.warmfleet.table+json) as JSON."""
+    base64, JSON ones (application/json, application/vnd.warmfleet.table+json) as JSON.
+    A plain dict (`r.outputs[0]["data"]["text/html"]`), checked when a Result is built."""
 
     type: Literal["result", "display"]
     data: dict[str, str]

@@ -52,6 +52,6 @@ def test_targets_are_judged_from_the_numbers():
 
 def test_without_a_baseline_only_the_data_science_targets_are_judged():
     r = _report()
-    r["cells"]["lean_baseline"] = {"skipped": "set WARMFLEET_BENCH_BASELINE"}
+    r["cells"]["lean_baseline"] = {"skipped": "warmfleet bench --baseline CHECKOUT"}
     assert len(_targets(r)) == 2
-    assert "set WARMFLEET_BENCH_BASELINE" in report_cells.details(r)
+    assert "--baseline CHECKOUT" in report_cells.details(r)

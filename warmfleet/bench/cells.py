@@ -1,8 +1,8 @@
 """Cells (executor/lean/cell.py): what returning values, tables and charts costs.
 
 - print(1) jobs, paced p50 and throughput, on a lean 2-slot fleet: this checkout and,
-  with WARMFLEET_BENCH_BASELINE=DIR (a checkout from before cells, e.g. a `git worktree`
-  of main's earlier commit), the same measurement run from that checkout, in this run;
+  with `warmfleet bench --baseline DIR` (a checkout from before cells, e.g. a `git
+  worktree` of an earlier commit), the same measurement run from that checkout, in this run;
 - an idle lean session's host memory (each session made one call), the same two ways;
 - a preloaded data-science job whose last line is a 1,000-row DataFrame (its result:
   text/plain, text/html and the table's JSON) against the same job ending in
@@ -28,7 +28,6 @@ try:
 except ImportError:  # run from a checkout from before the benchmark was a package (_in_checkout)
     from benchmarks import stats  # type: ignore[no-redef]
 
-BASELINE_ENV = "WARMFLEET_BENCH_BASELINE"
 PACE_S = 0.05  # as the suite's paced latency
 DS_PACE_S = 0.5  # as warmfleet/bench/jobenv.py: a warm data-science fleet at rest
 IDLE_SESSIONS = 4
@@ -50,17 +49,16 @@ CHART_INLINE = _CHART + "plt.show()\n"
 CHART_FILE = _CHART + "import os\nos.makedirs('out', exist_ok=True)\nfig.savefig('out/figure-1.png', format='png')\nplt.close(fig);\n"
 
 
-def run(p: dict, log: Callable[[str], None]) -> dict:
+def run(p: dict, log: Callable[[str], None], baseline: str | None = None) -> dict:
     out: dict = {}
     log("[bench]   cells: print(1) and an idle lean session, this checkout")
     out["lean"] = lean(p["lat_n"] // 2, p["thr_n"], p["in_flight"], p["sess_idle_cells"])
-    baseline = os.environ.get(BASELINE_ENV)
     if baseline:
         log(f"[bench]   cells: print(1) and an idle lean session, baseline checkout {baseline}")
         out["lean_baseline"] = _in_checkout(baseline, p)
         out["lean_baseline"]["checkout"] = baseline
     else:
-        out["lean_baseline"] = {"skipped": f"set {BASELINE_ENV} to a checkout from before cells to compare"}
+        out["lean_baseline"] = {"skipped": "warmfleet bench --baseline CHECKOUT (from before cells) compares"}
     log("[bench]   cells: a DataFrame result vs print(df.shape); a chart inline vs a figure file (preloaded)")
     out["data_science"] = data_science(p["ds_lat"])
     return out

@@ -134,6 +134,16 @@ def test_the_readme_and_docs_session_example(cc):
 
 
 @pytest.mark.timeout(120)
+def test_shell_lines_and_magics_in_the_sandbox(cc):
+    r = cc.run("%cd /tmp\nname = 'world'\n!echo hello $name from $(pwd)\nroot = !ls /\n'bin' in root, _exit_code")
+    assert r.ok, r
+    assert r.stdout == "/tmp\nhello world from /tmp\n"
+    assert r.text == "(True, 0)"
+    r = cc.run("%timeit 1")
+    assert (r.error_name, r.error_value) == ("UsageError", "Line magic function `%timeit` not found.")
+
+
+@pytest.mark.timeout(120)
 def test_a_job_takes_env_too(cc):
     from dispatcher import InvalidJob
 

@@ -227,7 +227,8 @@ def test_importing_the_cell_adds_nothing_heavy_to_a_lean_process():
             "import executor.lean.cell\nprint(' '.join(sorted(set(sys.modules) - before)))")
     added = set(subprocess.run([sys.executable, "-S", "-I", "-c", code, root], capture_output=True, text=True,
                                check=True, timeout=60).stdout.split())
-    assert added - {"executor", "executor.lean", "executor.lean.cell", "executor.lean.pretty", "__future__"} == set()
+    assert added - {"executor", "executor.lean", "executor.lean.cell", "executor.lean.magics", "executor.lean.mime",
+                    "executor.lean.pretty", "__future__"} == set()
 
 
 def test_a_session_can_delete_or_replace_what_the_cell_uses():

@@ -242,3 +242,24 @@ def test_a_session_can_delete_or_replace_what_the_cell_uses():
         assert texts(summary) == [("display", "6"), ("result", "7")]
     finally:
         builtins.print, sys.displayhook = saved
+
+
+def test_pip_installs_into_the_workspace_with_this_interpreter(tmp_path, monkeypatch, capsys):
+    """%pip runs this interpreter's pip; an install goes where the code may write (the
+    workspace, which joins sys.path), as no site-packages is writable there."""
+    import subprocess as sp
+
+    from executor.lean import magics
+
+    ran = []
+    monkeypatch.setattr(sp, "run", lambda argv, **kw: ran.append(argv))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    summary, _ = run("%pip install 'six==1.16.0'")
+    assert summary["error_name"] is None, summary
+    target = str(tmp_path / ".packages")
+    assert ran == [[sys.executable, "-m", "pip", "install", "--target", target, "six==1.16.0"]]
+    assert target in sys.path
+    assert "Note: you may need to restart the kernel to use updated packages." in capsys.readouterr().out
+    magics._pip("list")
+    assert ran[-1] == [sys.executable, "-m", "pip", "list"]

@@ -30,6 +30,7 @@ import resource
 import signal
 import sys
 import time
+
 from executor.lean.cell import Cell, print_traceback
 from executor.lean.child import (
     _exit_status, _explain_name_failures, _hide_executor, _kill_leftovers, enter_new_network_namespace, reset_environment_and_stdio,
@@ -166,7 +167,7 @@ class SessionLoop:
                 self.cell.begin()
                 IN_CALL[0] = True
                 place_inputs(msg.get("files") or {}, replace=True)
-                with call_env(msg.get("env") or {}):
+                with CallEnvironment(msg.get("env") or {}):
                     self.cell.run(msg["code"], self.globals, f"<call {self.cell.execution_count + 1}>")  # its number
                     self._take_figures()  # in the call's time: drawing is the call's work
             finally:
@@ -283,7 +284,7 @@ def _print_tb() -> None:
         pass
 
 
-class call_env:
+class CallEnvironment:
     """Variables set for one call only: the session's own values are back after it
     (a call that changes one of them itself keeps that change only if the call did not
     set it)."""

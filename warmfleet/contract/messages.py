@@ -217,14 +217,6 @@ def valid_output(output: object) -> bool:
     return isinstance(data, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in data.items())
 
 
-def result_text(outputs: list) -> str | None:
-    """The result output's text/plain (None: the cell had no result)."""
-    for output in outputs:
-        if output["type"] == "result":
-            return output["data"].get("text/plain")
-    return None
-
-
 class Chunk(Message):
     """runner -> supervisor: output a streaming job wrote, on "stdout" or "stderr"."""
 

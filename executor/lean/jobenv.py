@@ -45,6 +45,9 @@ WARMUPS = {
         "d = pd.DataFrame({'g': np.arange(200) % 7, 'x': np.arange(200.0), 's': ['a', 'b'] * 100})\n"
         "r = d.groupby('g').agg(x_mean=('x', 'mean'), x_sum=('x', 'sum'), n=('x', 'size'))\n"
         "str(r); str(d.describe()); d.sort_values('x').head(); d['x'].to_numpy()\n"
+        # what a cell ending in a DataFrame formats (executor/lean/mime.py): HTML, columns as JSON
+        "r._repr_html_(); d.iloc[:, 1].to_json(orient='values', date_format='iso', default_handler=str)\n"
+        "pd.Series(d.index, dtype=object).to_json(orient='values', date_format='iso', default_handler=str)\n"
     ),
     "matplotlib.pyplot": (
         "import io, matplotlib.pyplot as plt\n"

@@ -251,7 +251,9 @@ def _kill_leftovers(thorough: bool) -> None:
         time.sleep(0.005 if found_any else 0.001)
 
 
-_REHEARSAL = RunJob(code="print(1, file=_sink)", language="python", timeout=1.0, cpu_time=1.0, memory_mb=1).child_payload()
+# A print and a result: the cell's output path (a MIME bundle, its record's JSON) too.
+_REHEARSAL = RunJob(code="print(1, file=_sink)\n{'a': [1, 2.5, 'x', None]}", language="python", timeout=1.0,
+                    cpu_time=1.0, memory_mb=1).child_payload()
 
 
 def _rehearse() -> None:
@@ -263,7 +265,8 @@ def _rehearse() -> None:
     this constant code, as the job uid, under the job's limits; nothing of it outlives
     the call."""
     job = RunJob.from_child_payload(_REHEARSAL)
-    Cell().run(job.code, {"__name__": "__main__", "__builtins__": builtins, "_sink": io.StringIO()}, "<job>")
+    cell = Cell(emit=lambda output: record(OUTPUT, json.dumps(output, ensure_ascii=False).encode("utf-8", "replace")))
+    cell.run(job.code, {"__name__": "__main__", "__builtins__": builtins, "_sink": io.StringIO()}, "<job>")
 
 
 def _limit(which: int, value: int) -> None:

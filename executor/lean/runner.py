@@ -121,7 +121,7 @@ class Runner:
             **classify(0, 0.0, job, None, MEMORY_ERROR in records),
             stdout=capture.text("stdout"), stderr=capture.text("stderr"),
             stdout_truncated=capture.truncated["stdout"], stderr_truncated=capture.truncated["stderr"],
-            duration_s=0.0, cpu_s=0.0, max_rss_bytes=0,
+            duration_s=0.0, cpu_s=0.0, max_rss_bytes=0, **cell.received([_REHEARSAL_OUTPUT], None),
         )
         messages.encode(outcome)
 
@@ -280,6 +280,7 @@ class Runner:
 
 
 _REHEARSAL_JOB = RunJob(code="print(1)", language="python", timeout=1.0, cpu_time=1.0, memory_mb=1)
+_REHEARSAL_OUTPUT = b'{"type": "result", "data": {"text/plain": "1"}}'
 
 
 class OutputCapture:

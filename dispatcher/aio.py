@@ -280,25 +280,28 @@ class AsyncSession:
         return self
 
     async def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-                  cpu_time: float | None = None, memory_mb: int | None = None, language: str | None = None,
+                  cpu_time: float | None = None, memory_mb: int | None = None,
+                  env: dict[str, str] | None = None, language: str | None = None,
                   context: str | None = None) -> Result:
-        """Run `code` in the session. `language`: "python" (default) or "bash" (a bash
-        process in the workspace); `context`: run in that context's own globals (made at
-        its first call; same workspace, process and budgets), None the session's own."""
+        """Run `code` in the session. `env`: variables set for this call only; `language`:
+        "python" (default) or "bash" (a bash process in the workspace); `context`: run in
+        that context's own globals (made at its first call; same workspace, process and
+        budgets), None the session's own."""
         if self.ended is not None:
             raise self.ended
         watch = self.client.core.record_watch(self.id)
         try:
-            call_id = await self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb, language),
-                                                    watch, context=check_context(context))
+            call_id = await self.client.submit_call(
+                self.id, code, options(files, timeout, cpu_time, memory_mb, env, language), watch,
+                context=check_context(context))
             return await self.client.wait(call_id, watch=watch)
         except SessionEnded as err:
             self.ended = err
             raise
 
     async def stream(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-                     cpu_time: float | None = None, memory_mb: int | None = None, language: str | None = None,
-                     context: str | None = None) -> AsyncIterator[request.Chunk | Result]:
+                     cpu_time: float | None = None, memory_mb: int | None = None, env: dict[str, str] | None = None,
+                     language: str | None = None, context: str | None = None) -> AsyncIterator[request.Chunk | Result]:
         """Like run, streamed as AsyncClient.stream streams a job: Chunks as the call
         writes them, then its Result. Leaving the loop early (break, cancel) stops the
         call (it ends with status error); the session goes on."""
@@ -309,7 +312,7 @@ class AsyncSession:
         finished = False
         call_id = ""
         try:
-            call_id = await c.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb, language), watch,
+            call_id = await c.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb, env, language), watch,
                                           context=check_context(context), stream=True)
             out = c.core.output(call_id)
             while True:

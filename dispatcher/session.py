@@ -56,7 +56,8 @@ def call_entry(job: Job, context: str = "") -> str:
     is published as it is written, as a streaming job's; language "bash" runs as bash."""
     entry = {
         "call_id": job.job_id, "code": job.code, "timeout": job.timeout, "cpu_time": job.cpu_time,
-        "memory_mb": job.memory_mb, "files": job.files, "reply_to": job.reply_to, "submitted_at": job.submitted_at,
+        "memory_mb": job.memory_mb, "files": job.files, "env": job.env, "reply_to": job.reply_to,
+        "submitted_at": job.submitted_at,
     }
     if job.language != "python":
         entry["language"] = job.language
@@ -116,7 +117,7 @@ class RecordWatch:
 
 
 def options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None,
-            language: str | None = None) -> dict:
+            env: dict | None = None, language: str | None = None) -> dict:
     """A call's JobOptions (dispatcher/core.py), from Session.run's keyword arguments."""
     return {"timeout": timeout, "cpu_time": cpu_time, "memory_mb": memory_mb,
-            "files": dict(files) if files is not None else None, "language": language}
+            "files": dict(files) if files is not None else None, "env": env, "language": language}

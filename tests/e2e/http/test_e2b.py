@@ -54,9 +54,11 @@ def test_the_e2b_sdk_runs_code_keeps_state_and_streams(e2b_env):
     try:
         first = sbx.run_code("import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\n1 + 1")
         assert first.error is None, first.error
+        assert first.text == "2"  # the last expression: the main result
         pngs = [r for r in first.results if r.png]
-        assert pngs and base64.b64decode(pngs[0].png).startswith(b"\x89PNG")
-        # text == "2" comes with the cells work (Result.outputs)
+        assert len(pngs) == 1 and not pngs[0].is_main_result and base64.b64decode(pngs[0].png).startswith(b"\x89PNG")
+        html = sbx.run_code("import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})\ndf").results[-1]
+        assert html.is_main_result and "<table" in html.html and html.text
         assert sbx.run_code("x = 41").error is None
         seen: list[tuple[float, str]] = []
         started = time.monotonic()
@@ -67,8 +69,11 @@ def test_the_e2b_sdk_runs_code_keeps_state_and_streams(e2b_env):
         assert seen[0][0] < seen[1][0] - 1.0  # streamed as printed, not at the end
         err = sbx.run_code("1/0")
         assert err.error is not None and err.error.name == "ZeroDivisionError"
-        assert "division by zero" in err.error.value
+        assert err.error.value == "division by zero" and "ZeroDivisionError" in err.error.traceback
         assert sbx.run_code("print(x)").logs.stdout == ["41\n"]  # the error lost no state
+        code = "import os\nprint(os.environ.get('ONLY_HERE'))"
+        assert sbx.run_code(code, envs={"ONLY_HERE": "yes"}).logs.stdout == ["yes\n"]
+        assert sbx.run_code(code).logs.stdout == ["None\n"]  # envs of run_code last one cell
         assert ex.execution_count is not None
     finally:
         sbx.kill()

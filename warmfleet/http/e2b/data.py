@@ -83,24 +83,19 @@ async def execute(body: ExecuteRequest, request: Request) -> StreamingResponse:
     quotas = request.app.state.quotas
     await quotas.reserve_run(tenant, run_id, limits.max_timeout + RUN_LEASE_MARGIN_S)
     code = body.code
-    env = body.env_vars or {}
-    if env and language == "bash":
-        code = "".join(f"export {k}={_shell_quote(v)}\n" for k, v in env.items()) + code
+    env = body.env_vars or {}  # for this cell only (E2B's semantics): the call's own environment
     session = client.session(id=record.sandbox_id)
     counter = keys.http_sandbox_contexts(record.sandbox_id)
     settings = request.app.state.settings
 
     async def lines():
-        finished = False
         stream = None
         pending: asyncio.Future | None = None
-        # E2B's execution count, kept per context (until Results carry one): counted while
-        # the cell runs, not after it
+        # E2B's execution count, kept per context: counted while the cell runs, not after it
         count = asyncio.ensure_future(fleet.redis.hincrby(counter, f"count:{context}", 1))
         try:
-            if env and language == "python":  # variables for this cell only (E2B's semantics)
-                await session.run(ENV_SET % json.dumps(env), context=context or None)
-            stream = session.stream(code, language=language, context=context or None, timeout=limits.max_timeout)
+            stream = session.stream(code, language=language, context=context or None, env=env or None,
+                                    timeout=limits.max_timeout)
             checked = time.monotonic()
             while True:
                 if pending is None:
@@ -129,10 +124,9 @@ async def execute(body: ExecuteRequest, request: Request) -> StreamingResponse:
                 err = ndjson.error_line(item, language)
                 if err is not None:
                     tail.append(err)
-                n = getattr(item, "execution_count", None)
-                tail.append(ndjson.count_line(int(n if n is not None else await count)))
+                # E2B counts per context, and not the service's own calls: our counter, not the session's
+                tail.append(ndjson.count_line(int(await count)))
                 tail.append(ndjson.END)
-                finished = True
                 yield b"".join(tail)  # one write: the cell's end is one packet, not five
                 return
         except SessionEnded as exc:
@@ -154,22 +148,10 @@ async def execute(body: ExecuteRequest, request: Request) -> StreamingResponse:
                 if stream is not None:
                     with contextlib.suppress(Exception):
                         await stream.aclose()  # unfinished: stops the cell
-                if env and language == "python" and finished:
-                    with contextlib.suppress(Exception):
-                        await session.run(ENV_RESTORE % json.dumps(list(env)), context=context or None)
                 with contextlib.suppress(Exception):
                     await quotas.release_run(tenant, run_id)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
-
-
-# Per-cell environment variables (E2B sets them for one execution): saved, set, restored.
-ENV_SET = "__import__('os').environ.update(__import__('json').loads(%r))"
-ENV_RESTORE = "[__import__('os').environ.pop(k, None) for k in __import__('json').loads(%r)]"
-
-
-def _shell_quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'"
 
 
 # -- contexts -------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import uuid
 import anyio
 import redis.exceptions
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
 
 from dispatcher.errors import SessionEnded
 from dispatcher.request import Chunk
@@ -35,6 +34,7 @@ from warmfleet.http.e2b.models import CreateContext, ExecuteRequest
 from warmfleet.http.e2b.sandboxes import SandboxRecord, sandboxes_of
 from warmfleet.http.errors import ApiError
 from warmfleet.http.fleet import fleet_of
+from warmfleet.http.streaming import ClosingStreamingResponse
 
 router = APIRouter(tags=["e2b-sandbox"])
 
@@ -65,7 +65,7 @@ async def _context(request: Request, record: SandboxRecord, context_id: str) -> 
 
 
 @router.post("/execute")
-async def execute(body: ExecuteRequest, request: Request) -> StreamingResponse:
+async def execute(body: ExecuteRequest, request: Request) -> ClosingStreamingResponse:
     record, tenant = await sandbox_access(request)
     if body.context_id and body.language:
         raise ApiError(400, "give a context or a language, not both")
@@ -151,7 +151,7 @@ async def execute(body: ExecuteRequest, request: Request) -> StreamingResponse:
                 with contextlib.suppress(Exception):
                     await quotas.release_run(tenant, run_id)
 
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    return ClosingStreamingResponse(lines(), media_type="application/x-ndjson")
 
 
 # -- contexts -------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import struct
 
 import anyio
 from fastapi import Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from dispatcher.errors import SessionEnded
 from dispatcher.request import Chunk
@@ -28,6 +28,7 @@ from warmfleet.http.e2b.models import check_env
 from warmfleet.http.e2b.sandboxes import SandboxRecord
 from warmfleet.http.errors import ApiError
 from warmfleet.http.fleet import fleet_of
+from warmfleet.http.streaming import ClosingStreamingResponse
 
 CONTENT_TYPE = "application/connect+json"
 END_STREAM = 0x02
@@ -78,7 +79,7 @@ def bash_of(process: dict, workspace: str) -> str:
     return prefix + line
 
 
-async def start(request: Request, record: SandboxRecord) -> StreamingResponse | JSONResponse:
+async def start(request: Request, record: SandboxRecord) -> ClosingStreamingResponse | JSONResponse:
     if not request.headers.get("content-type", "").startswith(CONTENT_TYPE):
         return connect_error("invalid_argument", f"Start is a streaming call: send {CONTENT_TYPE}")
     try:
@@ -135,4 +136,4 @@ async def start(request: Request, record: SandboxRecord) -> StreamingResponse | 
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # unfinished: stops the command
 
-    return StreamingResponse(events(), media_type=CONTENT_TYPE)
+    return ClosingStreamingResponse(events(), media_type=CONTENT_TYPE)

@@ -58,7 +58,8 @@ def serve(redis_url: str, pools: tuple[str, ...] = ("default",), **settings) -> 
 
     app = create_app(http_settings(redis_url=redis_url, pools=list(pools), **settings))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           loop="asyncio"))  # as warmfleet serve runs it (warmfleet/cli/http.py LOOP)
     thread = threading.Thread(target=server.run, name="http-service", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -102,7 +102,7 @@ def service_process(redis_url: str, pools: str = "default") -> Iterator[tuple[st
     env = {**os.environ, "WARMFLEET_REDIS_URL": redis_url, "WARMFLEET_HTTP_POOLS": json.dumps(pools.split(","))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "warmfleet.http.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+         "--port", str(port), "--log-level", "warning", "--no-access-log", "--loop", "asyncio"],
         env=env, stdin=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

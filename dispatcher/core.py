@@ -22,6 +22,7 @@ from warmfleet.schema import FleetLimits, Job, Result
 
 OUTPUT_READ_COUNT = 100  # output entries per XREAD while the job runs
 OUTPUT_DRAIN_COUNT = 10_000  # what is left once the result is stored
+GIVEN_CONNECTION = "(the Redis connection given to the client)"  # its url, in messages
 
 
 class JobOptions(TypedDict, total=False):
@@ -36,10 +37,12 @@ class JobOptions(TypedDict, total=False):
 
 
 class ClientCore:
-    def __init__(self, redis_url: str | None, pool: str | None) -> None:
+    def __init__(self, redis_url: str | None, pool: str | None, *, connection_given: bool = False) -> None:
+        """`connection_given`: the caller handed the client an open Redis connection
+        (Client(redis=...), as warmfleet.testing does), so no URL is looked for."""
         self.settings = ClientSettings()
         self.pool = keys.check_pool(pool if pool is not None else self.settings.pool)
-        self.url = request.resolve_url(redis_url, self.settings)
+        self.url = (redis_url or GIVEN_CONNECTION) if connection_given else request.resolve_url(redis_url, self.settings)
         self.client_id = request.new_client_id()
         self.channel = keys.reply_channel(self.pool, self.client_id)
         self.stream = keys.stream(self.pool)
@@ -54,6 +57,13 @@ class ClientCore:
         self.in_flight: dict[str, tuple[str, str]] = {}
         self._subscriptions = 0
         self.readded = 0  # jobs added again after a failover, over this client's life
+
+    @staticmethod
+    def check_given(connection: object) -> None:
+        """A connection handed to a client must decode replies to str, as ours do."""
+        pool = getattr(connection, "connection_pool", None)
+        if pool is None or not pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("redis= takes a redis-py client made with decode_responses=True")
 
     def connection_options(self) -> dict:
         """What both clients pass to redis-py (each adds its own Retry flavour)."""

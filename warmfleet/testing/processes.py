@@ -1,0 +1,281 @@
+"""The stand-in's handles on the fleet's own lean processes, started as plain child
+processes of the test: a slot runner (jobs) and a session process (sessions).
+
+They are the processes a pod runs (executor/runner.py and executor/session_proc.py,
+stdlib only), told not to drop privileges nor to enter namespaces: so a job or a call
+here ends with the same statuses, output capture, files and errors as on a fleet, with
+the budgets plain rlimits give (wall clock, CPU seconds, address space, output cap) and
+NO isolation at all: the code runs as the test's user, sees its files and its network.
+This module only starts them and speaks their frames (warmfleet.messages); it imports
+nothing of the executor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from warmfleet import messages
+from warmfleet.messages import Broken, Chunk, Hello, Next, Ready, RunJob, RunnerConfig, RunOutcome, Stop
+from warmfleet.schema import FleetLimits
+
+# The lean entry points, as a pod starts them (executor/boot.py, the session zygote).
+RUNNER_BOOT = "import sys; from executor import runner; sys.exit(runner.main())"
+SESSION_BOOT = (
+    "import json, sys; from executor import session_proc; "
+    "sys.exit(session_proc.run('serve', int(sys.argv[1]), json.loads(sys.argv[2])))"
+)
+START_TIMEOUT_S = 15.0
+KILL_GRACE_S = 2.0  # after the wall clock (an interrupt) before the SIGKILL
+SILENCE_S = 5.0  # a runner silent this long past a job's wall clock and grace is stuck
+CPU_CHECK_S = 0.1
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class ProcessGone(Exception):
+    """The lean process exited, was killed, or broke its protocol."""
+
+
+def _spawn(argv: list[str], fds: list[int], **kwargs: object) -> subprocess.Popen:
+    # -I: no PYTHONPATH nor user site, as on a pod; the test's environment stays out.
+    return subprocess.Popen(
+        [sys.executable, "-I", *argv], pass_fds=fds, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        stdin=subprocess.DEVNULL, start_new_session=True, **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+        try:
+            kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Runner:
+    """One slot runner: jobs one at a time, each in a fresh forked child."""
+
+    def __init__(self, limits: FleetLimits, workspace: str, slot: int) -> None:
+        self.cfg = RunnerConfig(
+            slot=slot, uid=os.getuid(), gid=os.getgid(), workspace=workspace, drop_privileges=False,
+            isolate_network=False, output_bytes=limits.output_bytes, file_size_bytes=limits.file_size_bytes,
+            processes=limits.processes, open_files=limits.open_files, max_memory_mb=limits.max_memory_mb,
+            max_cpu_time=limits.max_cpu_time, kill_grace_s=KILL_GRACE_S, max_files=limits.max_files,
+            max_output_files_bytes=limits.max_output_files_bytes,
+        )
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+
+    def start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = _spawn(["-c", RUNNER_BOOT, str(child.fileno()), self.cfg.to_json()], [child.fileno()])
+        finally:
+            child.close()
+        self.sock = parent
+        if not isinstance(self._recv(START_TIMEOUT_S), Hello):
+            raise ProcessGone("the runner did not say hello")
+        self._expect_ready()
+
+    def _expect_ready(self) -> None:
+        msg = self._recv(START_TIMEOUT_S)
+        if isinstance(msg, Broken):
+            raise ProcessGone(f"the runner cannot fork a job child: {msg.error}")
+        if not isinstance(msg, Ready):
+            raise ProcessGone(f"expected ready, got {msg!r}")
+
+    def run(self, job: RunJob, on_chunk) -> RunOutcome:
+        """Run one job; `on_chunk(Chunk)` for a streaming job's output. ProcessGone if the
+        runner died or stalled (it is then restarted, and the job is the caller's to answer)."""
+        if self.proc is None:
+            self.start()
+        try:
+            messages.send(self.sock.fileno(), job)  # type: ignore[union-attr]
+            silence = job.timeout + KILL_GRACE_S + SILENCE_S
+            reply = self._recv(silence)
+            while isinstance(reply, Chunk):
+                on_chunk(reply)
+                reply = self._recv(silence)
+            if not isinstance(reply, RunOutcome):
+                raise ProcessGone(f"expected a result, got {reply!r}")
+            messages.send(self.sock.fileno(), Next())  # type: ignore[union-attr]
+            self._expect_ready()
+            return reply
+        except (ProcessGone, OSError, EOFError, messages.FrameError) as exc:
+            self.stop()
+            raise ProcessGone(str(exc)) from exc
+
+    def _recv(self, timeout: float) -> messages.Message:
+        assert self.sock is not None
+        if not select.select([self.sock], [], [], timeout)[0]:
+            raise ProcessGone(f"the runner was silent for {timeout:.1f} s")
+        self.sock.setblocking(True)
+        try:
+            return messages.receive(self.sock.fileno())
+        except EOFError:
+            raise ProcessGone("the runner closed its channel") from None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            try:
+                messages.send(self.sock.fileno(), Stop())  # type: ignore[union-attr]
+            except OSError:
+                pass
+            _kill_group(self.proc)
+            self.proc.wait()
+            self.proc = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class Died(Exception):
+    """The session process is gone; `why` says how, `killed_for` which budget killed it."""
+
+    def __init__(self, why: str, killed_for: str | None = None) -> None:
+        super().__init__(why)
+        self.killed_for = killed_for
+
+
+class SessionProcess:
+    """One session's interpreter: calls in the same globals and workspace."""
+
+    def __init__(self, limits: FleetLimits, workspace: str) -> None:
+        self.limits = limits
+        self.cfg = {
+            "uid": os.getuid(), "workspace": workspace, "drop_privileges": False, "isolate_network": False,
+            "processes": limits.processes, "file_size_bytes": limits.file_size_bytes, "open_files": limits.open_files,
+            "max_memory_mb": limits.max_memory_mb, "max_files": limits.max_files,
+            "max_output_files_bytes": limits.max_output_files_bytes, "job_path": [], "preloaded": False, "egress_env": None,
+        }
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.seq = 0
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = _spawn(["-c", SESSION_BOOT, str(child.fileno()), json.dumps(self.cfg)], [child.fileno()],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        finally:
+            child.close()
+        self.sock = parent
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            os.set_blocking(pipe.fileno(), False)  # type: ignore[union-attr]
+        msg = self._frame(time.monotonic() + START_TIMEOUT_S, {})
+        if msg is None or msg.get("t") != "ready":
+            self.kill()
+            raise Died(f"the session process did not become ready: {msg!r}")
+
+    def exit_status(self) -> int | None:
+        """The wait status once it exited (a signal as -N, as Popen says), else None."""
+        return None if self.proc is None else self.proc.poll()
+
+    def call(self, msg: dict) -> tuple[dict, str | None, dict[str, bytearray]]:
+        """Run one call under its budgets: (the reply, the budget it was stopped for or
+        None, its output). Died if the process was killed or died."""
+        assert self.proc is not None and self.sock is not None
+        self.seq += 1
+        out: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        try:
+            self.sock.sendall(messages.encode_frame({"t": "call", **msg, "seq": self.seq}))
+        except OSError:
+            raise Died("the session's process ended before the call") from None
+        started = time.monotonic()
+        wall = started + msg["timeout"]
+        cpu0 = self._cpu_s()
+        killed_for: str | None = None
+        interrupted_at: float | None = None
+        while True:
+            now = time.monotonic()
+            if interrupted_at is None and now >= wall:
+                interrupted_at = now  # the session interrupts the call ("interrupted": a timeout) and lives on
+                self._signal(signal.SIGALRM)
+            if interrupted_at is None and cpu0 is not None and (cpu := self._cpu_s()) is not None and cpu - cpu0 > msg["cpu_time"]:
+                killed_for, interrupted_at = "cpu_limit", now
+                self._signal(signal.SIGALRM)
+            if interrupted_at is not None and now >= interrupted_at + KILL_GRACE_S:
+                self.kill()
+                raise Died("a call did not stop when interrupted: the session's process was killed", killed_for or "timeout")
+            deadline = min(wall if interrupted_at is None else interrupted_at + KILL_GRACE_S, now + CPU_CHECK_S)
+            reply = self._frame(deadline, out)
+            if reply is not None:
+                break
+            if any(len(b) > self.limits.output_bytes for b in out.values()) and interrupted_at is None:
+                killed_for, interrupted_at = "output_limit", time.monotonic()
+                self._signal(signal.SIGALRM)
+        self._drain(out)
+        if reply.get("seq") != self.seq or reply.get("t") != "result":
+            self.kill()
+            raise Died(f"the session broke its protocol: {str(reply)[:200]}")
+        return reply, killed_for, out
+
+    def _frame(self, deadline: float, out: dict[str, bytearray]) -> dict | None:
+        """The next frame from the session if one comes before `deadline`, reading its
+        output meanwhile; None at the deadline. Died on end of channel."""
+        assert self.proc is not None and self.sock is not None
+        pipes = {self.proc.stdout.fileno(): "stdout", self.proc.stderr.fileno(): "stderr"}  # type: ignore[union-attr]
+        while (left := deadline - time.monotonic()) > 0:
+            ready = select.select([self.sock, *pipes], [], [], left)[0]
+            for fd in ready:
+                if fd is self.sock:
+                    try:
+                        return messages.read_frame(self.sock.fileno())
+                    except (EOFError, OSError, messages.FrameError):
+                        status = self.proc.wait()
+                        raise Died(f"the session's process ended during the call (wait status {status})") from None
+                data = os.read(fd, 1 << 16)
+                if data and pipes[fd] in out:
+                    out[pipes[fd]] += data
+        return None
+
+    def _drain(self, out: dict[str, bytearray]) -> None:
+        """What the call wrote before it answered is in the pipes already."""
+        assert self.proc is not None
+        for pipe, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
+            while True:
+                try:
+                    data = os.read(pipe.fileno(), 1 << 16)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                out[name] += data
+
+    def _cpu_s(self) -> float | None:
+        """The session process's CPU seconds (Linux /proc), or None where unreadable."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / _TICKS
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.kill(self.proc.pid, sig)  # type: ignore[union-attr]
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the session's process group and reap it."""
+        if self.proc is None:
+            return
+        _kill_group(self.proc)
+        self.proc.wait()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

@@ -1,0 +1,257 @@
+"""The stand-in's sessions: opens read from the pool's open stream, one thread per open
+session serving its calls in order, the session records clients read, and the ends a
+fleet gives a session (closed, idle_timeout, max_lifetime, lost, died).
+
+Mirrors the pod's side (executor/sessions.py, session_opens.py, session_calls.py) over
+the same keys and records, without leases, reclaiming or isolation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+from warmfleet import keys
+from warmfleet.schema import JOB_ID_RE, FleetLimits, Result, Status
+from warmfleet.testing.processes import Died, SessionProcess
+
+log = logging.getLogger("warmfleet.testing")
+
+POLL_MS = 100  # a session thread's blocking read: how often it also checks its session's clock
+LOST_REASONS = frozenset({"lost", "killed", "died", "drained"})  # as the fleet: told as SessionLost
+_BUDGETS = {"output_limit": "output exceeded the per-stream cap; the call was interrupted",
+            "cpu_limit": "CPU-time limit of {cpu_time} s exceeded; the call was interrupted",
+            "memory_limit": "memory limit of {memory_mb} MiB exceeded; the call was interrupted"}
+
+
+class StandInSession:
+    def __init__(self, session_id: str, index: int, proc: SessionProcess, workspace: str, idle_timeout: float,
+                 max_lifetime: float, reply_to: str | None, now: float) -> None:
+        self.id, self.index, self.proc, self.workspace = session_id, index, proc, workspace
+        self.idle_timeout, self.max_lifetime, self.reply_to = idle_timeout, max_lifetime, reply_to
+        self.opened_at = time.time()
+        self.started = self.last_active = now
+        self.calls = 0
+        self.lock = threading.Lock()  # held while a call runs or the session ends
+        self.ended = False
+        self.thread: threading.Thread | None = None
+
+    def record(self, pod: str, state: str = "open", reason: str = "", lost: bool = False) -> str:
+        """The session record (keys.session) as a pod writes it."""
+        return json.dumps({
+            "session_id": self.id, "pod": pod, "state": state, "reason": reason, "lost": lost,
+            "opened_at": self.opened_at, "idle_timeout": self.idle_timeout, "max_lifetime": self.max_lifetime,
+            "calls": self.calls, "index": self.index,
+        })
+
+
+def classify(reply: dict, killed_for: str | None, msg: dict) -> tuple[str, int | None, str | None]:
+    """(status, exit_code, error) of a call the session answered, as the pod's."""
+    if killed_for in _BUDGETS:
+        return killed_for, reply.get("exit_code"), _BUDGETS[killed_for].format(**msg)  # type: ignore[return-value]
+    if reply["status"] == "interrupted":
+        return "timeout", None, f"wall-clock limit of {msg['timeout']} s exceeded; the call was interrupted"
+    return reply["status"], reply.get("exit_code"), reply.get("error")
+
+
+def _text(data: bytearray, cap: int) -> tuple[str, bool]:
+    return bytes(data[:cap]).decode("utf-8", "replace"), len(data) > cap
+
+
+class SessionHost:
+    """Every open session of one stand-in fleet."""
+
+    def __init__(self, fleet, capacity: int, clock: Callable[[], float]) -> None:
+        self.fleet, self.capacity, self.clock = fleet, capacity, clock
+        self.pool: str = fleet.pool
+        self.limits: FleetLimits = fleet.limits
+        self.sessions: dict[str, StandInSession] = {}
+        self.lock = threading.Lock()  # guards `sessions`
+
+    # -- opening ------------------------------------------------------------------------
+    def serve_opens(self) -> None:
+        """The opens thread: read an open whenever there is room for a session."""
+        r, stream = self.fleet.connection(), keys.session_opens(self.pool)
+        while not self.fleet.stopping.is_set():
+            if len(self.sessions) >= self.capacity:
+                self.fleet.stopping.wait(POLL_MS / 1000)  # a period: room comes back when a session ends
+                continue
+            resp = r.xreadgroup(keys.CONSUMER_GROUP, "standin-sessions", {stream: ">"}, count=1, block=POLL_MS)
+            for _, entries in resp or []:
+                for entry_id, fields in entries:
+                    self.open(r, entry_id, fields or {})
+
+    def open(self, r, entry_id: str, fields: dict) -> None:
+        stream = keys.session_opens(self.pool)
+        try:
+            req = json.loads(fields.get("open", ""))
+            sid = req["session_id"]
+            if not isinstance(sid, str) or not JOB_ID_RE.match(sid):
+                raise ValueError("bad session id")
+            idle, life = float(req.get("idle_timeout", 300)), float(req.get("max_lifetime", 3600))
+            if not (idle > 0 and life > 0):
+                raise ValueError("idle_timeout and max_lifetime must be positive")
+            reply_to = req.get("reply_to") if isinstance(req.get("reply_to"), str) else None
+        except (ValueError, KeyError, TypeError) as exc:
+            self.fleet.dead_letter(r, entry_id, f"malformed session open: {exc}", stream)
+            return
+        workspace = tempfile.mkdtemp(prefix="session-", dir=self.fleet.root)
+        proc = SessionProcess(self.limits, workspace)
+        session = StandInSession(sid, len(self.sessions), proc, workspace, idle, life, reply_to, self.clock())
+        try:
+            proc.start()
+        except (Died, OSError) as exc:
+            why = f"could not start: {exc}"
+            r.set(keys.session(self.pool, sid), session.record(self.fleet.name, "ended", f"lost: {why}", True),
+                  ex=self.fleet.result_ttl_s)
+            self.fleet.answer(r, Result(job_id=sid, status=Status.FAILED, executor=self.fleet.name, error=why),
+                              reply_to, stream, entry_id)
+            shutil.rmtree(workspace, ignore_errors=True)
+            return
+        r.set(keys.session(self.pool, sid), session.record(self.fleet.name))
+        with self.lock:
+            self.sessions[sid] = session
+        session.thread = threading.Thread(target=self.fleet.guarded(self.serve_calls, session),
+                                          name=f"warmfleet-standin-session-{sid[:8]}", daemon=True)
+        session.thread.start()
+        self.fleet.answer(r, Result(job_id=sid, status=Status.OK, executor=self.fleet.name), reply_to, stream, entry_id)
+
+    # -- calls --------------------------------------------------------------------------
+    def serve_calls(self, session: StandInSession) -> None:
+        """One session's thread: its calls in order, and its clock between them."""
+        r, calls_key, last = self.fleet.connection(), keys.session_calls(self.pool, session.id), "0-0"
+        while not (session.ended or self.fleet.stopping.is_set()):
+            resp = r.xread({calls_key: last}, count=1, block=POLL_MS)
+            with session.lock:
+                if session.ended:
+                    return
+                for _, entries in resp or []:
+                    for last, fields in entries:
+                        if "close" in (fields or {}):
+                            self.end(r, session, "closed")
+                            return
+                        self.call(r, session, last, fields or {})
+                        if session.ended:
+                            return
+                self.check(r, session)
+
+    def call(self, r, session: StandInSession, entry_id: str, fields: dict) -> None:
+        calls_key = keys.session_calls(self.pool, session.id)
+        call: object = None
+        try:
+            call = json.loads(fields["call"])
+            call_id = call["call_id"]  # type: ignore[index]
+            msg = {"code": call["code"], "timeout": float(call["timeout"]),  # type: ignore[index]
+                   "cpu_time": float(call["cpu_time"]), "memory_mb": int(call["memory_mb"]),  # type: ignore[index]
+                   "files": call.get("files") or {}}  # type: ignore[union-attr]
+            if not JOB_ID_RE.match(call_id):
+                raise ValueError("bad call id")
+            reply_to = call.get("reply_to") or session.reply_to  # type: ignore[union-attr]
+            submitted_at = float(call.get("submitted_at", time.time()))  # type: ignore[union-attr]
+        except (ValueError, KeyError, TypeError) as exc:
+            call_id = call.get("call_id") if isinstance(call, dict) else None
+            if isinstance(call_id, str) and JOB_ID_RE.match(call_id):
+                result = Result(job_id=call_id, status=Status.REJECTED, error=f"malformed session call: {exc!r}",
+                                executor=self.fleet.name)
+                self.fleet.answer(r, result, session.reply_to, None, None)
+            r.xdel(calls_key, entry_id)
+            return
+        started = time.time()
+        base = {"job_id": call_id, "executor": f"{self.fleet.name}/session-{session.index}",
+                "queue_wait_s": round(max(0.0, started - submitted_at), 6)}
+        cap = self.limits.output_bytes
+        end_reason = ""
+        try:
+            reply, killed_for, out = session.proc.call(msg)
+        except Died as exc:
+            why = str(exc)
+            status = session.proc.exit_status()
+            result = Result(status=Status(exc.killed_for or "error"), exit_code=status, error=f"{why}; the session ended",
+                            duration_s=round(time.time() - started, 6), **base)
+            end_reason = f"lost: {why}"
+        else:
+            status_, exit_code, error = classify(reply, killed_for, msg)
+            (stdout, out_t), (stderr, err_t) = _text(out["stdout"], cap), _text(out["stderr"], cap)
+            result = Result(status=Status(status_), exit_code=exit_code, error=error, stdout=stdout, stderr=stderr,
+                            stdout_truncated=out_t, stderr_truncated=err_t, duration_s=reply.get("duration_s", 0.0),
+                            cpu_s=reply.get("cpu_s", 0.0), max_rss_bytes=reply.get("max_rss_bytes", 0),
+                            files=reply.get("files") or {}, files_truncated=bool(reply.get("files_truncated")), **base)
+        session.calls += 1
+        session.last_active = self.clock()
+        self.fleet.answer(r, result, reply_to, None, None)
+        r.xdel(calls_key, entry_id)
+        if end_reason:
+            self.end(r, session, end_reason)
+        elif self.clock() - session.started > session.max_lifetime:
+            self.end(r, session, "max_lifetime")
+
+    # -- ending -------------------------------------------------------------------------
+    def check(self, r, session: StandInSession) -> None:
+        """Between calls (the session's lock held): a dead process, the idle timeout, the lifetime."""
+        now = self.clock()
+        if (status := session.proc.exit_status()) is not None:
+            self.end(r, session, f"died: the session's process exited between calls (wait status {status})")
+        elif now - session.last_active > session.idle_timeout:
+            self.end(r, session, "idle_timeout")
+        elif now - session.started > session.max_lifetime:
+            self.end(r, session, "max_lifetime")
+
+    def check_all(self) -> None:
+        """Every session's check now (after the clock moved), each under its lock."""
+        r = self.fleet.connection()
+        for session in list(self.sessions.values()):
+            with session.lock:
+                if not session.ended:
+                    self.check(r, session)
+
+    def end(self, r, session: StandInSession, reason: str) -> None:
+        """Kill the process, record why the session ended, drop its calls (lock held)."""
+        session.ended = True
+        session.proc.kill()
+        lost = reason.split(":", 1)[0] in LOST_REASONS
+        with r.pipeline(transaction=True) as pipe:
+            pipe.set(keys.session(self.pool, session.id), session.record(self.fleet.name, "ended", reason, lost),
+                     ex=self.fleet.result_ttl_s)
+            pipe.delete(keys.session_calls(self.pool, session.id))
+            pipe.execute()
+        shutil.rmtree(session.workspace, ignore_errors=True)
+        with self.lock:
+            self.sessions.pop(session.id, None)
+        log.info("stand-in session ended", extra={"session_id": session.id, "reason": reason})
+
+    def find(self, session_id: str) -> StandInSession:
+        try:
+            return self.sessions[session_id]
+        except KeyError:
+            raise KeyError(f"no open session {session_id!r} on this stand-in fleet") from None
+
+    def kill_process(self, session_id: str) -> int:
+        """SIGKILL a session's process as a crash would, and end the session as the fleet
+        does when it finds the process gone (lost). Returns the pid killed."""
+        session = self.find(session_id)
+        with session.lock:
+            pid = session.proc.pid
+            assert pid is not None
+            session.proc.kill()
+            if not session.ended:
+                self.check(self.fleet.connection(), session)
+        return pid
+
+    def stop(self) -> None:
+        r = self.fleet.connection()
+        open_now = list(self.sessions.values())
+        for session in open_now:
+            with session.lock:
+                if not session.ended:
+                    self.end(r, session, "drained: the stand-in fleet stopped")
+        for session in open_now:
+            if session.thread is not None:
+                session.thread.join(5)
+
+
+__all__ = ["SessionHost", "StandInSession", "classify"]

@@ -1,5 +1,5 @@
 import sys
 
-from warmfleet.bench import main
+from warmfleet.cli.bench import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""Sessions (executor/sessions.py) on one local pod in runsc: a trivial call on a warm
+"""Sessions (executor/sessions/host.py) on one local pod in runsc: a trivial call on a warm
 session, paced and back-to-back; the host memory an idle session costs; and the pod's
 job throughput with and without many idle sessions open beside its slots."""
 

@@ -16,7 +16,7 @@ import redis
 from benchmarks import humaneval, procs
 from benchmarks.stats import paced_latency, summarize_ms
 from dispatcher import AsyncClient, Client
-from warmfleet import status as fleet_status
+from warmfleet.cli import status as fleet_status
 from warmfleet.local.fleet import FleetSettings, LocalFleet
 from warmfleet.local.pod import Pod
 from warmfleet.local.runsc import DEFAULT_PLATFORM

@@ -4,7 +4,7 @@ from dispatcher.aio import AsyncClient
 from dispatcher.client import Client
 from dispatcher.errors import InvalidJob, NoFleetConfigured, SessionEnded, SessionLost, WaitTimeout
 from dispatcher.request import Chunk
-from warmfleet.schema import FleetLimits, Result, Status
+from warmfleet.contract.schema import FleetLimits, Result, Status
 
 __all__ = ["AsyncClient", "Chunk", "Client", "FleetLimits", "InvalidJob", "NoFleetConfigured", "Result", "SessionEnded", "SessionLost", "Status",
            "WaitTimeout"]

@@ -12,8 +12,8 @@ import redis
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import InvalidJob, WaitTimeout
-from warmfleet import redis_connect, redis_retry, tracing
-from warmfleet.schema import FleetLimits, Result
+from warmfleet.plumbing import redis_connect, redis_retry, tracing
+from warmfleet.contract.schema import FleetLimits, Result
 
 if TYPE_CHECKING:
     from dispatcher.session import Session

@@ -17,8 +17,9 @@ from dispatcher import request
 from dispatcher.errors import WaitTimeout
 from dispatcher.request import Chunk
 from dispatcher.settings import ClientSettings
-from warmfleet import keys, redis_retry
-from warmfleet.schema import FleetLimits, Job, Result
+from warmfleet.contract import keys
+from warmfleet.plumbing import redis_retry
+from warmfleet.contract.schema import FleetLimits, Job, Result
 
 OUTPUT_READ_COUNT = 100  # output entries per XREAD while the job runs
 OUTPUT_DRAIN_COUNT = 10_000  # what is left once the result is stored

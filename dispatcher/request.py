@@ -9,9 +9,9 @@ from typing import NamedTuple
 
 from dispatcher.errors import InvalidJob, NoFleetConfigured
 from dispatcher.settings import ClientSettings
-from warmfleet import messages
-from warmfleet import discovery
-from warmfleet.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
+from warmfleet.contract import messages
+from warmfleet.contract import discovery
+from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
 
 # Create the job only if this idempotency key is new; either way return the job id, and
 # the new entry's id ('' when the key named an existing job).

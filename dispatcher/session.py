@@ -1,5 +1,5 @@
 """Sessions from the client's side: one interpreter on the fleet that keeps its globals
-and workspace across calls (executor/sessions.py is the other side).
+and workspace across calls (executor/sessions/host.py is the other side).
 
     with Client(url).session(idle_timeout=300, max_lifetime=3600) as s:
         s.run("x = 41")
@@ -25,8 +25,8 @@ from typing import Any
 
 from dispatcher import request
 from dispatcher.errors import SessionEnded, SessionLost, WaitTimeout
-from warmfleet import keys
-from warmfleet.schema import Job, Result
+from warmfleet.contract import keys
+from warmfleet.contract.schema import Job, Result
 
 # The clients import this module (Client.session); it names them only in words, so the
 # import graph has no circle: `client` is a dispatcher.client.Client or an AsyncClient.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from warmfleet import keys
+from warmfleet.contract import keys
 
 log = logging.getLogger("warmfleet.delivery")
 

@@ -30,12 +30,12 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from warmfleet import keys
-from warmfleet.backlog import entry_age_s, group_backlog
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract import keys
+from warmfleet.contract.backlog import entry_age_s, group_backlog
+from warmfleet.contract.snapshot import PodSnapshot
 
 if TYPE_CHECKING:
-    from warmfleet.schema import Result
+    from warmfleet.contract.schema import Result
 
 
 class Pod(Protocol):

@@ -8,9 +8,9 @@ import time
 
 from redis.asyncio import Redis
 
-from warmfleet import keys
-from warmfleet.schema import FleetLimits, Result
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract import keys
+from warmfleet.contract.schema import FleetLimits, Result
+from warmfleet.contract.snapshot import PodSnapshot
 
 # Store the result only if none exists (reclaim and failover deliver twice), publish it
 # to the waiting client only if we stored it, then acknowledge and delete the entry.
@@ -46,7 +46,7 @@ class ResultStore:
         return bool(stored)
 
     async def add_output(self, job_id: str, fields: dict) -> None:
-        """Append one record (warmfleet.messages: chunk, restart or end) to a streaming job's output stream."""
+        """Append one record (warmfleet.contract.messages: chunk, restart or end) to a streaming job's output stream."""
         key = keys.output(self.pool, job_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, fields, maxlen=100_000, approximate=True)

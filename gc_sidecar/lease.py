@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import redis
 
-from warmfleet import keys
+from warmfleet.contract import keys
 
 # KEYS[1] lease set, KEYS[2] pods set. ARGV: pod id, ttl s, cap, floor, pod key prefix.
 # The pod keys are read by prefix: they are all under the pool's prefix (one ACL pattern).
-# Each is a warmfleet.snapshot.PodSnapshot as JSON; the loop sums its `serving_slots`
+# Each is a warmfleet.contract.snapshot.PodSnapshot as JSON; the loop sums its `serving_slots`
 # (0 while `draining`, else `ready` + `busy`) over the pods not holding the lease.
 _ACQUIRE = """
 local t = redis.call('TIME')

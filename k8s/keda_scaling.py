@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from manifest_parts import labels
 
-from warmfleet import keys
+from warmfleet.contract import keys
 
 
 def keda_redis_source(redis: dict, pool: str) -> tuple[str, dict]:
@@ -51,7 +51,7 @@ def scaled_object(definition: dict, p: dict) -> dict:
                     "type": trigger_type, "name": "in-flight", "authenticationRef": auth,
                     "metadata": {**common, "pendingEntriesCount": str(p["slots"])},
                 },
-                {   # session opens no pod had room for (executor/sessions.py): a pod more each
+                {   # session opens no pod had room for (executor/sessions/host.py): a pod more each
                     "type": trigger_type, "name": "session-opens", "authenticationRef": auth,
                     "metadata": {**common, "stream": keys.session_opens(pool), "lagCount": "1",
                                  "activationLagCount": "0"},

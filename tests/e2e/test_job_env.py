@@ -134,7 +134,7 @@ async def test_mcp_tool_returns_figures_as_images(ds_fleet):
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "warmfleet.cli", "mcp", "--redis-url", ds_fleet.client_url])
+    params = StdioServerParameters(command=sys.executable, args=["-m", "warmfleet.cli.main", "mcp", "--redis-url", ds_fleet.client_url])
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         res = await session.call_tool("run_python", {"code": "import matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show(); print('drawn')"})
@@ -225,7 +225,7 @@ def test_a_session_starts_with_the_preload_imported_and_keeps_its_dataframe(ds):
         again = s.run("print(df.groupby('k')['v'].sum().to_dict())")
         assert again.ok and again.stdout == "{1: 40, 2: 20}\n", again
         assert "ModuleNotFoundError" in s.run("import redis").stderr
-        assert "ModuleNotFoundError" in s.run("import executor.session_zygote").stderr
+        assert "ModuleNotFoundError" in s.run("import executor.lean.session_zygote").stderr
 
 
 @pytest.mark.timeout(180)

@@ -13,8 +13,8 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher import Client
-from warmfleet import keys
-from warmfleet.schema import Status
+from warmfleet.contract import keys
+from warmfleet.contract.schema import Status
 
 
 def _free_port() -> int:

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from gc_sidecar import health_server
-from warmfleet import probe
+from warmfleet.contract import probe
 
 
 def state(**kw):
@@ -31,7 +31,7 @@ def test_checks():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "warmfleet.cli", "probe", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "warmfleet.cli.main", "probe", *args], capture_output=True, text=True,
                           timeout=30)
 
 
@@ -53,7 +53,7 @@ def test_cli_exit_codes_follow_the_file(tmp_path):
 def test_probe_module_starts_fast_with_only_the_standard_library(tmp_path):
     path = str(tmp_path / "health.json")
     probe.write(path, state())
-    code = "import sys, warmfleet.probe as p; sys.exit(p.main(['live', '--file', %r, '--quiet']) or " \
+    code = "import sys, warmfleet.contract.probe as p; sys.exit(p.main(['live', '--file', %r, '--quiet']) or " \
            "('pydantic' in sys.modules) or ('redis' in sys.modules))" % path
     assert subprocess.run([sys.executable, "-c", code], timeout=30).returncode == 0
 

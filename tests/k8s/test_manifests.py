@@ -16,7 +16,7 @@ import pytest
 import redis
 import yaml
 
-from warmfleet import keys
+from warmfleet.contract import keys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 K8S = os.path.join(ROOT, "k8s")
@@ -192,7 +192,7 @@ def test_executor_pod_shape(built):
         assert caps["drop"] == ["ALL"] and set(caps["add"]) == {"SETUID", "SETGID", "KILL", "CHOWN", "SYS_ADMIN"}
         assert ex["securityContext"]["allowPrivilegeEscalation"] is False
         assert gc["securityContext"]["runAsNonRoot"] is True
-        assert ex["livenessProbe"]["exec"]["command"][:3] == ["python", "-m", "warmfleet.probe"]
+        assert ex["livenessProbe"]["exec"]["command"][:3] == ["python", "-m", "warmfleet.contract.probe"]
         assert ex["readinessProbe"]["httpGet"]["path"] == "/readyz"
         gen = load_generator()
         longest = max(p["maxJobSeconds"] for p in gen.load_definition()["pools"])

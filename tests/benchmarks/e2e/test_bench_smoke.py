@@ -23,7 +23,7 @@ def test_smoke_profile_prints_table_and_json(tmp_path):
         # The job-environment part (two fleets importing pandas in gVisor, cold sandboxes,
         # Celery) takes minutes even tiny: tests/benchmarks/test_report_jobenv.py checks
         # its report, tests/e2e/test_job_env.py its paths.
-        [sys.executable, "-m", "warmfleet.cli", "bench", "--profile", "smoke", "--json-out", str(out_json),
+        [sys.executable, "-m", "warmfleet.cli.main", "bench", "--profile", "smoke", "--json-out", str(out_json),
          *(arg for part in PARTS for arg in ("--only", part))],
         capture_output=True, text=True, timeout=230,
     )

@@ -9,7 +9,7 @@ import pytest
 from support.sessions import index_of, wait_clean
 
 from dispatcher import SessionLost
-from warmfleet import keys
+from warmfleet.contract import keys
 
 
 @pytest.mark.timeout(150)

@@ -7,7 +7,7 @@ as a pod does (store the Result SET NX, publish it to the client's channel, ack 
 delete the entry; a streaming job's chunks and end marker on its output stream); an
 opens thread and one thread per open session do the same for sessions
 (warmfleet/testing/sessions.py). Keys, records and Results are the contract's
-(warmfleet.keys, warmfleet.schema): the real Client and AsyncClient run against it
+(warmfleet.contract: keys, schema): the real Client and AsyncClient run against it
 unchanged, given its connection (`fleet.client()`, `Client(redis=fleet.connection())`).
 """
 
@@ -25,9 +25,9 @@ from collections.abc import Callable
 import fakeredis
 from pydantic import ValidationError
 
-from warmfleet import keys, messages
-from warmfleet.messages import RunJob
-from warmfleet.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
+from warmfleet.contract import keys, messages
+from warmfleet.contract.messages import RunJob
+from warmfleet.contract.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
 from warmfleet.testing.processes import ProcessGone, Runner
 from warmfleet.testing.sessions import SessionHost
 

@@ -1,12 +1,12 @@
 """The stand-in's handles on the fleet's own lean processes, started as plain child
 processes of the test: a slot runner (jobs) and a session process (sessions).
 
-They are the processes a pod runs (executor/runner.py and executor/session_proc.py,
+They are the processes a pod runs (executor/lean/runner.py and executor/lean/session_process.py,
 stdlib only), told not to drop privileges nor to enter namespaces: so a job or a call
 here ends with the same statuses, output capture, files and errors as on a fleet, with
 the budgets plain rlimits give (wall clock, CPU seconds, address space, output cap) and
 NO isolation at all: the code runs as the test's user, sees its files and its network.
-This module only starts them and speaks their frames (warmfleet.messages); it imports
+This module only starts them and speaks their frames (warmfleet.contract.messages); it imports
 nothing of the executor.
 """
 
@@ -21,15 +21,15 @@ import subprocess
 import sys
 import time
 
-from warmfleet import messages
-from warmfleet.messages import Broken, Chunk, Hello, Next, Ready, RunJob, RunnerConfig, RunOutcome, Stop
-from warmfleet.schema import FleetLimits
+from warmfleet.contract import messages
+from warmfleet.contract.messages import Broken, Chunk, Hello, Next, Ready, RunJob, RunnerConfig, RunOutcome, Stop
+from warmfleet.contract.schema import FleetLimits
 
 # The lean entry points, as a pod starts them (executor/boot.py, the session zygote).
-RUNNER_BOOT = "import sys; from executor import runner; sys.exit(runner.main())"
+RUNNER_BOOT = "import sys; from executor.lean import runner; sys.exit(runner.main())"
 SESSION_BOOT = (
-    "import json, sys; from executor import session_proc; "
-    "sys.exit(session_proc.run('serve', int(sys.argv[1]), json.loads(sys.argv[2])))"
+    "import json, sys; from executor.lean import session_process; "
+    "sys.exit(session_process.run('serve', int(sys.argv[1]), json.loads(sys.argv[2])))"
 )
 START_TIMEOUT_S = 15.0
 KILL_GRACE_S = 2.0  # after the wall clock (an interrupt) before the SIGKILL

@@ -2,7 +2,7 @@
 session serving its calls in order, the session records clients read, and the ends a
 fleet gives a session (closed, idle_timeout, max_lifetime, lost, died).
 
-Mirrors the pod's side (executor/sessions.py, session_opens.py, session_calls.py) over
+Mirrors the pod's side (executor/sessions/: host.py, opens.py, calls.py) over
 the same keys and records, without leases, reclaiming or isolation.
 """
 
@@ -16,8 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from warmfleet import keys
-from warmfleet.schema import JOB_ID_RE, FleetLimits, Result, Status
+from warmfleet.contract import keys
+from warmfleet.contract.schema import JOB_ID_RE, FleetLimits, Result, Status
 from warmfleet.testing.processes import Died, SessionProcess
 
 log = logging.getLogger("warmfleet.testing")

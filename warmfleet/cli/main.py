@@ -359,20 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# What warmfleet[fleet] adds to a client install: the modules the server roles import.
-FLEET_MODULES = frozenset({"psutil", "prometheus_client", "h11", "kubernetes", "rich", "yaml"})
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ModuleNotFoundError as exc:
-        # A lean install (pip install warmfleet) has the client; the server roles need the extra.
-        if (exc.name or "").split(".")[0] not in FLEET_MODULES:
+    except ModuleNotFoundError as exc:  # a lean install: the client is there, the server roles are not
+        from warmfleet.plumbing.extras import fleet_extra_missing
+
+        if (message := fleet_extra_missing(exc, f"warmfleet {args.command}")) is None:
             raise
-        print(f"warmfleet {args.command}: needs the fleet extra ({exc.name} is not installed): "
-              "pip install 'warmfleet[fleet]'", file=sys.stderr)
+        print(message, file=sys.stderr)
         return EXIT_USAGE
 
 

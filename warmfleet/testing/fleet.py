@@ -70,7 +70,7 @@ class StandInFleet:
     `slots`: jobs run at once; `sessions`: sessions open at once (more opens wait, as on
     a full fleet); `limits`: the budgets the fleet publishes (defaults and maxima);
     `clock`: what session idle timeouts and lifetimes are measured on (time.monotonic,
-    or a ManualClock moved by `advance`).
+    or a ManualClock moved by `advance`). `fleet.jobs`: the jobs it took, in order.
     """
 
     def __init__(self, pool: str = "default", *, slots: int = 2, sessions: int = 4,
@@ -84,6 +84,7 @@ class StandInFleet:
         self.server = fakeredis.FakeServer()
         self.stopping = threading.Event()
         self.errors: list[BaseException] = []
+        self.jobs: list[Job] = []  # every valid job the fleet took, in order: what a test's code submitted
         self.root = ""
         self.host = SessionHost(self, sessions, self.clock)
         self._threads: list[threading.Thread] = []
@@ -222,6 +223,7 @@ class StandInFleet:
             self.answer(r, Result(job_id=job_id, status=Status.REJECTED, error=why, executor=executor),
                         reply_to, stream, entry_id)
             return
+        self.jobs.append(job)
         started = time.time()
         out_key = keys.output(self.pool, job.job_id)
 

@@ -18,6 +18,8 @@ _LAZY = {
     "WaitTimeout": "dispatcher.errors",
     "SessionEnded": "dispatcher.errors",
     "SessionLost": "dispatcher.errors",
+    "Session": "dispatcher.session",
+    "AsyncSession": "dispatcher.session",
     "Result": "warmfleet.contract.schema",
     "FleetLimits": "warmfleet.contract.schema",
     "Status": "warmfleet.contract.messages",

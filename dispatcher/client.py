@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Unpack
+from typing import Unpack
 
 import redis
 
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
 from dispatcher.errors import InvalidJob, WaitTimeout
+from dispatcher.session import MISSING_POLL_S, SUBMIT_CALL, RecordWatch, Session
 from warmfleet.plumbing import redis_connect, redis_retry, tracing
 from warmfleet.contract.schema import FleetLimits, Result
-
-if TYPE_CHECKING:
-    from dispatcher.session import Session
 
 
 class Client:
@@ -42,6 +40,7 @@ class Client:
         self._pubsub: redis.client.PubSub | None = None
         self._submit_idempotent = self.redis.register_script(request.IDEMPOTENT_SUBMIT)
         self._readd = self.redis.register_script(request.READD_LOST)
+        self._submit_call = self.redis.register_script(SUBMIT_CALL)
         self._check_lost = False  # set by a re-subscription: a failover may have lost entries
 
     # -- submitting -------------------------------------------------------------------
@@ -69,8 +68,10 @@ class Client:
             return self.core.enqueued(job, job_id, entry_id, entry)
 
     # -- waiting ----------------------------------------------------------------------
-    def wait(self, job_id: str, timeout: float | None = None) -> Result:
-        """Block until the job's result exists. Raises WaitTimeout after `timeout` seconds."""
+    def wait(self, job_id: str, timeout: float | None = None, *, watch: RecordWatch | None = None) -> Result:
+        """Block until the job's result exists. Raises WaitTimeout after `timeout` seconds.
+        `watch`: the job is a session call; raise SessionEnded/SessionLost when its
+        session's record says the session is over (Session.run passes it)."""
         self._subscribe()
         deadline = self.core.deadline(timeout)
         # A job submitted elsewhere may have finished before we subscribed: look first.
@@ -87,7 +88,12 @@ class Client:
                     next_check = now  # and re-read this job's result now
                     continue
                 if now >= next_check:  # safety net for a lost notification
-                    self.core.on_stored([job_id], self.redis.mget([self.core.result_key(job_id)]))
+                    ended = self.core.on_recheck(job_id, self.redis.mget(self.core.recheck_keys(job_id, watch)), watch)
+                    if ended is not None:
+                        self.core.on_stored([job_id], [self.redis.get(self.core.result_key(job_id))])
+                        if (result := self.core.take(job_id)) is not None:
+                            return result
+                        raise ended
                     next_check = now + self.settings.recheck_s
                     continue
                 left = deadline.left(now)
@@ -145,11 +151,43 @@ class Client:
         or reattach to an open one by `id`. Use it as a context manager: leaving the block
         closes a session it opened (a reattached one stays open). Raises SessionLost if
         the fleet could not open it, WaitTimeout if no pod took it within `open_timeout`."""
-        from dispatcher.session import Session
-
         if id is not None:
             return Session.attach(self, id)
         return Session.open(self, idle_timeout, max_lifetime, open_timeout)
+
+    def open_session(self, idle_timeout: float, max_lifetime: float, open_timeout: float) -> str:
+        """Ask the pool for a session and wait for a pod's answer; its id. (Client.session
+        wraps this in a Session.)"""
+        self._subscribe()
+        session_id, opens, fields = self.core.session_open(idle_timeout, max_lifetime)
+        entry_id = self.redis.xadd(opens, fields)
+        try:
+            result = self.wait(session_id, timeout=open_timeout)
+        except WaitTimeout:
+            self.redis.xdel(opens, entry_id)  # no pod took it: nobody will
+            raise WaitTimeout(session_id, open_timeout) from None
+        return self.core.opened(session_id, result)
+
+    def submit_call(self, session_id: str, code: str, options: JobOptions, watch: RecordWatch) -> str:
+        """Enqueue `code` as a call of the session, only while it is open; the call id to
+        wait for. Raises SessionEnded/SessionLost when the record says it is over."""
+        self.limits()
+        job = self.core.build(code, options)
+        self._subscribe()
+        keys_, args = self.core.session_call(session_id, job)
+        while True:
+            ok, rec = self._submit_call(keys=keys_, args=args)
+            if ok:
+                return self.core.called(job)
+            if (err := watch.check(rec or None)) is not None:
+                raise err
+            time.sleep(MISSING_POLL_S)  # poll with a deadline (the grace): a starved pod renews it late
+
+    def session_record(self, session_id: str) -> str | None:
+        return self.redis.get(self.core.record_key(session_id))
+
+    def close_session(self, session_id: str) -> None:
+        self.redis.xadd(*self.core.close_entry(session_id))
 
     # -- plumbing ---------------------------------------------------------------------
     def _subscribe(self) -> None:

@@ -10,8 +10,10 @@ A call is validated like a job (same budgets, same files), travels on the sessio
 stream, and returns the same Result. A call after the session ended raises SessionEnded
 (closed, idle timeout, lifetime) or SessionLost (its executor or process died, a budget
 forced a kill, a drain): never a fresh interpreter. A record that is missing (the pod's
-lease lapsed) means lost only once it stayed missing for session_lost_grace_s. Sync and
-async share everything here but the I/O.
+lease lapsed) means lost only once it stayed missing for session_lost_grace_s. A call is
+submitted and waited for by the client exactly as a job is (dispatcher/core.py decides,
+Client and AsyncClient do the I/O); this module holds what only sessions have: their
+requests, the record watch, and the two small objects users hold.
 """
 
 from __future__ import annotations
@@ -21,30 +23,22 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from dispatcher import request
-from dispatcher.errors import SessionEnded, SessionLost, WaitTimeout
-from warmfleet.contract import keys
+from dispatcher.errors import SessionEnded, SessionLost
+from warmfleet.contract import lua
 from warmfleet.contract.schema import Job, Result
 
-# The clients import this module (Client.session); it names them only in words, so the
-# import graph has no circle: `client` is a dispatcher.client.Client or an AsyncClient.
-SyncClient = AsyncClientT = Any
+if TYPE_CHECKING:  # the clients import this module (Client.session): no circle at run time
+    from dispatcher.aio import AsyncClient
+    from dispatcher.client import Client
+    from dispatcher.core import JobOptions
 
 CLOSE_WAIT_S = 10.0
 CLOSE_POLL_S = 0.02
 MISSING_POLL_S = 0.2  # how often a call or attach looks again for a missing record
 
-# Enqueue a call only while the session is open: one round trip, and a call never waits
-# in the stream of a session that has ended. Returns the record when it is not open.
-SUBMIT_CALL = """
-local rec = redis.call('GET', KEYS[1])
-if not rec then return {0, ''} end
-if cjson.decode(rec)['state'] ~= 'open' then return {0, rec} end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'call', ARGV[1])
-return {1, ''}
-"""
+SUBMIT_CALL = lua.script("session_call_submit")  # warmfleet/contract/lua/session_call_submit.lua
 
 
 def open_request(idle_timeout: float, max_lifetime: float, reply_to: str) -> tuple[str, dict]:
@@ -99,41 +93,28 @@ class RecordWatch:
         return None
 
 
-def _options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None) -> dict:
+def options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None) -> JobOptions:
     return {"timeout": timeout, "cpu_time": cpu_time, "memory_mb": memory_mb,
             "files": dict(files) if files is not None else None}
 
 
-def _opened(session_id: str, result: Result) -> None:
-    if not result.ok:
-        raise SessionLost(session_id, f"the fleet could not open it: {result.error}")
-
-
 class Session:
-    """A session used from a sync Client. Not thread-safe, like the Client."""
+    """A session used from a sync Client. Not thread-safe, like the Client. Every Redis
+    command and every wait is the client's (the same submit-and-wait as a job's); this
+    object only remembers which session it is and whether it ended."""
 
-    def __init__(self, client: "SyncClient", session_id: str, owned: bool) -> None:
+    def __init__(self, client: Client, session_id: str, owned: bool) -> None:
         self.client, self.id, self.owned = client, session_id, owned
-        self._ended: SessionEnded | None = None
-        self._submit = client.redis.register_script(SUBMIT_CALL)
+        self.ended: SessionEnded | None = None
 
     @classmethod
-    def open(cls, client: "SyncClient", idle_timeout: float, max_lifetime: float, open_timeout: float) -> "Session":
-        client._subscribe()
-        session_id, fields = open_request(idle_timeout, max_lifetime, client.channel)
-        entry_id = client.redis.xadd(keys.session_opens(client.pool), fields)
-        try:
-            result = client.wait(session_id, timeout=open_timeout)
-        except WaitTimeout:
-            client.redis.xdel(keys.session_opens(client.pool), entry_id)
-            raise WaitTimeout(session_id, open_timeout) from None
-        _opened(session_id, result)
-        return cls(client, session_id, owned=True)
+    def open(cls, client: Client, idle_timeout: float, max_lifetime: float, open_timeout: float) -> "Session":
+        return cls(client, client.open_session(idle_timeout, max_lifetime, open_timeout), owned=True)
 
     @classmethod
-    def attach(cls, client: "SyncClient", session_id: str) -> "Session":
-        watch, key = RecordWatch(session_id, client.settings.session_lost_grace_s), keys.session(client.pool, session_id)
-        while (err := watch.check(raw := client.redis.get(key))) is None and raw is None:
+    def attach(cls, client: Client, session_id: str) -> "Session":
+        watch = client.core.record_watch(session_id)
+        while (err := watch.check(raw := client.session_record(session_id))) is None and raw is None:
             time.sleep(MISSING_POLL_S)  # poll with a deadline (the grace): a starved pod renews it late
         if err is not None:
             raise err
@@ -143,55 +124,24 @@ class Session:
             cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
         """Run `code` in the session's globals and workspace; the same Result and budgets
         as Client.run (None: the fleet's defaults)."""
-        if self._ended is not None:
-            raise self._ended
-        c = self.client
-        c.limits()
-        job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb))
-        c._subscribe()
-        watch = RecordWatch(self.id, c.settings.session_lost_grace_s)
-        while True:
-            ok, rec = self._submit(keys=[keys.session(c.pool, self.id), keys.session_calls(c.pool, self.id)],
-                                   args=[call_entry(job)])
-            if ok:
-                return self._wait(job.job_id, watch)
-            if (err := watch.check(rec or None)) is not None:
-                raise self._end(err)
-            time.sleep(MISSING_POLL_S)  # poll with a deadline (the grace): a starved pod renews it late
-
-    def _wait(self, call_id: str, watch: RecordWatch) -> Result:
-        c = self.client
-        next_check = time.monotonic() + c.settings.recheck_s
-        while (result := c.core.take(call_id)) is None:
-            now = time.monotonic()
-            if now >= next_check:
-                raw, rec = c.redis.mget([keys.result(c.pool, call_id), keys.session(c.pool, self.id)])
-                if raw is not None:
-                    return request.parse_result(raw)
-                if (err := watch.check(rec)) is not None:
-                    # It may have answered just before it ended: look once more.
-                    raw = c.redis.get(keys.result(c.pool, call_id))
-                    if raw is not None:
-                        return request.parse_result(raw)
-                    raise self._end(err)
-                next_check = now + c.settings.recheck_s
-                continue
-            c._pump(next_check - now)
-        return result
-
-    def _end(self, err: SessionEnded | None) -> SessionEnded:
-        self._ended = err or SessionEnded(self.id, "ended")
-        return self._ended
+        if self.ended is not None:
+            raise self.ended
+        watch = self.client.core.record_watch(self.id)
+        try:
+            call_id = self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
+            return self.client.wait(call_id, watch=watch)
+        except SessionEnded as err:
+            self.ended = err
+            raise
 
     def close(self, wait: float = CLOSE_WAIT_S) -> None:
         """End the session (after the calls already sent) and wait up to `wait` seconds
         until its pod has cleaned it up; later calls raise SessionEnded."""
-        if self._ended is None:
-            c = self.client
-            c.redis.xadd(keys.session_calls(c.pool, self.id), {"close": "1"})
-            self._ended = SessionEnded(self.id, "closed")
+        if self.ended is None:
+            self.client.close_session(self.id)
+            self.ended = SessionEnded(self.id, "closed")
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and ended_error(self.id, c.redis.get(keys.session(c.pool, self.id))) is None:
+            while time.monotonic() < deadline and ended_error(self.id, self.client.session_record(self.id)) is None:
                 time.sleep(CLOSE_POLL_S)  # poll with a deadline: the pod records the end
 
     def __enter__(self) -> "Session":
@@ -203,90 +153,48 @@ class Session:
 
 
 class AsyncSession:
-    """A session used from an AsyncClient: `async with client.session() as s`."""
+    """A session used from an AsyncClient: `async with client.session() as s`. Like
+    Session, every command and wait is the client's."""
 
-    def __init__(self, client: "AsyncClientT", session_id: str | None, owned: bool,
+    def __init__(self, client: AsyncClient, session_id: str | None, owned: bool,
                  open_args: tuple[float, float, float] | None = None) -> None:
         self.client, self.id, self.owned = client, session_id or "", owned
-        self._open_args = open_args
-        self._ended: SessionEnded | None = None
-        self._submit = client.redis.register_script(SUBMIT_CALL)
+        self.open_args = open_args
+        self.ended: SessionEnded | None = None
 
     async def open(self) -> "AsyncSession":
         c = self.client
-        if self._open_args is None:  # reattach
-            watch, key = RecordWatch(self.id, c.settings.session_lost_grace_s), keys.session(c.pool, self.id)
-            while (err := watch.check(raw := await c.redis.get(key))) is None and raw is None:
+        if self.open_args is None:  # reattach
+            watch = c.core.record_watch(self.id)
+            while (err := watch.check(raw := await c.session_record(self.id))) is None and raw is None:
                 await asyncio.sleep(MISSING_POLL_S)  # poll with a deadline (the grace)
             if err is not None:
                 raise err
             return self
-        idle_timeout, max_lifetime, open_timeout = self._open_args
-        self._open_args = None
-        await c._ensure_listener()
-        self.id, fields = open_request(idle_timeout, max_lifetime, c.channel)
-        fut = c._waiters.setdefault(self.id, asyncio.get_running_loop().create_future())
-        entry_id = await c.redis.xadd(keys.session_opens(c.pool), fields)
-        try:
-            result = c.core.take(self.id) or await asyncio.wait_for(asyncio.shield(fut), open_timeout)
-        except TimeoutError:
-            await c.redis.xdel(keys.session_opens(c.pool), entry_id)
-            raise WaitTimeout(self.id, open_timeout) from None
-        finally:
-            c._waiters.pop(self.id, None)
-        _opened(self.id, result)
+        idle_timeout, max_lifetime, open_timeout = self.open_args
+        self.open_args = None
+        self.id = await c.open_session(idle_timeout, max_lifetime, open_timeout)
         return self
 
     async def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
                   cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
-        if self._ended is not None:
-            raise self._ended
-        c = self.client
-        await c.limits()
-        job = c.core.build(code, _options(files, timeout, cpu_time, memory_mb))
-        await c._ensure_listener()
-        fut = c._waiters.setdefault(job.job_id, asyncio.get_running_loop().create_future())
-        watch = RecordWatch(self.id, c.settings.session_lost_grace_s)
+        if self.ended is not None:
+            raise self.ended
+        watch = self.client.core.record_watch(self.id)
         try:
-            while True:
-                ok, rec = await self._submit(keys=[keys.session(c.pool, self.id), keys.session_calls(c.pool, self.id)],
-                                             args=[call_entry(job)])
-                if ok:
-                    break
-                if (err := watch.check(rec or None)) is not None:
-                    raise self._end(err)
-                await asyncio.sleep(MISSING_POLL_S)  # poll with a deadline (the grace)
-            while True:
-                if (early := c.core.take(job.job_id)) is not None:
-                    return early
-                try:
-                    return await asyncio.wait_for(asyncio.shield(fut), c.settings.recheck_s)
-                except TimeoutError:
-                    pass
-                raw, rec = await c.redis.mget([keys.result(c.pool, job.job_id), keys.session(c.pool, self.id)])
-                if raw is not None:
-                    return request.parse_result(raw)
-                if (err := watch.check(rec)) is not None:
-                    raw = await c.redis.get(keys.result(c.pool, job.job_id))
-                    if raw is not None:
-                        return request.parse_result(raw)
-                    raise self._end(err)
-        finally:
-            c._waiters.pop(job.job_id, None)
-
-    def _end(self, err: SessionEnded | None) -> SessionEnded:
-        self._ended = err or SessionEnded(self.id, "ended")
-        return self._ended
+            call_id = await self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
+            return await self.client.wait(call_id, watch=watch)
+        except SessionEnded as err:
+            self.ended = err
+            raise
 
     async def close(self, wait: float = CLOSE_WAIT_S) -> None:
-        if self._ended is None:
+        if self.ended is None:
             c = self.client
-            await c.redis.xadd(keys.session_calls(c.pool, self.id), {"close": "1"})
-            self._ended = SessionEnded(self.id, "closed")
+            await c.close_session(self.id)
+            self.ended = SessionEnded(self.id, "closed")
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and ended_error(
-                self.id, await c.redis.get(keys.session(c.pool, self.id))
-            ) is None:
+            while time.monotonic() < deadline and ended_error(self.id, await c.session_record(self.id)) is None:
                 await asyncio.sleep(CLOSE_POLL_S)  # poll with a deadline: the pod records the end
 
     def __await__(self):
@@ -295,6 +203,6 @@ class AsyncSession:
     async def __aenter__(self) -> "AsyncSession":
         return await self.open()
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         if self.owned:
             await self.close()

@@ -70,7 +70,7 @@ def test_smoke_profile_prints_table_and_json(tmp_path):
 
     # Torn down: no sandbox, redis-server or celery worker it started is left running,
     # and the fleets' runtime directories (runsc state, sockets) are gone.
-    markers = ["warmfleet-bench", "benchmarks.celery_app"]
+    markers = ["warmfleet-bench", "warmfleet.bench.celery_app"]
     markers += [st["runtime_dir"] for st in wf["pod_start"].values()]
     leftovers = []
     for p in psutil.process_iter(["cmdline"]):

@@ -1,4 +1,4 @@
-"""What the executor, KEDA and egress gateway objects of k8s/generate.py share: the labels
+"""What the executor, KEDA and egress gateway objects of warmfleet/cli/k8s/generate.py share: the labels
 that select a pool's pods, the non-root uid and its security context, and the rule that lets a pod reach DNS."""
 
 from __future__ import annotations

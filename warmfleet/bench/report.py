@@ -3,7 +3,7 @@ and the issue's targets, each marked as holding or not, from one run's JSON."""
 
 from __future__ import annotations
 
-from benchmarks import report_egress, report_jobenv, report_sessions
+from warmfleet.bench import report_egress, report_jobenv, report_sessions
 
 
 def _f(value, fmt: str = "{:.1f}") -> str:

@@ -15,9 +15,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 
-from benchmarks import alternatives
-from benchmarks.stats import summarize_ms
-from benchmarks.warm import pod_memory
+from warmfleet.bench import alternatives
+from warmfleet.bench.stats import summarize_ms
+from warmfleet.bench.warm import pod_memory
 from dispatcher import Client
 from warmfleet.local.fleet import FleetSettings, LocalFleet
 from warmfleet.local.jobenv import ensure_env

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks import alternatives, procs, warm
+from warmfleet.bench import alternatives, procs, warm
 from warmfleet.local import runsc
 
 PROBE_TIMEOUT_S = 10.0

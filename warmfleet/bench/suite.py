@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import alternatives, egress_calls, jobenv, platforms, sessions, warm
+from warmfleet.bench import alternatives, egress_calls, jobenv, platforms, sessions, warm
 from warmfleet.local.runsc import DEFAULT_PLATFORM
 
 HUMANEVAL_WORKERS = 2  # as many as the fleet's slots it is compared with

@@ -1,4 +1,4 @@
-"""The data-science part of the report (benchmarks/jobenv.py): job (a) a pandas
+"""The data-science part of the report (warmfleet/bench/jobenv.py): job (a) a pandas
 groupby, job (b) a matplotlib chart returned, each way of running them side by side,
 the pod's memory with the env preloaded, and the issue's targets for it."""
 

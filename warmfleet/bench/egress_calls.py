@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from benchmarks.stats import summarize_ms
+from warmfleet.bench.stats import summarize_ms
 from dispatcher import Client
 from warmfleet.local.fleet import FleetSettings, LocalFleet
 

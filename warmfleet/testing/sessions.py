@@ -50,6 +50,11 @@ class StandInSession:
         })
 
 
+# Result fields the stand-in decides itself, never taken from a session's reply.
+_DECIDED = frozenset({"job_id", "status", "exit_code", "error", "stdout", "stderr", "stdout_truncated",
+                      "stderr_truncated", "executor", "queue_wait_s", "egress"})
+
+
 def classify(reply: dict, killed_for: str | None, msg: dict) -> tuple[str, int | None, str | None]:
     """(status, exit_code, error) of a call the session answered, as the pod's."""
     if killed_for in _BUDGETS:
@@ -149,6 +154,8 @@ class SessionHost:
             msg = {"code": call["code"], "timeout": float(call["timeout"]),  # type: ignore[index]
                    "cpu_time": float(call["cpu_time"]), "memory_mb": int(call["memory_mb"]),  # type: ignore[index]
                    "files": call.get("files") or {}}  # type: ignore[union-attr]
+            if call.get("env"):  # type: ignore[union-attr]  # a call's own variables, where the contract has them
+                msg["env"] = call["env"]  # type: ignore[index]
             if not JOB_ID_RE.match(call_id):
                 raise ValueError("bad call id")
             reply_to = call.get("reply_to") or session.reply_to  # type: ignore[union-attr]
@@ -177,10 +184,11 @@ class SessionHost:
         else:
             status_, exit_code, error = classify(reply, killed_for, msg)
             (stdout, out_t), (stderr, err_t) = _text(out["stdout"], cap), _text(out["stderr"], cap)
+            # Every Result field the session process answers (files, usage, and whatever a
+            # call's reply gains, a cell's outputs for one) is passed on as it came.
+            carried = {k: v for k, v in reply.items() if k in Result.model_fields and k not in _DECIDED and v is not None}
             result = Result(status=Status(status_), exit_code=exit_code, error=error, stdout=stdout, stderr=stderr,
-                            stdout_truncated=out_t, stderr_truncated=err_t, duration_s=reply.get("duration_s", 0.0),
-                            cpu_s=reply.get("cpu_s", 0.0), max_rss_bytes=reply.get("max_rss_bytes", 0),
-                            files=reply.get("files") or {}, files_truncated=bool(reply.get("files_truncated")), **base)
+                            stdout_truncated=out_t, stderr_truncated=err_t, **carried, **base)
         session.calls += 1
         session.last_active = self.clock()
         self.fleet.answer(r, result, reply_to, None, None)

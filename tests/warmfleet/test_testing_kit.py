@@ -58,10 +58,11 @@ def test_output_over_the_cap_is_an_output_limit(client):
     assert result.stdout == "x" * 4096
 
 
+@pytest.mark.timeout(180)  # CPU seconds: on a machine shared by several test runs, many more wall seconds
 def test_cpu_and_memory_budgets_hold_as_rlimits(client):
     # RLIMIT_CPU counts whole seconds (the runner sets ceil(budget)): 1.5 s stops at 2 s,
     # clear of the 0.95 x budget the runner needs to read a SIGKILL as the CPU limit.
-    cpu = client.run("while True: pass", cpu_time=1.5, timeout=20)
+    cpu = client.run("while True: pass", cpu_time=1.5, timeout=120)
     assert cpu.status is Status.CPU_LIMIT and cpu.cpu_s >= 1.4, cpu
     memory = client.run("b = bytearray(512 << 20)", memory_mb=64)
     assert memory.status is Status.MEMORY_LIMIT and "MemoryError" in memory.stderr
@@ -132,12 +133,13 @@ def test_a_call_past_its_wall_clock_is_interrupted_and_the_session_lives(client)
         assert s.run("print(x)").stdout == "1\n"
 
 
+@pytest.mark.timeout(180)
 def test_a_calls_budgets_interrupt_it_and_the_session_lives(client):
     with client.session() as s:
         s.run("x = 1")
         loud = s.run("while True: print('y' * 1000)")
         assert loud.status is Status.OUTPUT_LIMIT and loud.stdout_truncated and len(loud.stdout) == 4096
-        busy = s.run("while True: pass", cpu_time=0.5, timeout=20)
+        busy = s.run("while True: pass", cpu_time=0.5, timeout=120)
         assert busy.status is Status.CPU_LIMIT and "interrupted" in (busy.error or ""), busy
         greedy = s.run("b = bytearray(512 << 20)", memory_mb=64)
         assert greedy.status is Status.MEMORY_LIMIT and "MemoryError" in greedy.stderr

@@ -65,6 +65,21 @@ def _absent(python: str) -> list[str]:
     return eval(_run([python, "-I", "-c", code]).stdout)  # noqa: S307 - our own printed list
 
 
+@pytest.mark.timeout(60)
+def test_the_public_names_and_the_client_commands_load_no_server_dependency():
+    """The fast check beside the venv one: in this (full) install, nothing the client or
+    its CLI commands import reaches a server role's dependency. (redis-py imports
+    OpenTelemetry where it is installed, whose SDK imports psutil: the otel extra's
+    doing, and absent from a lean install, so it is kept out here.)"""
+    code = (
+        "import sys; sys.modules['opentelemetry'] = None; import warmfleet; [getattr(warmfleet, n) for n in warmfleet.__all__]; "
+        "import dispatcher, dispatcher.session, warmfleet.testing; "
+        "from warmfleet.cli import main, status, shell, batch; main.build_parser(); "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {SERVER_ONLY!r}))"
+    )
+    assert _run([sys.executable, "-c", code], cwd=ROOT).stdout.strip() == "[]"
+
+
 @pytest.mark.timeout(600)
 def test_a_lean_install_is_the_client_and_runs_a_users_test_on_the_stand_in(tmp_path):
     wheels, venv = tmp_path / "wheels", tmp_path / "venv"

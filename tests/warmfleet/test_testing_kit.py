@@ -203,6 +203,27 @@ def test_it_warns_that_it_isolates_nothing_and_leaves_no_process_behind():
     assert not os.path.exists(fleet.root)
 
 
+def test_stopping_ends_a_job_and_a_call_in_progress_at_once():
+    import time
+
+    fleet = StandInFleet(slots=1).start()
+    with fleet.client() as client:
+        job_id = client.submit("import time; time.sleep(60)", timeout=120)
+        s = client.session()
+        call_id = client.core.build("x", {}).job_id  # a call written as the session client does, without waiting
+        fleet.connection().xadd(keys.session_calls(fleet.pool, s.id), {"call": json.dumps(
+            {"call_id": call_id, "code": "open('started', 'w').close(); import time; time.sleep(60)", "timeout": 120.0,
+             "cpu_time": 10.0, "memory_mb": 256, "reply_to": client.channel})})
+        started_file = os.path.join(fleet.host.find(s.id).workspace, "started")
+        while not (fleet.jobs and os.path.exists(started_file)):  # both running (a poll; the test has a deadline)
+            time.sleep(0.01)
+        started = time.monotonic()
+        fleet.stop()
+        assert time.monotonic() - started < 10
+        assert client.wait(job_id, timeout=5).status is Status.FAILED
+        assert client.wait(call_id, timeout=5).status is Status.ERROR
+
+
 def test_input_files_are_the_clients_encoding():
     # One encoding for both ends (warmfleet.contract.schema): what the client sends, a job reads.
     with warnings.catch_warnings():

@@ -159,9 +159,11 @@ class StandInFleet:
     def stop(self) -> None:
         """Stop every thread, runner and session process; remove their workspaces."""
         self.stopping.set()
+        for runner in self._runners:  # a job in progress ends now, not at its wall clock
+            runner.kill()
+        self.host.stop()
         for thread in self._threads:
             thread.join(STOP_TIMEOUT_S)
-        self.host.stop()
         for runner in self._runners:
             runner.stop()
         if self.root:

@@ -121,6 +121,12 @@ class Runner:
         except EOFError:
             raise ProcessGone("the runner closed its channel") from None
 
+    def kill(self) -> None:
+        """SIGKILL the runner and its job, from any thread: the thread waiting on it sees
+        the channel end (its job is answered failed); stop() cleans up after."""
+        if (proc := self.proc) is not None:
+            _kill_group(proc)
+
     def stop(self) -> None:
         if self.proc is not None:
             try:
@@ -266,6 +272,12 @@ class SessionProcess:
             os.kill(self.proc.pid, sig)  # type: ignore[union-attr]
         except ProcessLookupError:
             pass
+
+    def signal_kill(self) -> None:
+        """SIGKILL the session's process group from any thread, without waiting: the
+        thread in a call sees its channel end."""
+        if (proc := self.proc) is not None:
+            _kill_group(proc)
 
     def kill(self) -> None:
         """SIGKILL the session's process group and reap it."""

@@ -253,6 +253,8 @@ class SessionHost:
     def stop(self) -> None:
         r = self.fleet.connection()
         open_now = list(self.sessions.values())
+        for session in open_now:  # a call in progress ends now, not at its wall clock
+            session.proc.signal_kill()
         for session in open_now:
             with session.lock:
                 if not session.ended:

@@ -17,8 +17,8 @@ import redis.exceptions
 
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
-from dispatcher.errors import WaitTimeout
-from dispatcher.session import MISSING_POLL_S, SUBMIT_CALL, AsyncSession, RecordWatch
+from dispatcher.errors import SessionEnded, WaitTimeout
+from dispatcher.session import CLOSE_POLL_S, CLOSE_WAIT_S, MISSING_POLL_S, SUBMIT_CALL, RecordWatch, ended_error, options
 from warmfleet.plumbing import redis_connect, redis_retry, tracing
 from warmfleet.contract.schema import FleetLimits, Result
 
@@ -254,3 +254,59 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class AsyncSession:
+    """A session used from an AsyncClient: `async with client.session() as s`. Like
+    Session, every command and wait is the client's."""
+
+    def __init__(self, client: "AsyncClient", session_id: str | None, owned: bool,
+                 open_args: tuple[float, float, float] | None = None) -> None:
+        self.client, self.id, self.owned = client, session_id or "", owned
+        self.open_args = open_args
+        self.ended: SessionEnded | None = None
+
+    async def open(self) -> "AsyncSession":
+        c = self.client
+        if self.open_args is None:  # reattach
+            watch = c.core.record_watch(self.id)
+            while (err := watch.check(raw := await c.session_record(self.id))) is None and raw is None:
+                await asyncio.sleep(MISSING_POLL_S)  # poll with a deadline (the grace)
+            if err is not None:
+                raise err
+            return self
+        idle_timeout, max_lifetime, open_timeout = self.open_args
+        self.open_args = None
+        self.id = await c.open_session(idle_timeout, max_lifetime, open_timeout)
+        return self
+
+    async def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
+                  cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
+        if self.ended is not None:
+            raise self.ended
+        watch = self.client.core.record_watch(self.id)
+        try:
+            call_id = await self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
+            return await self.client.wait(call_id, watch=watch)
+        except SessionEnded as err:
+            self.ended = err
+            raise
+
+    async def close(self, wait: float = CLOSE_WAIT_S) -> None:
+        if self.ended is None:
+            c = self.client
+            await c.close_session(self.id)
+            self.ended = SessionEnded(self.id, "closed")
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and ended_error(self.id, await c.session_record(self.id)) is None:
+                await asyncio.sleep(CLOSE_POLL_S)  # poll with a deadline: the pod records the end
+
+    def __await__(self):
+        return self.open().__await__()
+
+    async def __aenter__(self) -> "AsyncSession":
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.owned:
+            await self.close()

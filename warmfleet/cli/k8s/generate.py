@@ -291,7 +291,7 @@ def render(definition: dict) -> dict[str, str]:
     )
     platforms = sorted({platform_of(definition, p) for p in definition["pools"]})
     out["runtimeclass.yaml"] = (
-        HEADER + "# Nodes run each handler with its platform in runsc.toml (README, Kubernetes).\n"
+        HEADER + "# Nodes run each handler with its platform in runsc.toml (docs/deployment/kubernetes.md).\n"
         + yaml.safe_dump_all([runtime_class(pl) for pl in platforms], sort_keys=False)
     )
     acl = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "warmfleet-redis-acl"},

@@ -73,7 +73,7 @@ def test_the_public_names_and_the_client_commands_load_no_server_dependency():
     doing, and absent from a lean install, so it is kept out here.)"""
     code = (
         "import sys; sys.modules['opentelemetry'] = None; import warmfleet; [getattr(warmfleet, n) for n in warmfleet.__all__]; "
-        "import dispatcher, dispatcher.session, warmfleet.testing; "
+        "import dispatcher, warmfleet.testing; "
         "from warmfleet.cli import main, status, shell, batch; main.build_parser(); "
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {SERVER_ONLY!r}))"
     )

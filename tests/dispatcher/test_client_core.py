@@ -119,5 +119,5 @@ async def test_async_waiting_for_a_job_enqueued_elsewhere_reads_its_stored_resul
 
 def test_the_documented_import_is_the_dispatchers_client():
     assert (warmfleet.Client, warmfleet.AsyncClient, warmfleet.Result, warmfleet.Session) == (
-        dispatcher.Client, dispatcher.AsyncClient, dispatcher.Result, dispatcher.session.Session
+        dispatcher.Client, dispatcher.AsyncClient, dispatcher.Result, dispatcher.Session
     )

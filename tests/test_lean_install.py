@@ -100,10 +100,11 @@ def test_a_lean_install_is_the_client_and_runs_a_users_test_on_the_stand_in(tmp_
     assert not [p for p in ("kubernetes", "psutil", "prometheus-client", "h11", "rich", "pyyaml") if f"{p}==" in installed]
 
     # The server commands say which extra they need; the client commands run.
-    cli = str(venv / "bin" / "warmfleet")
-    up = subprocess.run([cli, "up"], capture_output=True, text=True, timeout=60)
+    # (A state dir of its own: no `warmfleet up` running on this machine is found and used.)
+    cli, env = str(venv / "bin" / "warmfleet"), {"PATH": os.environ["PATH"], "WARMFLEET_STATE_DIR": str(tmp_path)}
+    up = subprocess.run([cli, "up"], capture_output=True, text=True, timeout=60, env=env)
     assert up.returncode == 2 and "pip install 'warmfleet[fleet]'" in up.stderr, up.stderr
-    status = subprocess.run([cli, "status"], capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    status = subprocess.run([cli, "status"], capture_output=True, text=True, timeout=60, env=env)
     assert status.returncode == 2 and "no Redis URL" in status.stderr, status.stderr
 
     _run([*pip, "install", f"{wheel}[testing]", "pytest>=8"])

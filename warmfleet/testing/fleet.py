@@ -244,6 +244,8 @@ class StandInFleet:
         if job.stream:
             r.xadd(out_key, messages.END_RECORD)
             r.expire(out_key, self.result_ttl_s)
+        if runner.proc is not None:
+            runner.next()
 
     # -- answering, as a pod does (executor/store.py) ------------------------------------
     def answer(self, r, result: Result, reply_to: str | None, stream: str | None, entry_id: str | None) -> bool:

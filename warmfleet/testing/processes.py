@@ -104,12 +104,19 @@ class Runner:
                 reply = self._recv(silence)
             if not isinstance(reply, RunOutcome):
                 raise ProcessGone(f"expected a result, got {reply!r}")
-            messages.send(self.sock.fileno(), Next())  # type: ignore[union-attr]
-            self._expect_ready()
             return reply
         except (ProcessGone, OSError, EOFError, messages.FrameError) as exc:
             self.stop()
             raise ProcessGone(str(exc)) from exc
+
+    def next(self) -> None:
+        """After the answer is out, as a pod does: the runner forks its next spare. A
+        runner that fails here is started afresh for the next job."""
+        try:
+            messages.send(self.sock.fileno(), Next())  # type: ignore[union-attr]
+            self._expect_ready()
+        except (ProcessGone, OSError, EOFError, messages.FrameError):
+            self.stop()
 
     def _recv(self, timeout: float) -> messages.Message:
         assert self.sock is not None

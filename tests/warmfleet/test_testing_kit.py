@@ -154,6 +154,15 @@ def test_a_session_whose_process_dies_in_a_call_answers_it_then_is_lost(client):
         s.run("1")
 
 
+def test_a_malformed_call_is_rejected_and_the_session_goes_on(client, fleet):
+    with client.session() as s:
+        fleet.connection().xadd(keys.session_calls(fleet.pool, s.id), {"call": json.dumps(
+            {"call_id": "c1", "timeout": "soon", "reply_to": client.channel})})
+        rejected = client.wait("c1", timeout=10)
+        assert rejected.status is Status.REJECTED and "malformed session call" in (rejected.error or "")
+        assert s.run("print('still open')").stdout == "still open\n"
+
+
 def test_idle_timeout_and_lifetime_end_sessions_on_the_fleets_clock():
     with StandInFleet(clock=ManualClock()) as fleet, fleet.client() as client:
         idle = client.session(idle_timeout=60)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import fakeredis
 from pydantic import ValidationError
 
-from warmfleet.contract import keys, messages
+from warmfleet.contract import keys, lua, messages
 from warmfleet.contract.messages import RunJob
 from warmfleet.contract.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
 from warmfleet.testing.processes import ProcessGone, Runner
@@ -247,18 +247,24 @@ class StandInFleet:
         if runner.proc is not None:
             runner.next()
 
-    # -- answering, as a pod does (executor/store.py) ------------------------------------
-    def answer(self, r, result: Result, reply_to: str | None, stream: str | None, entry_id: str | None) -> bool:
-        """Store the result once, publish it to the client's channel if stored, then ack
-        and delete the entry it answers."""
-        raw = result.to_json()
-        stored = bool(r.set(keys.result(self.pool, result.job_id), raw, nx=True, ex=self.result_ttl_s))
-        if stored and reply_to and reply_to.startswith(keys.reply_channel(self.pool, "")):
-            r.publish(reply_to, raw)
-        if stream is not None and entry_id is not None:
-            r.xack(stream, keys.CONSUMER_GROUP, entry_id)
-            r.xdel(stream, entry_id)
-        return stored
+    # -- answering, as a pod does: the contract's own scripts (warmfleet/contract/lua) ----
+    def script(self, r, name: str, keys_: list[str], args: list) -> object:
+        return r.register_script(lua.script(name))(keys=keys_, args=args)
+
+    def channel(self, reply_to: str | None) -> str:
+        """Where to publish a result: the client's channel, never outside the pool ('': nowhere)."""
+        return reply_to if reply_to and reply_to.startswith(keys.reply_channel(self.pool, "")) else ""
+
+    def answer(self, r, result: Result, reply_to: str | None, stream: str, entry_id: str) -> bool:
+        """Store the result once, publish it to the client if stored, ack and delete the
+        entry it answers (job_result_store.lua)."""
+        return bool(self.script(r, "job_result_store", [keys.result(self.pool, result.job_id), stream],
+                                [result.to_json(), self.result_ttl_s, keys.CONSUMER_GROUP, entry_id, self.channel(reply_to)]))
+
+    def answer_call(self, r, result: Result, reply_to: str | None, calls_key: str, entry_id: str) -> bool:
+        """A session call's answer, its entry dropped (session_call_store.lua)."""
+        return bool(self.script(r, "session_call_store", [keys.result(self.pool, result.job_id), calls_key],
+                                [result.to_json(), self.result_ttl_s, self.channel(reply_to), entry_id]))
 
     def dead_letter(self, r, entry_id: str, reason: str, stream: str) -> None:
         r.xadd(keys.dead_letters(self.pool), {"entry_id": entry_id, "reason": reason[:1000], "ts": time.time()})

@@ -22,6 +22,7 @@ from warmfleet.testing.processes import Died, SessionProcess
 
 log = logging.getLogger("warmfleet.testing")
 
+LEASE_MS = 7 * 24 * 3600 * 1000  # an open session's record lease: the stand-in renews none
 POLL_MS = 100  # a session thread's blocking read: how often it also checks its session's clock
 LOST_REASONS = frozenset({"lost", "killed", "died", "drained"})  # as the fleet: told as SessionLost
 _BUDGETS = {"output_limit": "output exceeded the per-stream cap; the call was interrupted",
@@ -108,23 +109,37 @@ class SessionHost:
         workspace = tempfile.mkdtemp(prefix="session-", dir=self.fleet.root)
         proc = SessionProcess(self.limits, workspace)
         session = StandInSession(sid, len(self.sessions), proc, workspace, idle, life, reply_to, self.clock())
+        record_keys = [keys.session(self.pool, sid), keys.result(self.pool, sid)]
+        # The record claimed "opening", then turned "open" (or "ended") with the answer, as a pod
+        # does (session_open_claim/answer.lua). Its lease is the stand-in's life: no pod dies here.
+        if self.fleet.script(r, "session_open_claim", record_keys,
+                             [session.record(self.fleet.name, "opening"), LEASE_MS]) != "claimed":
+            r.xack(stream, keys.CONSUMER_GROUP, entry_id)  # answered already (a client's retry)
+            shutil.rmtree(workspace, ignore_errors=True)
+            return
         try:
             proc.start()
         except (Died, OSError) as exc:
             why = f"could not start: {exc}"
-            r.set(keys.session(self.pool, sid), session.record(self.fleet.name, "ended", f"lost: {why}", True),
-                  ex=self.fleet.result_ttl_s)
-            self.fleet.answer(r, Result(job_id=sid, status=Status.FAILED, executor=self.fleet.name, error=why),
-                              reply_to, stream, entry_id)
+            self.answer_open(r, session, session.record(self.fleet.name, "ended", f"lost: {why}", True),
+                             Result(job_id=sid, status=Status.FAILED, executor=self.fleet.name, error=why), entry_id)
             shutil.rmtree(workspace, ignore_errors=True)
             return
-        r.set(keys.session(self.pool, sid), session.record(self.fleet.name))
         with self.lock:
             self.sessions[sid] = session
         session.thread = threading.Thread(target=self.fleet.guarded(self.serve_calls, session),
                                           name=f"warmfleet-standin-session-{sid[:8]}", daemon=True)
         session.thread.start()
-        self.fleet.answer(r, Result(job_id=sid, status=Status.OK, executor=self.fleet.name), reply_to, stream, entry_id)
+        self.answer_open(r, session, session.record(self.fleet.name),
+                         Result(job_id=sid, status=Status.OK, executor=self.fleet.name), entry_id)
+
+    def answer_open(self, r, session: StandInSession, record: str, result: Result, entry_id: str) -> None:
+        self.fleet.script(
+            r, "session_open_answer",
+            [keys.session(self.pool, session.id), keys.result(self.pool, session.id), keys.session_opens(self.pool)],
+            [self.fleet.name, record, LEASE_MS, result.to_json(), self.fleet.result_ttl_s, keys.CONSUMER_GROUP,
+             entry_id, self.fleet.channel(session.reply_to)],
+        )
 
     # -- calls --------------------------------------------------------------------------
     def serve_calls(self, session: StandInSession) -> None:
@@ -165,8 +180,9 @@ class SessionHost:
             if isinstance(call_id, str) and JOB_ID_RE.match(call_id):
                 result = Result(job_id=call_id, status=Status.REJECTED, error=f"malformed session call: {exc!r}",
                                 executor=self.fleet.name)
-                self.fleet.answer(r, result, session.reply_to, None, None)
-            r.xdel(calls_key, entry_id)
+                self.fleet.answer_call(r, result, session.reply_to, calls_key, entry_id)
+            else:
+                r.xdel(calls_key, entry_id)
             return
         started = time.time()
         base = {"job_id": call_id, "executor": f"{self.fleet.name}/session-{session.index}",
@@ -191,8 +207,7 @@ class SessionHost:
                             stdout_truncated=out_t, stderr_truncated=err_t, **carried, **base)
         session.calls += 1
         session.last_active = self.clock()
-        self.fleet.answer(r, result, reply_to, None, None)
-        r.xdel(calls_key, entry_id)
+        self.fleet.answer_call(r, result, reply_to, calls_key, entry_id)
         if end_reason:
             self.end(r, session, end_reason)
         elif self.clock() - session.started > session.max_lifetime:

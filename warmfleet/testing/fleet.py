@@ -21,6 +21,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import fakeredis
 from pydantic import ValidationError
@@ -30,6 +31,10 @@ from warmfleet.contract.messages import RunJob
 from warmfleet.contract.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
 from warmfleet.testing.processes import ProcessGone, Runner
 from warmfleet.testing.sessions import SessionHost
+
+if TYPE_CHECKING:
+    from dispatcher.aio import AsyncClient
+    from dispatcher.client import Client
 
 log = logging.getLogger("warmfleet.testing")
 
@@ -99,13 +104,13 @@ class StandInFleet:
         """A new redis.asyncio client on this fleet's fake Redis (decode_responses=True)."""
         return fakeredis.FakeAsyncRedis(server=self.server, decode_responses=True)
 
-    def client(self):  # -> warmfleet.Client
+    def client(self) -> "Client":
         """A real warmfleet.Client on this fleet (close it, or use it as a context manager)."""
         from dispatcher.client import Client
 
         return Client(pool=self.pool, redis=self.connection())
 
-    def async_client(self):  # -> warmfleet.AsyncClient
+    def async_client(self) -> "AsyncClient":
         """A real warmfleet.AsyncClient on this fleet; make it inside the test's event loop."""
         from dispatcher.aio import AsyncClient
 

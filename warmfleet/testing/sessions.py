@@ -77,6 +77,7 @@ class SessionHost:
         self.pool: str = fleet.pool
         self.limits: FleetLimits = fleet.limits
         self.sessions: dict[str, StandInSession] = {}
+        self.opened = 0  # sessions opened so far: the next one's index
         self.lock = threading.Lock()  # guards `sessions`
 
     # -- opening ------------------------------------------------------------------------
@@ -108,7 +109,8 @@ class SessionHost:
             return
         workspace = tempfile.mkdtemp(prefix="session-", dir=self.fleet.root)
         proc = SessionProcess(self.limits, workspace)
-        session = StandInSession(sid, len(self.sessions), proc, workspace, idle, life, reply_to, self.clock())
+        session = StandInSession(sid, self.opened, proc, workspace, idle, life, reply_to, self.clock())
+        self.opened += 1
         record_keys = [keys.session(self.pool, sid), keys.result(self.pool, sid)]
         # The record claimed "opening", then turned "open" (or "ended") with the answer, as a pod
         # does (session_open_claim/answer.lua). Its lease is the stand-in's life: no pod dies here.
@@ -227,7 +229,7 @@ class SessionHost:
     def check_all(self) -> None:
         """Every session's check now (after the clock moved), each under its lock."""
         r = self.fleet.connection()
-        for session in list(self.sessions.values()):
+        for session in self.open_sessions():
             with session.lock:
                 if not session.ended:
                     self.check(r, session)
@@ -246,6 +248,10 @@ class SessionHost:
         with self.lock:
             self.sessions.pop(session.id, None)
         log.info("stand-in session ended", extra={"session_id": session.id, "reason": reason})
+
+    def open_sessions(self) -> list[StandInSession]:
+        with self.lock:
+            return list(self.sessions.values())
 
     def find(self, session_id: str) -> StandInSession:
         try:
@@ -267,7 +273,7 @@ class SessionHost:
 
     def stop(self) -> None:
         r = self.fleet.connection()
-        open_now = list(self.sessions.values())
+        open_now = self.open_sessions()
         for session in open_now:  # a call in progress ends now, not at its wall clock
             session.proc.signal_kill()
         for session in open_now:

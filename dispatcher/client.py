@@ -22,9 +22,9 @@ class Client:
 
     Results are pushed to this client over pub/sub (one connection, whatever the
     number of jobs in flight); the stored result is the source of truth. `pool`: None
-    reads WARMFLEET_POOL (default "default"). `redis`: an open redis-py client
-    (decode_responses=True) to use instead of connecting to `redis_url`, for example a
-    stand-in fleet's (warmfleet.testing); the client closes it with itself.
+    is the pool setting (default "default"; docs/reference/settings.md). `redis`: an open
+    redis-py client (decode_responses=True) to use instead of connecting to `redis_url`,
+    for example a stand-in fleet's (warmfleet.testing); the client closes it with itself.
     """
 
     def __init__(self, redis_url: str | None = None, *, pool: str | None = None, redis: "redis.Redis | None" = None) -> None:

@@ -75,6 +75,15 @@ def test_bash_runs_and_files_go_in_and_out(client):
     assert result.file("sub/r.txt") == b"made\n"
 
 
+def test_a_job_is_a_cell_with_the_fleets_outputs_and_structured_error(client):
+    result = client.run("import os\nprint('side')\nos.environ['GREETING'] + ' ' + str(6 * 7)", env={"GREETING": "hi"})
+    assert (result.stdout, result.text) == ("side\n", "'hi 42'")
+    assert result.outputs == [{"type": "result", "data": {"text/plain": "'hi 42'"}}]
+    failed = client.run("def f():\n    raise KeyError('k')\nf()")
+    assert (failed.status, failed.error_name, failed.error_value) == (Status.ERROR, "KeyError", "'k'")
+    assert "in f" in (failed.traceback or "")
+
+
 def test_a_job_the_fleet_refuses_is_rejected_with_why(client, fleet):
     # The client refuses bad jobs itself; one written by another producer reaches the fleet.
     job = {"job_id": "j1", "code": "print(1)", "memory_mb": 1, "reply_to": client.channel}
@@ -121,6 +130,15 @@ def test_a_session_keeps_its_globals_and_workspace_until_closed(client, fleet):
     with pytest.raises(SessionEnded, match="closed") as ended:
         s.run("x")
     assert type(ended.value) is SessionEnded
+
+
+def test_session_calls_are_numbered_cells(client):
+    with client.session() as s:
+        first = s.run("import os\nos.environ['N']", env={"N": "1"})
+        second = s.run("[1, 2]")
+        assert (first.execution_count, first.text, second.execution_count, second.text) == (1, "'1'", 2, "[1, 2]")
+        interrupted = s.run("import time; time.sleep(30)", timeout=0.5)
+        assert interrupted.error_name == "Interrupted" and "wall-clock limit" in (interrupted.error_value or "")
 
 
 def test_a_call_past_its_wall_clock_is_interrupted_and_the_session_lives(client):

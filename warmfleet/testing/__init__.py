@@ -16,7 +16,7 @@ What it does keep from a fleet: the real client protocol on an in-process fake R
 (fakeredis, with Lua: `pip install 'warmfleet[testing]'`), the fleet's own lean runner
 and session process, so the same Result shapes and statuses (ok, error, timeout,
 rejected, output_limit; cpu_limit and memory_limit as far as rlimits in a plain process
-enforce them; out/ files; streaming), and sessions that keep their globals, end with
+enforce them; cell outputs; out/ files; streaming), and sessions that keep their globals, end with
 SessionEnded (closed, idle timeout, lifetime: time them with a ManualClock) or
 SessionLost (kill_session_process). Guide: docs/guides/testing.md.
 """

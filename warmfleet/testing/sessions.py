@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from warmfleet.contract import keys
-from warmfleet.contract.schema import JOB_ID_RE, FleetLimits, Result, Status
+from warmfleet.contract.schema import JOB_ID_RE, FleetLimits, Result, Status, check_env
 from warmfleet.testing.processes import Died, SessionProcess
 
 log = logging.getLogger("warmfleet.testing")
@@ -170,9 +170,8 @@ class SessionHost:
             call_id = call["call_id"]  # type: ignore[index]
             msg = {"code": call["code"], "timeout": float(call["timeout"]),  # type: ignore[index]
                    "cpu_time": float(call["cpu_time"]), "memory_mb": int(call["memory_mb"]),  # type: ignore[index]
-                   "files": call.get("files") or {}}  # type: ignore[union-attr]
-            if call.get("env"):  # type: ignore[union-attr]  # a call's own variables, where the contract has them
-                msg["env"] = call["env"]  # type: ignore[index]
+                   "files": call.get("files") or {}, "env": call.get("env") or {}}  # type: ignore[union-attr]
+            check_env(msg["env"])
             if not JOB_ID_RE.match(call_id):
                 raise ValueError("bad call id")
             reply_to = call.get("reply_to") or session.reply_to  # type: ignore[union-attr]
@@ -205,6 +204,8 @@ class SessionHost:
             # Every Result field the session process answers (files, usage, and whatever a
             # call's reply gains, a cell's outputs for one) is passed on as it came.
             carried = {k: v for k, v in reply.items() if k in Result.model_fields and k not in _DECIDED and v is not None}
+            if carried.get("error_name") == "Interrupted" and error:  # as the pod's: which budget stopped it
+                carried["error_value"] = error
             result = Result(status=Status(status_), exit_code=exit_code, error=error, stdout=stdout, stderr=stderr,
                             stdout_truncated=out_t, stderr_truncated=err_t, **carried, **base)
         session.calls += 1

@@ -90,7 +90,7 @@ def test_the_runner_and_child_load_only_the_stdlib_and_the_messages_module():
         "warmfleet", "warmfleet.contract", "warmfleet.contract.messages",
         # stdlib-only helpers of the runner and child, themselves checked by the import contracts
         "executor", "executor.lean", "executor.lean.runner", "executor.lean.child", "executor.lean.procscan", "executor.lean.jobfiles", "executor.lean.workspace",
-        "executor.lean.jobenv",
+        "executor.lean.jobenv", "executor.lean.lockdown", "executor.lean.verdict", "executor.lean.capture",
     }
     others = {m.split(".")[0] for m in out.stdout.split()} - {m.split(".")[0] for m in ours}
     assert others - {"__main__"} <= set(sys.stdlib_module_names), others

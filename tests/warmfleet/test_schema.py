@@ -1,6 +1,6 @@
 import pytest
 
-from executor.lean import runner
+from executor.lean import verdict
 from warmfleet.contract import keys
 from warmfleet.contract.messages import RunJob
 from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, Status, check_request
@@ -63,12 +63,12 @@ _JOB = RunJob(code="", language="python", timeout=1, cpu_time=1, memory_mb=64)
 def test_runner_statuses_are_schema_statuses():
     """The lean runner speaks plain strings; they must all be valid Status values."""
     produced = {
-        runner.classify(0, 0.0, _JOB, None, False)["status"],
-        runner.classify(256, 0.0, _JOB, None, False)["status"],
-        runner.classify(9, 1.0, _JOB, None, False)["status"],
-        runner.classify(14, 0.0, _JOB, None, False)["status"],
-        runner.classify(256, 0.0, _JOB, None, True)["status"],
-        runner.classify(9, 0.0, _JOB, "output_limit", False)["status"],
+        verdict.of_wait_status(_JOB, None, 0, 0.0, False)[0].value,
+        verdict.of_wait_status(_JOB, None, 256, 0.0, False)[0].value,
+        verdict.of_wait_status(_JOB, None, 9, 1.0, False)[0].value,
+        verdict.of_wait_status(_JOB, None, 14, 0.0, False)[0].value,
+        verdict.of_wait_status(_JOB, None, 256, 0.0, True)[0].value,
+        verdict.of_wait_status(_JOB, verdict.Overrun.OUTPUT, 9, 0.0, False)[0].value,
     }
     assert produced == {"ok", "error", "cpu_limit", "timeout", "memory_limit", "output_limit"}
     assert produced <= {s.value for s in Status}

@@ -3,7 +3,7 @@
 The supervisor sees every job's outcome (status, duration, CPU, queue wait), every
 runner restart and every dead letter, so it is the one exporter per pod. Runners and
 job children never import prometheus_client: they are lean `python -S -I` processes
-whose fork cost grows with their memory map (FIELD-NOTES).
+whose fork cost grows with their memory map (docs/design/field-notes.md).
 
 Served over HTTP on WARMFLEET_METRICS_PORT (default 9464, 0 disables). Stream gauges
 (lag, pending, dead letters, oldest pending age) describe the whole pool, so every pod

@@ -95,7 +95,7 @@ class ExecutorSettings(BaseSettings):
     session_ended_ttl_s: int = Field(default=3600, ge=10)
     # Sessions start with the pool's preload imported (forked from a zygote that holds it:
     # the first `import pandas` is free). False: lean sessions, that import on first use
-    # (an idle one costs ~8 MB of host memory in gVisor instead of ~58: see the README).
+    # (an idle one costs ~8 MB of host memory in gVisor instead of ~58: docs/benchmarks/history.md).
     session_preload: bool = True
     # Liveness/readiness heartbeat file (warmfleet/contract/probe.py) in a directory jobs cannot write;
     # in Kubernetes an emptyDir shared with the GC sidecar. None: not written.

@@ -261,7 +261,7 @@ _GVISOR: bool | None = None
 
 
 def _kernel_is_gvisor() -> bool:
-    """gVisor's Sentry reports Linux 4.4.0 (FIELD-NOTES)."""
+    """gVisor's Sentry reports Linux 4.4.0 (docs/design/field-notes.md)."""
     global _GVISOR
     if _GVISOR is None:
         try:

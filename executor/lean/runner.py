@@ -2,8 +2,8 @@
 time, hands it code, enforces the wall clock and output caps, and reports.
 
 It is started as a fresh ``python -S -I`` so its memory map stays small: inside gVisor
-fork cost grows with the parent's mappings (FIELD-NOTES: ~9 ms lean vs ~22 ms after
-heavy imports). It imports only the stdlib and the executor's messages
+fork cost grows with the parent's mappings (~9 ms lean vs ~22 ms after heavy imports:
+docs/design/field-notes.md). It imports only the stdlib and the executor's messages
 (warmfleet.contract.messages), and talks to the supervisor over a socketpair in their frames.
 """
 
@@ -59,7 +59,7 @@ class Runner:
         # A hard stop from the supervisor: take the job child's whole group down with us.
         signal.signal(signal.SIGTERM, self._on_term)
         self.child_pid: int | None = None
-        compile("print(1)", "<warm>", "exec")  # warm the compiler before any fork (FIELD-NOTES)
+        compile("print(1)", "<warm>", "exec")  # warm the compiler before any fork (docs/design/field-notes.md)
         self.spare: Spare | None = None
         # Whether the next spare must make sure, over several /proc scans, that nothing of
         # the slot uid is left: after a start (a crashed runner's job may live on) and after

@@ -14,6 +14,7 @@ from executor.lean.verdict import STATUS_OF
 from executor.sessions.handle import CallNotStopped, SessionBroke, SessionDied, call_verdict
 from executor.sessions.state import Session
 from warmfleet.contract import keys
+from warmfleet.contract import lua
 from warmfleet.contract.messages import Call, RunOutcome
 from warmfleet.contract.schema import EgressReport, Result, Status
 from warmfleet.contract.sessions import CLOSE_FIELD, SessionCall
@@ -21,14 +22,7 @@ from warmfleet.contract.sessions import CLOSE_FIELD, SessionCall
 log = logging.getLogger("warmfleet.sessions")
 
 SEEN_CALLS = 256  # call ids remembered per session for deduplication
-# Store a call's result once, publish it to the caller if stored, drop the call entry.
-_STORE_CALL = """
-local stored = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
-if stored and ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[1]) end
-redis.call('XDEL', KEYS[2], ARGV[4])
-if stored then return 1 end
-return 0
-"""
+_STORE_CALL = lua.script("session_call_store")  # warmfleet/contract/lua/session_call_store.lua
 
 
 def session_run(call: SessionCall) -> Call:

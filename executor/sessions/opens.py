@@ -29,35 +29,14 @@ from executor import store
 from executor.delivery import Entry, EntrySource
 from executor.sessions.handle import SessionDied
 from warmfleet.contract import keys
+from warmfleet.contract import lua
 from warmfleet.contract.schema import Result, Status
 from warmfleet.contract.sessions import SessionOpen, SessionRecord, SessionState
 
 log = logging.getLogger("warmfleet.sessions")
 
-# KEYS: record, result. ARGV: the "opening" record, the lease (ms).
-_CLAIM = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'answered' end
-local cur = redis.call('GET', KEYS[1])
-if cur then return cur end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 'claimed'
-"""
-# KEYS: record, result, opens stream. ARGV: pod, final record, its TTL (ms), result,
-# result TTL (s), group, entry id, reply channel ('' for none).
-_ANSWER = """
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local rec = cjson.decode(cur)
-  if rec['pod'] ~= ARGV[1] or rec['state'] ~= 'opening' then return 0 end
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
-if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[4]) end
-redis.call('XACK', KEYS[3], ARGV[6], ARGV[7])
-redis.call('XDEL', KEYS[3], ARGV[7])
-return 1
-"""
+_CLAIM = lua.script("session_open_claim")  # warmfleet/contract/lua/session_open_claim.lua
+_ANSWER = lua.script("session_open_answer")  # warmfleet/contract/lua/session_open_answer.lua
 
 
 class Host(Protocol):

@@ -16,22 +16,12 @@ import redis.exceptions
 from executor.lean import procscan
 from executor.sessions.state import Session
 from warmfleet.contract import keys
+from warmfleet.contract import lua
 
 log = logging.getLogger("warmfleet.sessions")
 
 WATCH_S = 0.5
-# Renew the leases of open sessions: rewrite each record (PX lease) unless it says the
-# session ended; a record whose lease lapsed while this pod was starved (a fork bomb
-# next door) comes back rather than staying "lost" for a session that lives.
-_RENEW = """
-for i, key in ipairs(KEYS) do
-  local cur = redis.call('GET', key)
-  if (not cur) or cjson.decode(cur)['state'] == 'open' then
-    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
-  end
-end
-return 0
-"""
+_RENEW = lua.script("session_lease_renew")  # warmfleet/contract/lua/session_lease_renew.lua
 
 
 class Host(Protocol):

@@ -188,8 +188,8 @@ def test_up_refuses_a_bad_requirements_file_or_preload(tmp_path):
 
 @pytest.mark.timeout(240)
 def test_readme_flow_a_data_science_pool_from_pools_yaml_returns_a_chart(tmp_path):
-    """As README.md tells a new user: `up --pools k8s/pools.yaml --pool data-analysis`,
-    then `run --out` a pandas + matplotlib job and get the chart back."""
+    """As docs/guides/job-environments.md tells a new user: `up --pools k8s/pools.yaml
+    --pool data-analysis`, then `run --out` a pandas + matplotlib job and get the chart back."""
     env = {**os.environ, "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
     up = subprocess.Popen([WARMFLEET, "up", "--pools", os.path.join(ROOT, "k8s", "pools.yaml"), "--pool", "data-analysis",
                            "--slots", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -4,7 +4,6 @@ the Kubernetes schemas (kubernetes-validate, strict), KEDA's against its CRD mod
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shlex
 import shutil
@@ -24,10 +23,9 @@ K8S_VERSION = "1.31.0"  # native sidecars (initContainer restartPolicy: Always) 
 
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location("k8s_generate", os.path.join(K8S, "generate.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from warmfleet.cli.k8s import generate
+
+    return generate
 
 
 def kubectl() -> str:
@@ -55,7 +53,7 @@ def executors(docs):
 
 def test_committed_manifests_match_the_definition_and_the_code():
     gen = load_generator()
-    assert gen.main(["--check"]) == 0, "k8s/base is stale: run python k8s/generate.py"
+    assert gen.main(["--check", "--dir", K8S]) == 0, "k8s/base is stale: run warmfleet k8s generate"
 
 
 def test_every_kubernetes_object_validates_strictly(built):
@@ -96,7 +94,7 @@ def test_keda_objects_match_the_crd_schema(built):
 
 def test_each_pool_scales_on_its_own_stream_with_lag_and_in_flight_triggers(built):
     gen = load_generator()
-    pools = [p["name"] for p in gen.load_definition()["pools"]]
+    pools = [p["name"] for p in gen.load_definition(os.path.join(K8S, "pools.yaml"))["pools"]]
     scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in by_kind(built, "ScaledObject")}
     deployments = {d["metadata"]["name"]: d for d in executors(built)}
     assert set(scaled) == set(deployments) == {f"warmfleet-executor-{p}" for p in pools}
@@ -126,7 +124,7 @@ def test_each_pool_scales_on_its_own_stream_with_lag_and_in_flight_triggers(buil
 def test_each_pool_runs_on_its_gvisor_platform(built):
     """A pool's RuntimeClass names a runsc handler for its platform, and the pod publishes it."""
     gen = load_generator()
-    definition = gen.load_definition()
+    definition = gen.load_definition(os.path.join(K8S, "pools.yaml"))
     classes = {d["metadata"]["name"]: d["handler"] for d in by_kind(built, "RuntimeClass")}
     deployments = {d["metadata"]["name"]: d for d in executors(built)}
     for p in definition["pools"]:
@@ -147,7 +145,7 @@ def test_each_pool_runs_on_its_gvisor_platform(built):
 ])
 def test_cluster_and_sentinel_modes_get_their_keda_trigger(mode, redis_def, trigger_type):
     gen = load_generator()
-    definition = gen.load_definition()
+    definition = gen.load_definition(os.path.join(K8S, "pools.yaml"))
     definition["redis"] = {**definition["redis"], **redis_def}
     for p in definition["pools"]:
         so = gen.scaled_object(definition, p)
@@ -195,7 +193,7 @@ def test_executor_pod_shape(built):
         assert ex["livenessProbe"]["exec"]["command"][:3] == ["python", "-m", "warmfleet.contract.probe"]
         assert ex["readinessProbe"]["httpGet"]["path"] == "/readyz"
         gen = load_generator()
-        longest = max(p["maxJobSeconds"] for p in gen.load_definition()["pools"])
+        longest = max(p["maxJobSeconds"] for p in gen.load_definition(os.path.join(K8S, "pools.yaml"))["pools"])
         assert spec["terminationGracePeriodSeconds"] > longest + float(env["WARMFLEET_DRAIN_TIMEOUT_S"]) - longest
         assert spec["terminationGracePeriodSeconds"] > float(env["WARMFLEET_DRAIN_TIMEOUT_S"]) > longest
         assert ex["resources"]["limits"] and ex["resources"]["requests"]
@@ -209,7 +207,7 @@ def test_rbac_is_evict_and_read_pods_only(built):
 
 def test_network_policies_default_deny_and_egress_per_pool(built):
     gen = load_generator()
-    definition = gen.load_definition()
+    definition = gen.load_definition(os.path.join(K8S, "pools.yaml"))
     pols = {p["metadata"]["name"]: p for p in by_kind(built, "NetworkPolicy")}
     deny = pols["default-deny"]["spec"]
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"} and "egress" not in deny
@@ -236,7 +234,7 @@ def test_network_policies_default_deny_and_egress_per_pool(built):
 
 def test_an_egress_pool_gets_a_gateway_with_its_allow_list(built):
     gen = load_generator()
-    definition = gen.load_definition()
+    definition = gen.load_definition(os.path.join(K8S, "pools.yaml"))
     deployments = {d["metadata"]["name"]: d for d in by_kind(built, "Deployment")}
     pols = {p["metadata"]["name"]: p for p in by_kind(built, "NetworkPolicy")}
     services = {s["metadata"]["name"] for s in by_kind(built, "Service")}

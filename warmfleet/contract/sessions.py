@@ -125,7 +125,7 @@ class SessionRecord(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    session_id: str
+    session_id: str = ""
     pod: str = ""
     state: SessionState
     reason: str = ""  # why it ended: a label (LOST_REASONS in executor/sessions/state.py), ":" and details

@@ -194,7 +194,8 @@ class SessionHost:
         last: dict[str, str] = {}
         wake = keys.session_wake(self.pool, self.pod_id)
         while self.running and (not self.sup.draining.is_set() or self.sessions):
-            streams = {keys.session_calls(self.pool, sid): last.setdefault(sid, "0-0") for sid in self.sessions}
+            sid_of = {keys.session_calls(self.pool, sid): sid for sid in self.sessions}
+            streams = {key: last.setdefault(sid, "0-0") for key, sid in sid_of.items()}
             for sid in list(last):
                 if sid not in self.sessions:
                     del last[sid]
@@ -209,7 +210,7 @@ class SessionHost:
                 if key == wake:
                     self._wake_id = entries[-1][0]
                     continue
-                sid = key[len(keys.session(self.pool, "")):].rsplit(":", 1)[0]
+                sid = sid_of[key]
                 session = self.sessions.get(sid)
                 for entry_id, fields in entries:
                     last[sid] = entry_id

@@ -24,7 +24,9 @@ from executor.lean import procscan
 from executor.lean.capture import OutputCapture
 from executor.lean.verdict import CALL_WORDS, Overrun, verdict
 from warmfleet.contract import messages
-from warmfleet.contract.messages import Call, CallOutcome, FrameError, Message, SessionConfig, SessionReady, Status
+from warmfleet.contract.messages import (
+    Call, CallOutcome, FrameError, Message, SessionBroken, SessionConfig, SessionReady, Status,
+)
 
 if TYPE_CHECKING:
     from executor.sessions.zygote_handle import SessionZygote
@@ -115,7 +117,7 @@ class SessionProcess:
         except TimeoutError:
             raise SessionDied("the session process did not become ready") from None
         if not isinstance(msg, SessionReady):
-            raise SessionDied(getattr(msg, "error", None) or f"session process said {msg!r}")
+            raise SessionDied(msg.error if isinstance(msg, SessionBroken) else f"session process said {msg!r:.200}")
         # CPU spent booting is nobody's call's
         self.cpu_marks.clear()
         if self.cfg.drop_privileges:

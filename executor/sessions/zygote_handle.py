@@ -29,7 +29,7 @@ from warmfleet.contract.messages import (
 )
 
 if TYPE_CHECKING:
-    from executor.settings import ExecutorSettings
+    from warmfleet.settings import ExecutorSettings
 
 log = logging.getLogger("warmfleet.sessions")
 

@@ -48,7 +48,8 @@ def scrape_until(port: int, check, timeout: float = 15.0):
 
 @pytest.fixture(scope="module")
 def plain_fleet():
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     port = _free_port()
     mp = pytest.MonkeyPatch()

@@ -102,13 +102,15 @@ class Message:
     def mistyped(self) -> list[str]:
         """Fields whose value is not of its declared type (bool is no number): for a message
         that untrusted code can write, such as a session's reply."""
-        notes: dict = {}
-        for klass in reversed(type(self).__mro__):
-            notes.update(klass.__dict__.get("__annotations__", {}))
-        return [
-            name for name in self._fields
-            if not any(_is(self.__dict__[name], kind.strip()) for kind in str(notes[name]).split("|"))
-        ]
+        kinds = _KINDS_OF.get(type(self))
+        if kinds is None:  # once per class: its fields' declared types, as class tuples
+            notes: dict = {}
+            for klass in reversed(type(self).__mro__):
+                notes.update(klass.__dict__.get("__annotations__", {}))
+            kinds = _KINDS_OF[type(self)] = {
+                name: tuple(_KINDS[kind.strip()] for kind in str(notes[name]).split("|")) for name in self._fields
+            }
+        return [name for name, types in kinds.items() if not any(_is(self.__dict__[name], t) for t in types)]
 
     def replace(self, **changes: object) -> "Message":
         return type(self)(**{**self.as_dict(), **changes})
@@ -124,10 +126,11 @@ _BY_TAG: dict[tuple[str, str], type[Message]] = {}
 _MUTABLE = (dict, list)
 _KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict": (dict,), "list": (list,),
           "None": (type(None),)}
+_KINDS_OF: dict[type, dict[str, tuple]] = {}
 
 
-def _is(value: object, kind: str) -> bool:
-    return isinstance(value, _KINDS[kind]) and (kind == "bool" or not isinstance(value, bool))
+def _is(value: object, types: tuple) -> bool:
+    return isinstance(value, types) and (types is _KINDS["bool"] or not isinstance(value, bool))
 
 
 class Confinement(Message):

@@ -84,7 +84,8 @@ class RecordWatch:
         return None
 
 
-def options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None) -> dict:
+def options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None,
+            env: dict | None = None) -> dict:
     """A call's JobOptions (dispatcher/core.py), from Session.run's keyword arguments."""
     return {"timeout": timeout, "cpu_time": cpu_time, "memory_mb": memory_mb,
-            "files": dict(files) if files is not None else None}
+            "files": dict(files) if files is not None else None, "env": env}

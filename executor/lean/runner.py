@@ -17,8 +17,9 @@ import signal
 import sys
 import time
 
+from executor.lean import cell
 from executor.lean.capture import OutputCapture
-from executor.lean.child import MEMORY_ERROR, OUT_FILES, READY, RECORD_HEADER, SETUP_FAILED, child_main, parse_records
+from executor.lean.child import CELL_ERROR, MEMORY_ERROR, OUT_FILES, OUTPUT, READY, RECORD_HEADER, SETUP_FAILED, child_main, parse_records
 from executor.lean import jobenv
 from executor.lean.procscan import TreeWeigher, live_processes_of, rss_bytes
 from executor.lean.verdict import Overrun, of_wait_status
@@ -119,7 +120,8 @@ class Runner:
         records = dict(parse_records(b""))
         status, exit_code, error = of_wait_status(job, None, 0, 0.0, MEMORY_ERROR in records)
         outcome = capture.into(RunOutcome(status=status.value, exit_code=exit_code, error=error,
-                                          duration_s=0.0, cpu_s=0.0, max_rss_bytes=0))
+                                          duration_s=0.0, cpu_s=0.0, max_rss_bytes=0,
+                                          **cell.received([_REHEARSAL_OUTPUT], None)))
         messages.encode(outcome)
 
     def _on_term(self, *_: object) -> None:
@@ -141,7 +143,7 @@ class Runner:
 
         capture = OutputCapture(self.output_cap, self.chan if job.stream else None)
         status_buf = bytearray()
-        status_cap = self.spec.max_output_files_bytes * 2 + (1 << 20)
+        status_cap = self.spec.max_output_files_bytes * 2 + cell.RECORDS_BYTES + (1 << 20)
         poller = select.poll()
         for fd in (spare.out_r, spare.err_r, spare.status_r, self.wake_r):
             poller.register(fd, select.POLLIN)
@@ -195,7 +197,8 @@ class Runner:
         fcntl.fcntl(spare.status_r, fcntl.F_SETFL, os.O_NONBLOCK)
         while len(status_buf) < status_cap and (data := _read_some(spare.status_r)):
             status_buf += data
-        records = dict(parse_records(bytes(status_buf)))
+        record_list = parse_records(bytes(status_buf))
+        records = dict(record_list)
         # Kill the rest of the job's process group now; setsid escapees are dealt with
         # before we answer (serve) and again by the next spare's kill(-1). The group, not
         # the pid: that was reaped above and may already name another process.
@@ -211,6 +214,7 @@ class Runner:
             duration_s=round(duration, 6),
             cpu_s=round(cpu_s, 6),
             max_rss_bytes=rusage.ru_maxrss * 1024,
+            **cell.received([p for kind, p in record_list if kind == OUTPUT], records.get(CELL_ERROR)),
         ))
         if OUT_FILES in records:
             try:
@@ -273,6 +277,7 @@ class Runner:
 
 
 _REHEARSAL_JOB = RunJob(code="print(1)", language="python", timeout=1.0, cpu_time=1.0, memory_mb=1)
+_REHEARSAL_OUTPUT = b'{"type": "result", "data": {"text/plain": "1"}}'
 
 
 def _kill(pid: int) -> None:

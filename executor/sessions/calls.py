@@ -16,7 +16,7 @@ from executor.sessions.state import Session
 from warmfleet.contract import keys
 from warmfleet.contract import lua
 from warmfleet.contract.messages import Call, RunOutcome
-from warmfleet.contract.schema import EgressReport, Result, Status
+from warmfleet.contract.schema import EgressReport, Result, Status, check_env
 from warmfleet.contract.sessions import CLOSE_FIELD, SessionCall
 
 log = logging.getLogger("warmfleet.sessions")
@@ -57,6 +57,7 @@ class CallServer:
                 return
             try:
                 call = SessionCall.from_entry(fields)
+                check_env(call.env)
             except (ValueError, KeyError) as exc:
                 log.warning("malformed session call rejected", extra={"session_id": session.id, "error": str(exc)})
                 await self._reject(fields, f"malformed session call: {exc!r}", calls_key, entry_id, session)
@@ -110,7 +111,9 @@ class CallServer:
         try:
             reply, killed_for = await session.proc.call(run)
             outcome = call_verdict(run, reply, killed_for).outcome()
-            end_reason = ""
+            if outcome.error_name == "Interrupted" and outcome.error:
+                outcome.error_value = outcome.error  # the cell says which budget stopped it
+            count, end_reason = reply.execution_count, ""
         except SessionDied as exc:
             session.doomed = True  # the worker ends it with this reason, not the watch loop
             status = session.proc.exited.result() if session.proc.exited.done() else None
@@ -121,14 +124,15 @@ class CallServer:
             ended = STATUS_OF[exc.overrun] if isinstance(exc, CallNotStopped) else Status.ERROR
             outcome = RunOutcome(status=ended.value, exit_code=exit_code, error=f"{why}; the session ended",
                                  duration_s=round(time.time() - started, 6))
-            end_reason = f"lost: {why}"
+            count, end_reason = None, f"lost: {why}"
         finally:
             session.busy = False
             session.last_active = time.monotonic()
             session.calls += 1
             session.budget = (run.cpu_time, run.memory_mb << 20)
         session.proc.output().into(outcome)
-        result = Result(**outcome.as_dict(), job_id=call.call_id, executor=f"{self.host.consumer}/{session.index}",
+        result = Result(**outcome.as_dict(), execution_count=count, job_id=call.call_id,
+                        executor=f"{self.host.consumer}/{session.index}",
                         queue_wait_s=round(max(0.0, started - call.submitted_at), 6),
                         egress=await self._egress_of(session))
         return result, end_reason
@@ -137,3 +141,4 @@ class CallServer:
     async def _egress_of(session: Session) -> EgressReport | None:
         """The call's egress (its connections end with it); None outside egress pools."""
         return await session.egress.finish() if session.egress is not None else None
+

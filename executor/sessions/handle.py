@@ -20,7 +20,7 @@ import struct
 import time
 from typing import TYPE_CHECKING
 
-from executor.lean import procscan
+from executor.lean import cell, procscan
 from executor.lean.capture import OutputCapture
 from executor.lean.verdict import CALL_WORDS, Overrun, verdict
 from warmfleet.contract import messages
@@ -65,7 +65,7 @@ class SessionProcess:
         """`registry`: pid -> process, where the supervisor's reaper finds whose exit it reaped."""
         self.cfg, self.grace_s, self.output_cap = cfg, grace_s, output_cap
         # The largest reply a session can owe us: its out/ files (base64) and some room.
-        self.max_frame = min(messages.MAX_FRAME, cfg.max_output_files_bytes * 4 // 3 + (1 << 20))
+        self.max_frame = min(messages.MAX_FRAME, cfg.max_output_files_bytes * 4 // 3 + cell.RECORDS_BYTES + (1 << 20))
         self.seq = 0  # each call's number, echoed in its reply: a stray frame is not taken for one
         self.registry = registry
         self._sock: socket.socket | None = None
@@ -310,9 +310,18 @@ def checked_reply(reply: Message, seq: int) -> CallOutcome:
         raise SessionBroke(f"the session sent an unexpected frame instead of call {seq}'s reply "
                            f"({type(reply).__name__}, seq={str(getattr(reply, 'seq', None))[:40]!r})")
     if (reply.status not in REPLY_STATUSES or reply.mistyped()
-            or not all(isinstance(v, str) for v in reply.files.values())):
+            or not all(isinstance(v, str) for v in reply.files.values()) or not _cell_ok(reply)):
         raise SessionBroke(f"the session sent a malformed reply to call {seq}")
     return reply
+
+
+def _cell_ok(reply: CallOutcome) -> bool:
+    """The cell's part of a reply (executor/lean/cell.py Cell.summary), its types already
+    checked: our session process keeps its caps itself, so outputs past them mean the
+    code wrote the frame."""
+    outputs = reply.outputs
+    return (len(outputs) <= cell.MAX_OUTPUTS and all(messages.valid_output(o) for o in outputs)
+            and sum(cell.output_size(o) for o in outputs) <= cell.CELL_BYTES + cell.OUTPUT_BYTES)
 
 
 def call_verdict(call: Call, reply: CallOutcome, killed_for: Overrun | None) -> CallOutcome:

@@ -65,12 +65,13 @@ class SessionCall(BaseModel):
     cpu_time: float
     memory_mb: int
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> base64 content
+    env: dict[str, str] = Field(default_factory=dict)  # variables for this call only (schema.check_env)
     reply_to: str | None = None
     submitted_at: float = Field(default_factory=time.time)
 
-    @field_validator("files", mode="before")
+    @field_validator("files", "env", mode="before")
     @classmethod
-    def _no_files(cls, value: object) -> object:
+    def _none_is_empty(cls, value: object) -> object:
         return {} if value is None else value
 
     @classmethod

@@ -52,7 +52,7 @@ def test_redis_restart_under_load_loses_nothing():
             assert not worker.is_alive(), "client still waiting after the restart"
         runs = answers.runs_by_job(answers.fleet_logs(fleet))
         print(f"redis restart: jobs={JOBS} results={len(results)} stored={stored()} "
-              f"published={sum(published.counts.values())} published_twice={published.twice()} "
+              f"published={sum(published.counts.values())} published_twice={len(published.twice())} "
               f"subscriber_reconnects={published.reconnects} runs={sum(runs.values())} reruns={answers.reruns(runs)}")
         assert [r.stdout for r in results] == [f"{i + 1}\n" for i in range(JOBS)]
         assert {r.status for r in results} == {Status.OK}

@@ -40,7 +40,7 @@ ENV PATH=/opt/warmfleet/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 RUN useradd --system --uid 65532 --no-create-home --shell /usr/sbin/nologin warmfleet \
- && python -c "import executor, gc_sidecar, warmfleet.probe"
+ && python -c "import executor, gc_sidecar, warmfleet.contract.probe"
 # Non-root by default (the sidecar); the executor's pod spec sets runAsUser: 0 because it
 # drops each job to a per-slot uid, which needs SETUID/SETGID inside the gVisor sandbox.
 USER 65532

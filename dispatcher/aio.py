@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Unpack
+from typing import Unpack
 
 import redis.exceptions
 
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
-from dispatcher.errors import WaitTimeout
-from warmfleet import redis_connect, redis_retry, tracing
-from warmfleet.schema import FleetLimits, Result
-
-if TYPE_CHECKING:
-    from dispatcher.session import AsyncSession
+from dispatcher.errors import SessionEnded, WaitTimeout
+from dispatcher.session import CLOSE_POLL_S, CLOSE_WAIT_S, MISSING_POLL_S, SUBMIT_CALL, RecordWatch, ended_error, options
+from warmfleet.plumbing import redis_connect, redis_retry, tracing
+from warmfleet.contract.schema import FleetLimits, Result
 
 RECHECK_BATCH = 500  # result keys per MGET when re-reading many
 
@@ -43,6 +42,7 @@ class AsyncClient:
         self._closing = False
         self._submit_idempotent = self.redis.register_script(request.IDEMPOTENT_SUBMIT)
         self._readd = self.redis.register_script(request.READD_LOST)
+        self._submit_call = self.redis.register_script(SUBMIT_CALL)
 
     async def limits(self) -> FleetLimits:
         return self.core.limits or self.core.set_limits(await self.redis.get(self.core.limits_key))
@@ -61,7 +61,8 @@ class AsyncClient:
             job_id, entry_id = self.core.idempotent_reply(await self._submit_idempotent(keys=keys_, args=args))
             return self.core.enqueued(job, job_id, entry_id, entry)
 
-    async def wait(self, job_id: str, timeout: float | None = None) -> Result:
+    async def wait(self, job_id: str, timeout: float | None = None, *, watch: RecordWatch | None = None) -> Result:
+        """Like Client.wait; `watch`: the job is a session call (AsyncSession.run passes it)."""
         await self._ensure_listener()
         if (result := self.core.take(job_id)) is not None:
             self._waiters.pop(job_id, None)  # one a timed-out wait left behind
@@ -73,13 +74,35 @@ class AsyncClient:
             if look_first:  # a job submitted elsewhere may have finished before we subscribed
                 await self._recheck([job_id])
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+            if watch is None:  # the listener's rechecks cover every waiter
+                return await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return await self._wait_watching(job_id, fut, timeout, watch)
         except TimeoutError:
             raise WaitTimeout(job_id, timeout or 0.0) from None
         finally:
-            if fut.done():
+            if fut.done() or watch is not None:
                 self._waiters.pop(job_id, None)
                 self.core.take(job_id)
+
+    async def _wait_watching(self, job_id: str, fut: asyncio.Future[Result], timeout: float | None,
+                             watch: RecordWatch) -> Result:
+        """A session call's wait: every recheck_s, also read its session's record."""
+        deadline = self.core.deadline(timeout)
+        while True:
+            left = deadline.left(time.monotonic())
+            step = self.settings.recheck_s if left is None else max(0.0, min(self.settings.recheck_s, left))
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), step)
+            except TimeoutError:
+                deadline.check(job_id, time.monotonic())
+            ended = self.core.on_recheck(job_id, await self.redis.mget(self.core.recheck_keys(job_id, watch)), watch)
+            if (result := self.core.take(job_id)) is not None:
+                return result
+            if ended is not None:
+                self.core.on_stored([job_id], [await self.redis.get(self.core.result_key(job_id))])
+                if (result := self.core.take(job_id)) is not None:
+                    return result
+                raise ended
 
     async def run(self, code: str, **kwargs) -> Result:
         return await self.wait(await self.submit(code, **kwargs))
@@ -122,11 +145,41 @@ class AsyncClient:
         open_timeout: float = 60.0,
     ) -> "AsyncSession":
         """Like Client.session: `async with client.session() as s`, or `s = await client.session()`."""
-        from dispatcher.session import AsyncSession
-
         if id is not None:
             return AsyncSession(self, id, owned=False)
         return AsyncSession(self, None, owned=True, open_args=(idle_timeout, max_lifetime, open_timeout))
+
+    async def open_session(self, idle_timeout: float, max_lifetime: float, open_timeout: float) -> str:
+        """Like Client.open_session."""
+        await self._ensure_listener()
+        session_id, opens, fields = self.core.session_open(idle_timeout, max_lifetime)
+        entry_id = await self.redis.xadd(opens, fields)
+        try:
+            result = await self.wait(session_id, timeout=open_timeout)
+        except WaitTimeout:
+            await self.redis.xdel(opens, entry_id)  # no pod took it: nobody will
+            raise WaitTimeout(session_id, open_timeout) from None
+        return self.core.opened(session_id, result)
+
+    async def submit_call(self, session_id: str, code: str, options: JobOptions, watch: RecordWatch) -> str:
+        """Like Client.submit_call."""
+        await self.limits()
+        job = self.core.build(code, options)
+        await self._ensure_listener()
+        keys_, args = self.core.session_call(session_id, job)
+        while True:
+            ok, rec = await self._submit_call(keys=keys_, args=args)
+            if ok:
+                return self.core.called(job)
+            if (err := watch.check(rec or None)) is not None:
+                raise err
+            await asyncio.sleep(MISSING_POLL_S)  # poll with a deadline (the grace)
+
+    async def session_record(self, session_id: str) -> str | None:
+        return await self.redis.get(self.core.record_key(session_id))
+
+    async def close_session(self, session_id: str) -> None:
+        await self.redis.xadd(*self.core.close_entry(session_id))
 
     # -- plumbing ---------------------------------------------------------------------
     async def _ensure_listener(self) -> None:
@@ -194,3 +247,59 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class AsyncSession:
+    """A session used from an AsyncClient: `async with client.session() as s`. Like
+    Session, every command and wait is the client's."""
+
+    def __init__(self, client: "AsyncClient", session_id: str | None, owned: bool,
+                 open_args: tuple[float, float, float] | None = None) -> None:
+        self.client, self.id, self.owned = client, session_id or "", owned
+        self.open_args = open_args
+        self.ended: SessionEnded | None = None
+
+    async def open(self) -> "AsyncSession":
+        c = self.client
+        if self.open_args is None:  # reattach
+            watch = c.core.record_watch(self.id)
+            while (err := watch.check(raw := await c.session_record(self.id))) is None and raw is None:
+                await asyncio.sleep(MISSING_POLL_S)  # poll with a deadline (the grace)
+            if err is not None:
+                raise err
+            return self
+        idle_timeout, max_lifetime, open_timeout = self.open_args
+        self.open_args = None
+        self.id = await c.open_session(idle_timeout, max_lifetime, open_timeout)
+        return self
+
+    async def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
+                  cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
+        if self.ended is not None:
+            raise self.ended
+        watch = self.client.core.record_watch(self.id)
+        try:
+            call_id = await self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
+            return await self.client.wait(call_id, watch=watch)
+        except SessionEnded as err:
+            self.ended = err
+            raise
+
+    async def close(self, wait: float = CLOSE_WAIT_S) -> None:
+        if self.ended is None:
+            c = self.client
+            await c.close_session(self.id)
+            self.ended = SessionEnded(self.id, "closed")
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and ended_error(self.id, await c.session_record(self.id)) is None:
+                await asyncio.sleep(CLOSE_POLL_S)  # poll with a deadline: the pod records the end
+
+    def __await__(self):
+        return self.open().__await__()
+
+    async def __aenter__(self) -> "AsyncSession":
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.owned:
+            await self.close()

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Unpack
+from typing import Unpack
 
 import redis
 
 from dispatcher import request
 from dispatcher.core import ClientCore, JobOptions
-from dispatcher.errors import InvalidJob, WaitTimeout
-from warmfleet import redis_connect, redis_retry, tracing
-from warmfleet.schema import FleetLimits, Result
-
-if TYPE_CHECKING:
-    from dispatcher.session import Session
+from dispatcher.errors import InvalidJob, SessionEnded, WaitTimeout
+from dispatcher.session import CLOSE_POLL_S, CLOSE_WAIT_S, MISSING_POLL_S, SUBMIT_CALL, RecordWatch, ended_error, options
+from warmfleet.plumbing import redis_connect, redis_retry, tracing
+from warmfleet.contract.schema import FleetLimits, Result
 
 
 class Client:
@@ -36,6 +34,7 @@ class Client:
         self._pubsub: redis.client.PubSub | None = None
         self._submit_idempotent = self.redis.register_script(request.IDEMPOTENT_SUBMIT)
         self._readd = self.redis.register_script(request.READD_LOST)
+        self._submit_call = self.redis.register_script(SUBMIT_CALL)
         self._check_lost = False  # set by a re-subscription: a failover may have lost entries
 
     # -- submitting -------------------------------------------------------------------
@@ -63,8 +62,10 @@ class Client:
             return self.core.enqueued(job, job_id, entry_id, entry)
 
     # -- waiting ----------------------------------------------------------------------
-    def wait(self, job_id: str, timeout: float | None = None) -> Result:
-        """Block until the job's result exists. Raises WaitTimeout after `timeout` seconds."""
+    def wait(self, job_id: str, timeout: float | None = None, *, watch: RecordWatch | None = None) -> Result:
+        """Block until the job's result exists. Raises WaitTimeout after `timeout` seconds.
+        `watch`: the job is a session call; raise SessionEnded/SessionLost when its
+        session's record says the session is over (Session.run passes it)."""
         self._subscribe()
         deadline = self.core.deadline(timeout)
         # A job submitted elsewhere may have finished before we subscribed: look first.
@@ -81,7 +82,12 @@ class Client:
                     next_check = now  # and re-read this job's result now
                     continue
                 if now >= next_check:  # safety net for a lost notification
-                    self.core.on_stored([job_id], self.redis.mget([self.core.result_key(job_id)]))
+                    ended = self.core.on_recheck(job_id, self.redis.mget(self.core.recheck_keys(job_id, watch)), watch)
+                    if ended is not None:
+                        self.core.on_stored([job_id], [self.redis.get(self.core.result_key(job_id))])
+                        if (result := self.core.take(job_id)) is not None:
+                            return result
+                        raise ended
                     next_check = now + self.settings.recheck_s
                     continue
                 left = deadline.left(now)
@@ -139,11 +145,43 @@ class Client:
         or reattach to an open one by `id`. Use it as a context manager: leaving the block
         closes a session it opened (a reattached one stays open). Raises SessionLost if
         the fleet could not open it, WaitTimeout if no pod took it within `open_timeout`."""
-        from dispatcher.session import Session
-
         if id is not None:
             return Session.attach(self, id)
         return Session.open(self, idle_timeout, max_lifetime, open_timeout)
+
+    def open_session(self, idle_timeout: float, max_lifetime: float, open_timeout: float) -> str:
+        """Ask the pool for a session and wait for a pod's answer; its id. (Client.session
+        wraps this in a Session.)"""
+        self._subscribe()
+        session_id, opens, fields = self.core.session_open(idle_timeout, max_lifetime)
+        entry_id = self.redis.xadd(opens, fields)
+        try:
+            result = self.wait(session_id, timeout=open_timeout)
+        except WaitTimeout:
+            self.redis.xdel(opens, entry_id)  # no pod took it: nobody will
+            raise WaitTimeout(session_id, open_timeout) from None
+        return self.core.opened(session_id, result)
+
+    def submit_call(self, session_id: str, code: str, options: JobOptions, watch: RecordWatch) -> str:
+        """Enqueue `code` as a call of the session, only while it is open; the call id to
+        wait for. Raises SessionEnded/SessionLost when the record says it is over."""
+        self.limits()
+        job = self.core.build(code, options)
+        self._subscribe()
+        keys_, args = self.core.session_call(session_id, job)
+        while True:
+            ok, rec = self._submit_call(keys=keys_, args=args)
+            if ok:
+                return self.core.called(job)
+            if (err := watch.check(rec or None)) is not None:
+                raise err
+            time.sleep(MISSING_POLL_S)  # poll with a deadline (the grace): a starved pod renews it late
+
+    def session_record(self, session_id: str) -> str | None:
+        return self.redis.get(self.core.record_key(session_id))
+
+    def close_session(self, session_id: str) -> None:
+        self.redis.xadd(*self.core.close_entry(session_id))
 
     # -- plumbing ---------------------------------------------------------------------
     def _subscribe(self) -> None:
@@ -186,4 +224,58 @@ class Client:
         self.close()
 
 
-__all__ = ["Client", "InvalidJob", "WaitTimeout"]
+class Session:
+    """A session used from a sync Client. Not thread-safe, like the Client. Every Redis
+    command and every wait is the client's (the same submit-and-wait as a job's); this
+    object only remembers which session it is and whether it ended."""
+
+    def __init__(self, client: "Client", session_id: str, owned: bool) -> None:
+        self.client, self.id, self.owned = client, session_id, owned
+        self.ended: SessionEnded | None = None
+
+    @classmethod
+    def open(cls, client: "Client", idle_timeout: float, max_lifetime: float, open_timeout: float) -> "Session":
+        return cls(client, client.open_session(idle_timeout, max_lifetime, open_timeout), owned=True)
+
+    @classmethod
+    def attach(cls, client: "Client", session_id: str) -> "Session":
+        watch = client.core.record_watch(session_id)
+        while (err := watch.check(raw := client.session_record(session_id))) is None and raw is None:
+            time.sleep(MISSING_POLL_S)  # poll with a deadline (the grace): a starved pod renews it late
+        if err is not None:
+            raise err
+        return cls(client, session_id, owned=False)
+
+    def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
+            cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
+        """Run `code` in the session's globals and workspace; the same Result and budgets
+        as Client.run (None: the fleet's defaults)."""
+        if self.ended is not None:
+            raise self.ended
+        watch = self.client.core.record_watch(self.id)
+        try:
+            call_id = self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
+            return self.client.wait(call_id, watch=watch)
+        except SessionEnded as err:
+            self.ended = err
+            raise
+
+    def close(self, wait: float = CLOSE_WAIT_S) -> None:
+        """End the session (after the calls already sent) and wait up to `wait` seconds
+        until its pod has cleaned it up; later calls raise SessionEnded."""
+        if self.ended is None:
+            self.client.close_session(self.id)
+            self.ended = SessionEnded(self.id, "closed")
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and ended_error(self.id, self.client.session_record(self.id)) is None:
+                time.sleep(CLOSE_POLL_S)  # poll with a deadline: the pod records the end
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owned:  # a reattached session stays open for whoever opened it
+            self.close()
+
+
+__all__ = ["Client", "InvalidJob", "Session", "WaitTimeout"]

@@ -16,9 +16,12 @@ from typing import TypedDict
 from dispatcher import request
 from dispatcher.errors import WaitTimeout
 from dispatcher.request import Chunk
+from dispatcher.session import RecordWatch, call_entry, open_request
+from dispatcher.errors import SessionEnded, SessionLost
 from dispatcher.settings import ClientSettings
-from warmfleet import keys, redis_retry
-from warmfleet.schema import FleetLimits, Job, Result
+from warmfleet.contract import keys
+from warmfleet.plumbing import redis_retry
+from warmfleet.contract.schema import FleetLimits, Job, Result
 
 OUTPUT_READ_COUNT = 100  # output entries per XREAD while the job runs
 OUTPUT_DRAIN_COUNT = 10_000  # what is left once the result is stored
@@ -159,6 +162,50 @@ class ClientCore:
         """Must a wait look for the stored result before listening? Yes for a job we did
         not enqueue ourselves (it may have finished before we subscribed)."""
         return job_id not in self._ours and job_id not in self.arrived
+
+    def recheck_keys(self, job_id: str, watch: RecordWatch | None) -> list[str]:
+        """What a wait re-reads every recheck_s: the result, and a session call's record."""
+        return [self.result_key(job_id)] + ([self.record_key(watch.session_id)] if watch is not None else [])
+
+    def on_recheck(self, job_id: str, raws: list[str | None], watch: RecordWatch | None) -> SessionEnded | None:
+        """A recheck's MGET: a stored result counts as arrived; else, for a session call,
+        the error its record calls for (the wait looks for the result once more before
+        raising it: the call may have been answered just before the session ended)."""
+        self.on_stored([job_id], raws[:1])
+        if watch is None or job_id in self.arrived:
+            return None
+        return watch.check(raws[1])
+
+    # -- sessions -------------------------------------------------------------------
+    def record_key(self, session_id: str) -> str:
+        return keys.session(self.pool, session_id)
+
+    def record_watch(self, session_id: str) -> RecordWatch:
+        return RecordWatch(session_id, self.settings.session_lost_grace_s)
+
+    def session_open(self, idle_timeout: float, max_lifetime: float) -> tuple[str, str, dict]:
+        """(session id, the opens stream, the entry to add to it)."""
+        session_id, fields = open_request(idle_timeout, max_lifetime, self.channel)
+        return session_id, keys.session_opens(self.pool), fields
+
+    def opened(self, session_id: str, result: Result) -> str:
+        """The open's answer: the session id, or SessionLost saying why the fleet could not open it."""
+        if not result.ok:
+            raise SessionLost(session_id, f"the fleet could not open it: {result.error}")
+        return session_id
+
+    def session_call(self, session_id: str, job: Job) -> tuple[list[str], list]:
+        """KEYS and ARGV of session.SUBMIT_CALL for a validated job as the session's call."""
+        return [self.record_key(session_id), keys.session_calls(self.pool, session_id)], [call_entry(job)]
+
+    def called(self, job: Job) -> str:
+        """A call the session accepted: its result is published to us, like our jobs'."""
+        self._ours.add(job.job_id)
+        return job.job_id
+
+    def close_entry(self, session_id: str) -> tuple[str, dict]:
+        """The session's calls stream and the entry that closes it after the calls before it."""
+        return keys.session_calls(self.pool, session_id), {"close": "1"}
 
     def deadline(self, timeout: float | None) -> "Deadline":
         return Deadline(timeout)

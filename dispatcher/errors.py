@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from warmfleet.schema import JobError
+from warmfleet.contract.schema import JobError
 
 
 class InvalidJob(JobError):

@@ -9,45 +9,14 @@ from typing import NamedTuple
 
 from dispatcher.errors import InvalidJob, NoFleetConfigured
 from dispatcher.settings import ClientSettings
-from warmfleet import messages
-from warmfleet import discovery
-from warmfleet.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
+from warmfleet.contract import messages
+from warmfleet.contract import discovery
+from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
+from warmfleet.contract import lua
 
-# Create the job only if this idempotency key is new; either way return the job id, and
-# the new entry's id ('' when the key named an existing job).
-IDEMPOTENT_SUBMIT = """
-local existing = redis.call('GET', KEYS[1])
-if existing then return {existing, ''} end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return {ARGV[1], redis.call('XADD', KEYS[2], '*', 'job', ARGV[3])}
-"""
+IDEMPOTENT_SUBMIT = lua.script("job_submit_idempotent")  # warmfleet/contract/lua/job_submit_idempotent.lua
 
-# After a failover the new primary may lack entries the old one had accepted (replication
-# is asynchronous). For each job a client still waits for: if neither its result nor its
-# entry (that id, that very job) exists, add the entry again, same job id. Returns pairs
-# (job id, new entry id). KEYS[1] the pool's stream, KEYS[1+n] the n-th job's result;
-# ARGV per job: job id, entry id ('' if unknown), the entry's job JSON. One slot: the pool's.
-READD_LOST = """
-local readded = {}
-for n = 1, #KEYS - 1 do
-  local i = 3 * n - 2
-  if redis.call('EXISTS', KEYS[1 + n]) == 0 then
-    local present = false
-    if ARGV[i + 1] ~= '' then
-      for _, e in ipairs(redis.call('XRANGE', KEYS[1], ARGV[i + 1], ARGV[i + 1])) do
-        for j = 1, #e[2], 2 do
-          if e[2][j] == 'job' and e[2][j + 1] == ARGV[i + 2] then present = true end
-        end
-      end
-    end
-    if not present then
-      table.insert(readded, ARGV[i])
-      table.insert(readded, redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 2]))
-    end
-  end
-end
-return readded
-"""
+READD_LOST = lua.script("job_readd_lost")  # warmfleet/contract/lua/job_readd_lost.lua
 READD_BATCH = 100  # jobs per READD_LOST call
 
 

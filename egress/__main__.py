@@ -32,7 +32,7 @@ async def serve() -> int:
 
 
 def main() -> int:
-    from warmfleet import logs
+    from warmfleet.plumbing import logs
 
     logs.setup()
     return asyncio.run(serve())

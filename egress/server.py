@@ -26,7 +26,7 @@ from egress.policy import Policy, denial_text
 from egress.resolver import Resolver
 from egress.settings import EgressSettings
 from egress.usage import JobUsage, UsageBook
-from warmfleet import egress_identity as identity
+from warmfleet.contract import egress_identity as identity
 
 log = logging.getLogger("warmfleet.egress")
 PIPE_CHUNK = 64 << 10

@@ -15,7 +15,7 @@ from pydantic import ValidationError  # noqa: E402
 
 
 def main() -> int:
-    from warmfleet import logs
+    from warmfleet.plumbing import logs
 
     logs.setup()
     log = logging.getLogger("warmfleet.executor")
@@ -43,7 +43,7 @@ def main() -> int:
     import asyncio
 
     from executor.supervisor import Supervisor
-    from warmfleet import tracing
+    from warmfleet.plumbing import tracing
 
     try:  # OTEL_TRACES_EXPORTER set: OpenTelemetry loads now, after the runners are spawned
         tracing.configure_from_env()

@@ -13,16 +13,16 @@ import logging
 import os
 import socket
 
-from executor.jobenv import default_warmup
+from executor.lean.jobenv import default_warmup
 from executor.settings import ExecutorSettings
-from warmfleet.messages import RunnerConfig
+from warmfleet.contract.messages import RunnerConfig
 
 log = logging.getLogger("warmfleet.executor")
 
 PR_SET_CHILD_SUBREAPER = 36
 
 # The runner's interpreter is started lean: no site, no environment, no user paths.
-_BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); from executor import runner; sys.exit(runner.main())"
+_BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); from executor.lean import runner; sys.exit(runner.main())"
 _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
 

@@ -1,6 +1,6 @@
 """Where a slot's entries come from, and how it keeps them.
 
-Order (FIELD-NOTES, Redis Streams done right): its own pending list first (after a
+Order (docs/design/field-notes.md, Redis Streams): its own pending list first (after a
 start or a runner crash), then, now and then, one entry reclaimed with XAUTOCLAIM from
 a consumer that went silent (a killed pod), then new entries. A job that runs longer
 than the reclaim idle time keeps its claim fresh with XCLAIM ... JUSTID, which resets
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from warmfleet import keys
+from warmfleet.contract import keys
 
 log = logging.getLogger("warmfleet.delivery")
 

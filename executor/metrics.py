@@ -3,7 +3,7 @@
 The supervisor sees every job's outcome (status, duration, CPU, queue wait), every
 runner restart and every dead letter, so it is the one exporter per pod. Runners and
 job children never import prometheus_client: they are lean `python -S -I` processes
-whose fork cost grows with their memory map (FIELD-NOTES).
+whose fork cost grows with their memory map (docs/design/field-notes.md).
 
 Served over HTTP on WARMFLEET_METRICS_PORT (default 9464, 0 disables). Stream gauges
 (lag, pending, dead letters, oldest pending age) describe the whole pool, so every pod
@@ -30,12 +30,12 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from warmfleet import keys
-from warmfleet.backlog import entry_age_s, group_backlog
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract import keys
+from warmfleet.contract.backlog import entry_age_s, group_backlog
+from warmfleet.contract.snapshot import PodSnapshot
 
 if TYPE_CHECKING:
-    from warmfleet.schema import Result
+    from warmfleet.contract.schema import Result
 
 
 class Pod(Protocol):

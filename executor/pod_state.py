@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from executor.runner_handle import RunnerHandle
 from executor.settings import ExecutorSettings
 from executor.store import ResultStore
-from warmfleet.messages import Status
-from warmfleet.schema import Result
+from warmfleet.contract.messages import Status
+from warmfleet.contract.schema import Result
 
 # A job that hit one of these limits pushed against the sandbox and may have left state
 # behind: it "taints" the pod, which the GC sidecar may recycle (WARMFLEET_GC__RECYCLE_TAINTED).

@@ -8,8 +8,8 @@ import signal
 import struct
 
 from executor.boot import SpawnedRunner, spawn_runner
-from warmfleet import messages
-from warmfleet.messages import Hello, Message, RunnerConfig
+from warmfleet.contract import messages
+from warmfleet.contract.messages import Hello, Message, RunnerConfig
 
 
 class RunnerGone(Exception):

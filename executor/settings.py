@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from warmfleet.schema import FleetLimits
+from warmfleet.contract.schema import FleetLimits
 
 
 class ExecutorSettings(BaseSettings):
@@ -38,7 +38,7 @@ class ExecutorSettings(BaseSettings):
     egress_control: str | None = None
     egress_secret: str | None = None
     # Kubernetes: the pool's egress gateway ("HOST:PORT"); the supervisor then serves
-    # egress_socket itself and forwards to it (executor/egress_forward.py).
+    # egress_socket itself and forwards to it (executor/egress/forward.py).
     egress_gateway: str | None = None
 
     @property
@@ -50,7 +50,7 @@ class ExecutorSettings(BaseSettings):
     job_path: list[str] = []
     preload: list[str] = []
     # Code run once in the runner after the preload and in every spare before it is ready
-    # (executor/jobenv.py); None: a default for the preloaded modules; "" disables.
+    # (executor/lean/jobenv.py); None: a default for the preloaded modules; "" disables.
     warmup: list[str] | None = None
 
     # What runs this pod, as published in its snapshot (`warmfleet status`): the pod cannot
@@ -73,7 +73,7 @@ class ExecutorSettings(BaseSettings):
     # running jobs refresh their claim every third of it.
     reclaim_idle_s: float = Field(default=30.0, ge=0.3)
     log_level: str = "INFO"
-    # Sessions (executor/sessions.py): how many this pod holds at once (0: none); session i
+    # Sessions (executor/sessions/host.py): how many this pod holds at once (0: none); session i
     # runs as uid session_uid_base + i in session_workspace_root/i. They hold no job slot.
     sessions: int = Field(default=4, ge=0, le=256)
     session_uid_base: int = Field(default=62000, ge=1000)
@@ -95,9 +95,9 @@ class ExecutorSettings(BaseSettings):
     session_ended_ttl_s: int = Field(default=3600, ge=10)
     # Sessions start with the pool's preload imported (forked from a zygote that holds it:
     # the first `import pandas` is free). False: lean sessions, that import on first use
-    # (an idle one costs ~8 MB of host memory in gVisor instead of ~58: see the README).
+    # (an idle one costs ~8 MB of host memory in gVisor instead of ~58: docs/benchmarks/history.md).
     session_preload: bool = True
-    # Liveness/readiness heartbeat file (warmfleet/probe.py) in a directory jobs cannot write;
+    # Liveness/readiness heartbeat file (warmfleet/contract/probe.py) in a directory jobs cannot write;
     # in Kubernetes an emptyDir shared with the GC sidecar. None: not written.
     health_file: str | None = None
     # Prometheus /metrics of this pod (executor/metrics.py); 0 disables the HTTP server.

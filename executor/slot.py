@@ -14,15 +14,17 @@ import time
 import redis.exceptions
 from pydantic import ValidationError
 
-from executor import egress_usage, metrics
+from executor.egress import usage as egress_usage
+from executor import metrics
 from executor.boot import SpawnedRunner, runner_config
 from executor.delivery import Entry, EntrySource
 from executor.pod_state import PodState
 from executor.runner_handle import RunnerGone, RunnerHandle
-from warmfleet import messages, tracing
-from warmfleet.messages import Broken, Chunk, Next, Ready, RunJob, RunOutcome, Stop
-from warmfleet.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
-from warmfleet.snapshot import SlotState
+from warmfleet.contract import messages
+from warmfleet.plumbing import tracing
+from warmfleet.contract.messages import Broken, Chunk, Next, Ready, RunJob, RunOutcome, Stop
+from warmfleet.contract.schema import JOB_ID_RE, FleetLimits, Job, JobError, Result, Status, explain
+from warmfleet.contract.snapshot import SlotState
 
 log = logging.getLogger("warmfleet.slot")
 

@@ -8,22 +8,12 @@ import time
 
 from redis.asyncio import Redis
 
-from warmfleet import keys
-from warmfleet.schema import FleetLimits, Result
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract import keys
+from warmfleet.contract.schema import FleetLimits, Result
+from warmfleet.contract.snapshot import PodSnapshot
+from warmfleet.contract import lua
 
-# Store the result only if none exists (reclaim and failover deliver twice), publish it
-# to the waiting client only if we stored it, then acknowledge and delete the entry.
-# Deleting an acknowledged entry is safe for lag: with one group, every acked entry is
-# at or before the group's last-delivered id, so XINFO GROUPS lag stays defined.
-_STORE_AND_ACK = """
-local stored = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
-if stored and ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[1]) end
-redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
-redis.call('XDEL', KEYS[2], ARGV[4])
-if stored then return 1 end
-return 0
-"""
+_STORE_AND_ACK = lua.script("job_result_store")  # warmfleet/contract/lua/job_result_store.lua
 
 
 class ResultStore:
@@ -46,7 +36,7 @@ class ResultStore:
         return bool(stored)
 
     async def add_output(self, job_id: str, fields: dict) -> None:
-        """Append one record (warmfleet.messages: chunk, restart or end) to a streaming job's output stream."""
+        """Append one record (warmfleet.contract.messages: chunk, restart or end) to a streaming job's output stream."""
         key = keys.output(self.pool, job_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, fields, maxlen=100_000, approximate=True)

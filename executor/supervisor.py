@@ -14,14 +14,17 @@ import time
 
 import redis.exceptions
 
-from executor import boot, egress_forward, metrics, procscan, running_loop, store
+from executor import boot, metrics, running_loop, store
+from executor.egress import forward as egress_forward
+from executor.lean import procscan
 from executor.exitcodes import ExitCode
 from executor.pod_state import PodState
-from executor.sessions import SessionHost
+from executor.sessions.host import SessionHost
 from executor.settings import ExecutorSettings
 from executor.slot import Slot
-from warmfleet import keys, probe, redis_connect, redis_retry
-from warmfleet.snapshot import PodSnapshot, SlotSnapshot, SlotState
+from warmfleet.contract import keys, probe
+from warmfleet.plumbing import redis_connect, redis_retry
+from warmfleet.contract.snapshot import PodSnapshot, SlotSnapshot, SlotState
 
 log = logging.getLogger("warmfleet.supervisor")
 
@@ -219,7 +222,7 @@ class Supervisor(PodState):
                 return
 
     def write_health(self, stopped: bool = False) -> None:
-        """The liveness heartbeat: written by this loop, never by jobs (warmfleet/probe.py)."""
+        """The liveness heartbeat: written by this loop, never by jobs (warmfleet/contract/probe.py)."""
         path = self.settings.health_file
         if not path:
             return
@@ -258,7 +261,7 @@ _GVISOR: bool | None = None
 
 
 def _kernel_is_gvisor() -> bool:
-    """gVisor's Sentry reports Linux 4.4.0 (FIELD-NOTES)."""
+    """gVisor's Sentry reports Linux 4.4.0 (docs/design/field-notes.md)."""
     global _GVISOR
     if _GVISOR is None:
         try:

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import generate_latest
 
 from gc_sidecar.recycler import REGISTRY
-from warmfleet import probe
+from warmfleet.contract import probe
 
 
 def make_server(addr: str, port: int, health_file: str, stale_s: float = probe.DEFAULT_STALE_S) -> ThreadingHTTPServer:

@@ -18,8 +18,9 @@ from gc_sidecar import health_server, k8s
 from gc_sidecar.policy import decide
 from gc_sidecar.recycler import Recycler
 from gc_sidecar.settings import SidecarSettings
-from warmfleet import keys, probe, redis_connect
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract import keys, probe
+from warmfleet.plumbing import redis_connect
+from warmfleet.contract.snapshot import PodSnapshot
 
 log = logging.getLogger("warmfleet.gc")
 
@@ -95,7 +96,7 @@ class Sidecar:
 
 
 def main() -> int:
-    from warmfleet import logs
+    from warmfleet.plumbing import logs
 
     settings = SidecarSettings.load()
     logs.setup(settings.log_level)

@@ -7,7 +7,7 @@ import hashlib
 
 from pydantic import BaseModel, Field
 
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract.snapshot import PodSnapshot
 
 
 class Reason(str, enum.Enum):
@@ -29,7 +29,7 @@ class RecyclePolicy(BaseModel):
     recycle_tainted: bool = False  # recycle after a job hit a limit
     max_recycling: int = Field(default=1, ge=1)  # fleet-wide, at once
     min_serving_slots: int = Field(default=0, ge=0)  # never recycle below this many serving slots
-    # A pod with open sessions (executor/sessions.py) is not recycled for age or job count
+    # A pod with open sessions (executor/sessions/host.py) is not recycled for age or job count
     # until they end, or until it is this long past its age limit (then the drain ends
     # them as lost, with the reason). Tainted or oversized pods recycle at once.
     session_wait_s: float = Field(default=3600.0, ge=0)

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from gc_sidecar.lease import LeaseAnswer, RecycleLease
 from gc_sidecar.policy import Reason, RecyclePolicy
-from warmfleet import keys
+from warmfleet.contract import keys
 
 log = logging.getLogger("warmfleet.gc")
 

@@ -11,7 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gc_sidecar.policy import RecyclePolicy
-from warmfleet.probe import DEFAULT_HEALTH_FILE
+from warmfleet.contract.probe import DEFAULT_HEALTH_FILE
 
 
 class SidecarSettings(BaseSettings):

@@ -12,7 +12,7 @@ import sys
 import grimp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("warmfleet", "executor", "dispatcher", "gc_sidecar", "egress", "benchmarks")
+PACKAGES = ("warmfleet", "executor", "dispatcher", "gc_sidecar", "egress")
 
 
 def _env() -> dict:

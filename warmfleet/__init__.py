@@ -3,7 +3,7 @@
     from warmfleet import Client, AsyncClient, Result
 
 This package is also the bottom of the import graph (the contract: schema, keys,
-messages), and the lean slot runner imports `warmfleet.messages` through it: so this
+messages), and the lean slot runner imports `warmfleet.contract.messages` through it: so this
 file imports nothing. The client names resolve on first use (PEP 562).
 """
 
@@ -18,9 +18,9 @@ _LAZY = {
     "WaitTimeout": "dispatcher.errors",
     "SessionEnded": "dispatcher.errors",
     "SessionLost": "dispatcher.errors",
-    "Result": "warmfleet.schema",
-    "FleetLimits": "warmfleet.schema",
-    "Status": "warmfleet.messages",
+    "Result": "warmfleet.contract.schema",
+    "FleetLimits": "warmfleet.contract.schema",
+    "Status": "warmfleet.contract.messages",
 }
 __all__ = sorted(_LAZY)
 

@@ -25,7 +25,7 @@ from celery import Celery
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatcher import Client, InvalidJob
-from warmfleet.schema import Result, Status
+from warmfleet.contract.schema import Result, Status
 
 TASK_NAME = "warmfleet.run"
 

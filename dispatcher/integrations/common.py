@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from warmfleet.schema import Result
+from warmfleet.contract.schema import Result
 
 TOOL_NAME = "run_python"
 TOOL_DESCRIPTION = (

@@ -20,9 +20,9 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
 from dispatcher import AsyncClient, Client, InvalidJob, SessionEnded
-from dispatcher.session import AsyncSession
+from dispatcher.aio import AsyncSession
 from dispatcher.integrations.common import TOOL_DESCRIPTION, TOOL_NAME, as_text
-from warmfleet.schema import DEFAULT_LIMITS, Result, Status
+from warmfleet.contract.schema import DEFAULT_LIMITS, Result, Status
 
 
 class RunPythonInput(BaseModel):

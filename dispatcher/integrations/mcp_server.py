@@ -23,7 +23,7 @@ from dispatcher.integrations.common import (
     TOOL_NAME,
     RunOutput,
 )
-from warmfleet.schema import DEFAULT_LIMITS
+from warmfleet.contract.schema import DEFAULT_LIMITS
 
 try:  # mcp >= 2
     from mcp.server.mcpserver import MCPServer as _Server

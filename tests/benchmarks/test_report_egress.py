@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from benchmarks import report, report_egress
+from warmfleet.bench import report, report_egress
 
 SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "egress_sample.json")
 

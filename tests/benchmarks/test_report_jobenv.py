@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 
-from benchmarks import report, report_jobenv
-from benchmarks.jobenv import A_OUT, B_OUT, JOB_A, JOB_B_ALT, REQUIREMENTS
+from warmfleet.bench import report, report_jobenv
+from warmfleet.bench.jobenv import A_OUT, B_OUT, JOB_A, JOB_B_ALT, REQUIREMENTS
 
 SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jobenv_sample.json")
 

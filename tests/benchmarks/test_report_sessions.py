@@ -7,7 +7,7 @@ import copy
 import json
 import os
 
-from benchmarks import report, report_sessions
+from warmfleet.bench import report, report_sessions
 
 SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sessions_sample.json")
 

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from dispatcher import AsyncClient, Client
-from warmfleet import keys
-from warmfleet.schema import FleetLimits, Job, Result, Status
+from warmfleet.contract import keys
+from warmfleet.contract.schema import FleetLimits, Job, Result, Status
 
 POOL = "default"
 

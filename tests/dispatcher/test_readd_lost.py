@@ -11,8 +11,8 @@ import json
 import redis
 
 from dispatcher import AsyncClient, Client
-from warmfleet import keys
-from warmfleet.schema import Result, Status
+from warmfleet.contract import keys
+from warmfleet.contract.schema import Result, Status
 
 
 def entries(r: redis.Redis) -> dict[str, str]:

@@ -14,7 +14,7 @@ from importlib import metadata
 import pytest
 
 from dispatcher import Client
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"  # compiled deps are copied: same minor
@@ -98,7 +98,7 @@ def test_jobs_import_the_stdlib_from_a_python_under_a_0700_dir(venv_of_a_hidden_
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     up = subprocess.Popen(
-        [str(venv / "bin" / "python"), "-m", "warmfleet.cli", "up", "--pods", "1", "--slots", "1"],
+        [str(venv / "bin" / "python"), "-m", "warmfleet.cli.main", "up", "--pods", "1", "--slots", "1"],
         env={**os.environ, "WARMFLEET_STATE_DIR": str(state)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

@@ -13,11 +13,11 @@ import time
 import pytest
 import redis
 
-from warmfleet import status as fleet_status
+from warmfleet.cli import status as fleet_status
 
 
 def _batch(fleet, jobs_path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "warmfleet.cli", "run", "--batch", str(jobs_path), "--redis-url", fleet.client_url, *extra]
+    return [sys.executable, "-m", "warmfleet.cli.main", "run", "--batch", str(jobs_path), "--redis-url", fleet.client_url, *extra]
 
 
 def test_batch_writes_one_result_line_per_job(fleet, tmp_path):

@@ -17,9 +17,9 @@ import redis
 from dispatcher import AsyncClient, WaitTimeout
 from support import answers
 from support import fleet_faults as ff
-from warmfleet import keys
+from warmfleet.contract import keys
 from warmfleet.local.fleet import FleetSettings, LocalFleet
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 JOBS = 2000
 SANDBOX_KILLS = 3

@@ -7,8 +7,8 @@ import pytest
 import redis
 
 from dispatcher import AsyncClient, Client, InvalidJob
-from warmfleet import keys
-from warmfleet.schema import Status
+from warmfleet.contract import keys
+from warmfleet.contract.schema import Status
 
 
 def test_map_of_200_returns_results_in_order(client):

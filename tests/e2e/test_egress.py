@@ -13,7 +13,7 @@ import pytest
 
 from dispatcher import Client
 from support.egress_sites import WHEEL_NAME, start_site, start_tls_site
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 DENIED = "network access denied by sandbox policy"
 

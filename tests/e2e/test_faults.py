@@ -11,9 +11,9 @@ import redis
 from dispatcher import Client
 from support import answers
 from support import fleet_faults as ff
-from warmfleet import keys
+from warmfleet.contract import keys
 from warmfleet.local.fleet import FleetSettings, LocalFleet
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 RECLAIM_IDLE_S = "2"
 MAX_DELIVERIES = 3

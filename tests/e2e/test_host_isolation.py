@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CANARY_DIRS = ("/srv", "/opt", "/var/tmp", "/home")
@@ -67,9 +67,9 @@ def test_the_checkout_and_the_executor_are_out_of_reach(client):
         "import importlib, json, os, sys\n"
         f"checkout = {CHECKOUT!r}\n"
         "out = {'path': sys.path, 'exists': {}, 'imports': {}}\n"
-        "for rel in ('README.md', 'pyproject.toml', 'tests', '.git', 'executor/child.py'):\n"
+        "for rel in ('README.md', 'pyproject.toml', 'tests', '.git', 'executor/lean/child.py'):\n"
         "    out['exists'][rel] = os.path.lexists(os.path.join(checkout, rel))\n"
-        "for m in ('executor', 'executor.child', 'warmfleet', 'dispatcher', 'redis', 'pydantic'):\n"
+        "for m in ('executor', 'executor.lean.child', 'warmfleet', 'dispatcher', 'redis', 'pydantic'):\n"
         "    try:\n"
         "        importlib.import_module(m); out['imports'][m] = 'IMPORTED'\n"
         "    except ImportError as e:\n"

@@ -2,7 +2,7 @@
 
 import json
 
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 
 def test_workspace_is_empty_after_a_job_wrote_files(client):

@@ -134,7 +134,7 @@ async def test_mcp_tool_returns_figures_as_images(ds_fleet):
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "warmfleet.cli", "mcp", "--redis-url", ds_fleet.client_url])
+    params = StdioServerParameters(command=sys.executable, args=["-m", "warmfleet.cli.main", "mcp", "--redis-url", ds_fleet.client_url])
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         res = await session.call_tool("run_python", {"code": "import matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show(); print('drawn')"})
@@ -188,8 +188,8 @@ def test_up_refuses_a_bad_requirements_file_or_preload(tmp_path):
 
 @pytest.mark.timeout(240)
 def test_readme_flow_a_data_science_pool_from_pools_yaml_returns_a_chart(tmp_path):
-    """As README.md tells a new user: `up --pools k8s/pools.yaml --pool data-analysis`,
-    then `run --out` a pandas + matplotlib job and get the chart back."""
+    """As docs/guides/job-environments.md tells a new user: `up --pools k8s/pools.yaml
+    --pool data-analysis`, then `run --out` a pandas + matplotlib job and get the chart back."""
     env = {**os.environ, "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
     up = subprocess.Popen([WARMFLEET, "up", "--pools", os.path.join(ROOT, "k8s", "pools.yaml"), "--pool", "data-analysis",
                            "--slots", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -225,7 +225,7 @@ def test_a_session_starts_with_the_preload_imported_and_keeps_its_dataframe(ds):
         again = s.run("print(df.groupby('k')['v'].sum().to_dict())")
         assert again.ok and again.stdout == "{1: 40, 2: 20}\n", again
         assert "ModuleNotFoundError" in s.run("import redis").stderr
-        assert "ModuleNotFoundError" in s.run("import executor.session_zygote").stderr
+        assert "ModuleNotFoundError" in s.run("import executor.lean.session_zygote").stderr
 
 
 @pytest.mark.timeout(180)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 
 def _events(path: str) -> list[dict]:

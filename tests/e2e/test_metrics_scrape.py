@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher import Client
 from support import fleet_faults as ff
-from warmfleet import keys
-from warmfleet.schema import Status
+from warmfleet.contract import keys
+from warmfleet.contract.schema import Status
 
 
 def _free_port() -> int:

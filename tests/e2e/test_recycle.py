@@ -11,10 +11,10 @@ import redis
 
 from dispatcher import Client
 from gc_sidecar.policy import RecyclePolicy
-from warmfleet import keys
+from warmfleet.contract import keys
 from warmfleet.local.fleet import FleetSettings, LocalFleet
-from warmfleet.schema import Status
-from warmfleet.snapshot import parse_all
+from warmfleet.contract.schema import Status
+from warmfleet.contract.snapshot import parse_all
 
 PODS, SLOTS, FLOOR = 2, 2, 2  # one pod (2 slots) may be out at a time: 4 - 2 = 2
 RECYCLES_PER_POD = 2

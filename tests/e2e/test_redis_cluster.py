@@ -7,10 +7,11 @@ import pytest
 from redis.crc import key_slot
 
 from dispatcher import Client
-from warmfleet import keys, redis_connect
+from warmfleet.contract import keys
+from warmfleet.plumbing import redis_connect
 from warmfleet.local.fleet import FleetSettings, LocalFleet
 from support.redis_topologies import ClusterOf3
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 POOLS = ("default", "data-analysis", "p3")
 JOBS_PER_POOL = 12

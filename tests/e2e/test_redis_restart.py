@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from dispatcher import Client
-from warmfleet import keys
+from warmfleet.contract import keys
 from warmfleet.local.fleet import FleetSettings, LocalFleet
 from warmfleet.local.redis_server import EmbeddedRedis
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 from support import answers
 from support.fleet_faults import poll
 

@@ -16,9 +16,10 @@ import pytest
 from dispatcher import AsyncClient
 from support import answers
 from support.redis_topologies import SentinelSet, wait_for
-from warmfleet import keys, redis_connect
+from warmfleet.contract import keys
+from warmfleet.plumbing import redis_connect
 from warmfleet.local.fleet import FleetSettings, LocalFleet
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 JOBS = 1000
 UNREPLICATED = 50  # submitted after the replica's link was cut: the new primary never sees them

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from dispatcher import AsyncClient, Chunk, InvalidJob
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 
 def test_input_files_are_placed_in_the_workspace(client):

@@ -20,9 +20,9 @@ import redis
 from dispatcher import Client
 from support.netns import HostsLab
 from support.redis_topologies import wait_for
-from warmfleet import keys
-from warmfleet import status as fleet_status
-from warmfleet.schema import Status
+from warmfleet.contract import keys
+from warmfleet.cli import status as fleet_status
+from warmfleet.contract.schema import Status
 
 HOSTS = 3
 JOBS = 150

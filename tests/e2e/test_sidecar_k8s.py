@@ -11,7 +11,7 @@ from gc_sidecar.main import Sidecar
 from gc_sidecar.policy import RecyclePolicy
 from gc_sidecar.settings import SidecarSettings
 from tests.gc_sidecar.fake_apiserver import FakeApiServer
-from warmfleet import keys, probe
+from warmfleet.contract import keys, probe
 from warmfleet.local.fleet import FleetSettings, LocalFleet
 
 

@@ -1,6 +1,6 @@
 """Every status, produced by a real snippet in a real runsc sandbox."""
 
-from warmfleet.schema import FleetLimits, Status
+from warmfleet.contract.schema import FleetLimits, Status
 
 
 def test_runs_under_gvisor(client):

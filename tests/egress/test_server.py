@@ -89,7 +89,7 @@ def test_no_valid_token_no_service(make_proxy, sites, tmp_path):
     s.sendall(f"job-4 forged\nGET http://allowed.test:{sites['allowed']}/ HTTP/1.1\r\nHost: a\r\n\r\n".encode())
     assert s.recv(4096) == b""
     # nor does the job's own token open the control side
-    from warmfleet import egress_identity as identity
+    from warmfleet.contract import egress_identity as identity
 
     assert "bad control request" in p.usage("job-4", identity.job_token("test-secret-0123456789abcdef", "t", "job-4"))
 
@@ -115,7 +115,7 @@ def test_per_job_connection_and_byte_caps(make_proxy, sites):
 
 
 def test_a_relay_whose_proxy_is_gone_refuses_at_once(tmp_path):
-    from executor.egress_relay import Relay
+    from executor.lean.egress_relay import Relay
 
     relay = Relay(str(tmp_path / "missing.sock"), 0)
     relay.start("job-7", "t")
@@ -134,10 +134,10 @@ def test_kubernetes_shape_relay_to_pod_socket_to_gateway_over_tcp(tmp_path, site
     import asyncio
 
     from support.egress_sites import SECRET, ProxyUnderTest
-    from executor import egress_forward, egress_usage
-    from executor.egress_relay import Relay
+    from executor.egress import forward as egress_forward, usage as egress_usage
+    from executor.lean.egress_relay import Relay
     from executor.settings import ExecutorSettings
-    from warmfleet import egress_identity as identity
+    from warmfleet.contract import egress_identity as identity
 
     hosts = "127.0.0.1 allowed.test\n"
     p = ProxyUnderTest(str(tmp_path), f"allowed.test:{sites['allowed']},127.0.0.1:{sites['allowed']}", hosts,

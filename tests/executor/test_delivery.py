@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from executor.delivery import EntrySource
-from warmfleet import keys
+from warmfleet.contract import keys
 
 POOL = "default"
 RECLAIM_IDLE_S = 0.3  # the settings' minimum

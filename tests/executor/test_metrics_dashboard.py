@@ -8,7 +8,7 @@ import re
 from types import SimpleNamespace
 
 from executor import metrics
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract.snapshot import PodSnapshot
 
 DASHBOARD = os.path.join(os.path.dirname(__file__), "..", "..", "k8s", "dashboards", "warmfleet.json")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from executor import procscan
+from executor.lean import procscan
 
 MB = 1 << 20
 

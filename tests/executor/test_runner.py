@@ -7,9 +7,9 @@ import sys
 import psutil
 import pytest
 
-from warmfleet import messages
+from warmfleet.contract import messages
 from executor.boot import spawn_runner
-from warmfleet.messages import RunnerConfig
+from warmfleet.contract.messages import RunnerConfig
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The relay the supervisor runs for a session (executor/session_egress.py), in-process
+"""The relay the supervisor runs for a session (executor/egress/sessions.py), in-process
 against a real egress proxy (its own loop in a thread) and loopback sites: each call's
 connections carry that call's identity and end with it, nothing passes between calls,
 and the proxy takes no identity but the one a token was made for."""
@@ -16,10 +16,10 @@ import urllib.request
 
 import pytest
 
-from executor.session_egress import BETWEEN_CALLS, PodRelays, SessionEgress, listen_in_namespace
+from executor.egress.sessions import BETWEEN_CALLS, PodRelays, SessionEgress, listen_in_namespace
 from executor.settings import ExecutorSettings
 from support.egress_sites import SECRET, ProxyUnderTest, allowed_and_denied
-from warmfleet import egress_identity as identity
+from warmfleet.contract import egress_identity as identity
 
 DENIED = "network access denied by sandbox policy"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from executor.session_handle import SessionBroke, _checked_reply
+from executor.sessions.handle import SessionBroke, _checked_reply
 
 REPLY = {"t": "result", "seq": 3, "status": "ok", "exit_code": 0, "error": None, "duration_s": 0.01, "cpu_s": 0.0,
          "cpu_total_s": 1.5, "max_rss_bytes": 1 << 20, "files": {"a.txt": "aGk="}, "files_truncated": False}

@@ -12,11 +12,11 @@ import json
 from executor import store
 from executor.delivery import Entry
 from executor.pod_state import PodState
-from executor.session_handle import SessionDied
-from executor.session_opens import SessionOpens
-from executor.session_state import Session
+from executor.sessions.handle import SessionDied
+from executor.sessions.opens import SessionOpens
+from executor.sessions.state import Session
 from executor.settings import ExecutorSettings
-from warmfleet import keys
+from warmfleet.contract import keys
 
 POOL = "default"
 SID = "a" * 32

@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 
 from executor import store
 from executor.pod_state import PodState
-from executor.session_state import Session
-from executor.sessions import SessionHost
+from executor.sessions.state import Session
+from executor.sessions.host import SessionHost
 from executor.settings import ExecutorSettings
 
 POOL = "default"
@@ -79,8 +79,8 @@ async def test_a_malformed_call_that_names_its_id_is_answered_rejected(pod):
     import time
     import uuid
 
-    from warmfleet import keys
-    from warmfleet.schema import Result, Status
+    from warmfleet.contract import keys
+    from warmfleet.contract.schema import Result, Status
 
     host = SessionHost(pod)
     session = Session("s1", 0, None, 60, 600, None)  # type: ignore[arg-type] - no call reaches a process

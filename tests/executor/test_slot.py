@@ -16,16 +16,16 @@ from executor.pod_state import PodState
 from executor.runner_handle import RunnerGone
 from executor.settings import ExecutorSettings
 from executor.slot import Slot
-from warmfleet import keys, messages
-from warmfleet.messages import Chunk, Next, Ready, RunJob, RunOutcome, Stop
-from warmfleet.schema import Job, Result, Status
-from warmfleet.snapshot import SlotState
+from warmfleet.contract import keys, messages
+from warmfleet.contract.messages import Chunk, Next, Ready, RunJob, RunOutcome, Stop
+from warmfleet.contract.schema import Job, Result, Status
+from warmfleet.contract.snapshot import SlotState
 
 POOL = "default"
 
 
 class StandInRunner:
-    """Speaks the runner's side of warmfleet.messages: Ready after start and after Next,
+    """Speaks the runner's side of warmfleet.contract.messages: Ready after start and after Next,
     a RunOutcome (after Chunks, for streaming jobs) for each RunJob. `die_on_job`: the
     next job's answer is a closed channel instead (the runner was killed mid-job)."""
 
@@ -232,7 +232,7 @@ async def test_a_traced_job_continues_the_clients_trace_through_queue_run_and_st
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from dispatcher import AsyncClient
-    from warmfleet import tracing
+    from warmfleet.plumbing import tracing
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -259,7 +259,7 @@ async def test_a_traced_job_continues_the_clients_trace_through_queue_run_and_st
     for child in ("warmfleet.queue_wait", "warmfleet.run", "warmfleet.store"):
         assert parent[child] == spans["warmfleet.job"].context.span_id
     job = spans["warmfleet.job"]
-    assert job.attributes["warmfleet.job_id"] == job_id and job.attributes["warmfleet.status"] == "ok"
+    assert job.attributes["warmfleet.job_id"] == job_id and job.attributes["warmfleet.cli.status"] == "ok"
     assert job.start_time <= spans["warmfleet.queue_wait"].end_time <= spans["warmfleet.run"].start_time
     assert spans["warmfleet.run"].end_time <= spans["warmfleet.store"].start_time <= job.end_time
 
@@ -272,10 +272,10 @@ def test_an_untraced_executor_imports_no_opentelemetry():
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     # (redis-py itself peeks at the opentelemetry namespace for its own optional metrics)
-    code = ("import sys, executor.__main__, executor.supervisor, executor.slot; from warmfleet import tracing; "
+    code = ("import sys, executor.__main__, executor.supervisor, executor.slot; from warmfleet.plumbing import tracing; "
             "assert not tracing.configure_from_env(); "
             "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.trace', 'opentelemetry.sdk.trace',"
-            " 'opentelemetry.propagat', 'warmfleet.tracing_otel'))))")
+            " 'opentelemetry.propagat', 'warmfleet.plumbing.tracing_otel'))))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

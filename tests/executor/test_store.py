@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from executor import store
-from warmfleet import keys, messages
-from warmfleet.schema import Result, Status
+from warmfleet.contract import keys, messages
+from warmfleet.contract.schema import Result, Status
 
 POOL = "default"
 

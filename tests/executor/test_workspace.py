@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from executor.workspace import empty_dir
+from executor.lean.workspace import empty_dir
 
 
 def test_empty_dir_removes_everything_and_never_follows_links(tmp_path):

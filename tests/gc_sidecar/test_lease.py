@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from gc_sidecar.lease import RecycleLease
-from warmfleet import keys
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract import keys
+from warmfleet.contract.snapshot import PodSnapshot
 
 POOL = "default"
 

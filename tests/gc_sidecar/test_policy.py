@@ -3,7 +3,7 @@
 import statistics
 
 from gc_sidecar.policy import Reason, RecyclePolicy, age_limit, decide
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract.snapshot import PodSnapshot
 
 NOW = 1_000_000.0
 

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from gc_sidecar import health_server
-from warmfleet import probe
+from warmfleet.contract import probe
 
 
 def state(**kw):
@@ -31,7 +31,7 @@ def test_checks():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "warmfleet.cli", "probe", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "warmfleet.cli.main", "probe", *args], capture_output=True, text=True,
                           timeout=30)
 
 
@@ -55,7 +55,7 @@ def test_probe_module_loads_only_the_standard_library(tmp_path):
     third-party stack (its speed is `warmfleet bench`'s business, not a timed test)."""
     path = str(tmp_path / "health.json")
     probe.write(path, state())
-    code = ("import sys; before = set(sys.modules); import warmfleet.probe as p; "
+    code = ("import sys; before = set(sys.modules); import warmfleet.contract.probe as p; "
             "rc = p.main(['live', '--file', %r, '--quiet']); "
             "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before}))); sys.exit(rc)" % path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)

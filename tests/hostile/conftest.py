@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from dispatcher import Client
-from warmfleet.schema import Result, Status
+from warmfleet.contract.schema import Result, Status
 
 
 class PasswordRedis:

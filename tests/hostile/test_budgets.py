@@ -3,7 +3,7 @@ processes, threads; and the tricks that try to switch the budgets off."""
 
 import pytest
 
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 GRACE = 0.5  # the runner's kill_grace_s default: SIGKILL this long after the wall clock
 

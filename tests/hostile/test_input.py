@@ -4,8 +4,8 @@ NUL bytes, and entries that reach the stream without the client's checks."""
 import json
 import uuid
 
-from warmfleet import keys
-from warmfleet.schema import Job, Status
+from warmfleet.contract import keys
+from warmfleet.contract.schema import Job, Status
 
 
 def test_invalid_python_is_an_error(run_hostile):

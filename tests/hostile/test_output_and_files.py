@@ -1,7 +1,7 @@
 """Snippets that flood their output, fill their disk and descriptors, leave things
 behind for the next job, or plant links for the reset to follow."""
 
-from warmfleet.schema import FleetLimits, Status
+from warmfleet.contract.schema import FleetLimits, Status
 
 CAP = FleetLimits().output_bytes
 

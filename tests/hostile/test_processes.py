@@ -3,7 +3,7 @@ every way a process can end."""
 
 import pytest
 
-from warmfleet.schema import Status
+from warmfleet.contract.schema import Status
 
 DAEMON = """\
 import os, signal, time

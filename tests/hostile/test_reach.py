@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from warmfleet import keys
-from warmfleet.schema import Status
+from warmfleet.contract import keys
+from warmfleet.contract.schema import Status
 
 SCAN_FOR_SECRETS = """\
 import glob, json, os

@@ -74,7 +74,7 @@ def test_entrypoints_named_by_the_image_and_the_manifests_exist():
                 probe = c.get("livenessProbe", {}).get("exec")
                 if probe:
                     modules.add(probe["command"][2])
-    assert modules == {"executor", "gc_sidecar", "warmfleet.probe", "egress"}
+    assert modules == {"executor", "gc_sidecar", "warmfleet.contract.probe", "egress"}
     for mod in modules:
         spec = importlib.util.find_spec(mod)
         assert spec is not None, mod

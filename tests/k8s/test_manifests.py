@@ -4,7 +4,6 @@ the Kubernetes schemas (kubernetes-validate, strict), KEDA's against its CRD mod
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shlex
 import shutil
@@ -17,7 +16,7 @@ import pytest
 import redis
 import yaml
 
-from warmfleet import keys
+from warmfleet.contract import keys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 K8S = os.path.join(ROOT, "k8s")
@@ -25,10 +24,9 @@ K8S_VERSION = "1.31.0"  # native sidecars (initContainer restartPolicy: Always) 
 
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location("k8s_generate", os.path.join(K8S, "generate.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from warmfleet.cli.k8s import generate
+
+    return generate
 
 
 def kubectl() -> str:
@@ -56,7 +54,7 @@ def executors(docs):
 
 def test_committed_manifests_match_the_definition_and_the_code():
     gen = load_generator()
-    assert gen.main(["--check"]) == 0, "k8s/base is stale: run python k8s/generate.py"
+    assert gen.main(["--check", "--dir", K8S]) == 0, "k8s/base is stale: run warmfleet k8s generate"
 
 
 def test_every_kubernetes_object_validates_strictly(built):
@@ -97,7 +95,7 @@ def test_keda_objects_match_the_crd_schema(built):
 
 def test_each_pool_scales_on_its_own_stream_with_lag_and_in_flight_triggers(built):
     gen = load_generator()
-    pools = [p["name"] for p in gen.load_definition()["pools"]]
+    pools = [p["name"] for p in gen.load_definition(os.path.join(K8S, "pools.yaml"))["pools"]]
     scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in by_kind(built, "ScaledObject")}
     deployments = {d["metadata"]["name"]: d for d in executors(built)}
     assert set(scaled) == set(deployments) == {f"warmfleet-executor-{p}" for p in pools}
@@ -127,7 +125,7 @@ def test_each_pool_scales_on_its_own_stream_with_lag_and_in_flight_triggers(buil
 def test_each_pool_runs_on_its_gvisor_platform(built):
     """A pool's RuntimeClass names a runsc handler for its platform, and the pod publishes it."""
     gen = load_generator()
-    definition = gen.load_definition()
+    definition = gen.load_definition(os.path.join(K8S, "pools.yaml"))
     classes = {d["metadata"]["name"]: d["handler"] for d in by_kind(built, "RuntimeClass")}
     deployments = {d["metadata"]["name"]: d for d in executors(built)}
     for p in definition["pools"]:
@@ -148,7 +146,7 @@ def test_each_pool_runs_on_its_gvisor_platform(built):
 ])
 def test_cluster_and_sentinel_modes_get_their_keda_trigger(mode, redis_def, trigger_type):
     gen = load_generator()
-    definition = gen.load_definition()
+    definition = gen.load_definition(os.path.join(K8S, "pools.yaml"))
     definition["redis"] = {**definition["redis"], **redis_def}
     for p in definition["pools"]:
         so = gen.scaled_object(definition, p)
@@ -193,13 +191,13 @@ def test_executor_pod_shape(built):
         assert caps["drop"] == ["ALL"] and set(caps["add"]) == {"SETUID", "SETGID", "KILL", "CHOWN", "SYS_ADMIN"}
         assert ex["securityContext"]["allowPrivilegeEscalation"] is False
         assert gc["securityContext"]["runAsNonRoot"] is True
-        assert ex["livenessProbe"]["exec"]["command"][:3] == ["python", "-m", "warmfleet.probe"]
+        assert ex["livenessProbe"]["exec"]["command"][:3] == ["python", "-m", "warmfleet.contract.probe"]
         assert ex["readinessProbe"]["httpGet"]["path"] == "/readyz"
         # Kubernetes waits longer than the executor drains, the executor drains longer than
         # this pool's longest job runs, and the sidecar (stopped after the executor) waits
         # for the whole drain.
         gen = load_generator()
-        (pool,) = [p for p in gen.load_definition()["pools"] if p["name"] == env["WARMFLEET_POOL"]]
+        (pool,) = [p for p in gen.load_definition(os.path.join(K8S, "pools.yaml"))["pools"] if p["name"] == env["WARMFLEET_POOL"]]
         drain = float(env["WARMFLEET_DRAIN_TIMEOUT_S"])
         gc_env = {e["name"]: e["value"] for e in gc["env"]}
         assert spec["terminationGracePeriodSeconds"] > float(gc_env["WARMFLEET_GC__DRAIN_TIMEOUT_S"]) >= drain
@@ -215,7 +213,7 @@ def test_rbac_is_evict_and_read_pods_only(built):
 
 def test_network_policies_default_deny_and_egress_per_pool(built):
     gen = load_generator()
-    definition = gen.load_definition()
+    definition = gen.load_definition(os.path.join(K8S, "pools.yaml"))
     pols = {p["metadata"]["name"]: p for p in by_kind(built, "NetworkPolicy")}
     deny = pols["default-deny"]["spec"]
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"} and "egress" not in deny
@@ -242,7 +240,7 @@ def test_network_policies_default_deny_and_egress_per_pool(built):
 
 def test_an_egress_pool_gets_a_gateway_with_its_allow_list(built):
     gen = load_generator()
-    definition = gen.load_definition()
+    definition = gen.load_definition(os.path.join(K8S, "pools.yaml"))
     deployments = {d["metadata"]["name"]: d for d in by_kind(built, "Deployment")}
     pols = {p["metadata"]["name"]: p for p in by_kind(built, "NetworkPolicy")}
     services = {s["metadata"]["name"] for s in by_kind(built, "Service")}

@@ -23,8 +23,9 @@ import threading
 
 import redis
 
-from warmfleet import keys, redis_connect
-from warmfleet.schema import Result
+from warmfleet.contract import keys
+from warmfleet.plumbing import redis_connect
+from warmfleet.contract.schema import Result
 
 
 class PublishedResults:

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 from egress.server import EgressProxy
 from egress.settings import EgressSettings
-from executor.egress_relay import Relay
-from warmfleet import egress_identity as identity
+from executor.lean.egress_relay import Relay
+from warmfleet.contract import egress_identity as identity
 
 SECRET = "test-secret-0123456789abcdef"
 

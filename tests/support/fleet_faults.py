@@ -10,10 +10,10 @@ from contextlib import contextmanager
 
 import redis
 
-from warmfleet import keys
+from warmfleet.contract import keys
 from warmfleet.local.pod import SLOT_UID_BASE
 from warmfleet.local.sandbox import WORKSPACE_ROOT_IN_SANDBOX
-from warmfleet.snapshot import PodSnapshot, SlotSnapshot, SlotState
+from warmfleet.contract.snapshot import PodSnapshot, SlotSnapshot, SlotState
 
 
 def poll(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02):

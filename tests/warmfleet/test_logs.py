@@ -4,7 +4,7 @@ import json
 import logging
 import os
 
-from warmfleet.logs import JsonFormatter
+from warmfleet.plumbing.logs import JsonFormatter
 
 
 def _line() -> dict:

@@ -1,4 +1,4 @@
-"""warmfleet.redis_connect: every URL form parsed, bad ones refused with a clear error,
+"""warmfleet.plumbing.redis_connect: every URL form parsed, bad ones refused with a clear error,
 and the connections each form makes (Sentinel and Cluster against real servers in
 tests/e2e/test_redis_cluster.py and test_redis_sentinel.py)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from warmfleet import redis_connect
+from warmfleet.plumbing import redis_connect
 
 
 def test_single_server_urls_pass_through():

@@ -1,10 +1,10 @@
 import pydantic
 import pytest
 
-from executor import runner
-from warmfleet import keys
-from warmfleet.messages import RunJob
-from warmfleet.schema import FleetLimits, Job, JobError, Result, Status, check_request
+from executor.lean import runner
+from warmfleet.contract import keys
+from warmfleet.contract.messages import RunJob
+from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, Status, check_request
 
 LIMITS = FleetLimits()
 

@@ -15,8 +15,8 @@ import time
 import pytest
 import redis
 
-from warmfleet import keys
-from warmfleet import status as fleet_status
+from warmfleet.contract import keys
+from warmfleet.cli import status as fleet_status
 
 POOL = "default"
 
@@ -74,7 +74,7 @@ def test_empty_pool_reads_as_zeroes(redis_url):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "warmfleet.cli", "status", *args]
+    return [sys.executable, "-m", "warmfleet.cli.main", "status", *args]
 
 
 def test_cli_json_is_one_parseable_object(busy_pool, redis_url):

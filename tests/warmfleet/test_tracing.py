@@ -1,4 +1,4 @@
-"""warmfleet.tracing's switch: the standard OTEL_* variables turn an executor's tracing on
+"""warmfleet.plumbing.tracing's switch: the standard OTEL_* variables turn an executor's tracing on
 (exporters found by their entry points), and nothing else does. The spans themselves:
 tests/executor/test_slot.py (client and executor with the SDK's in-memory exporter)."""
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from warmfleet import tracing
+from warmfleet.plumbing import tracing
 
 
 @pytest.mark.parametrize("env", [{}, {"OTEL_TRACES_EXPORTER": "none"},

@@ -24,9 +24,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from egress.policy import Policy
-from warmfleet import keys, redis_connect
-from warmfleet import status as fleet_status
-from warmfleet import discovery
+from warmfleet.contract import keys
+from warmfleet.plumbing import redis_connect
+from warmfleet.cli import status as fleet_status
+from warmfleet.contract import discovery
 from warmfleet.local import rootfs, runsc, watchdog
 from warmfleet.local.jobenv import check_preload, ensure_env
 from warmfleet.local.egress_proxy import EGRESS_DIR_IN_SANDBOX, LocalEgressProxy

@@ -17,8 +17,9 @@ import redis
 
 from gc_sidecar.policy import Reason, RecyclePolicy, decide
 from gc_sidecar.recycler import RecycleRecord, Recycler, wait_until
-from warmfleet import keys, redis_connect
-from warmfleet.snapshot import PodSnapshot
+from warmfleet.contract import keys
+from warmfleet.plumbing import redis_connect
+from warmfleet.contract.snapshot import PodSnapshot
 
 
 

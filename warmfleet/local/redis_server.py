@@ -42,7 +42,7 @@ class EmbeddedRedis:
                 binary,
                 "--port", "0",  # no TCP at all: nothing on the network to reach
                 "--unixsocket", self.socket_path,
-                "--unixsocketperm", "700",  # job uids get EACCES (FIELD-NOTES)
+                "--unixsocketperm", "700",  # job uids get EACCES (docs/design/field-notes.md)
                 "--dir", self.workdir,
                 "--save", "",
                 "--appendonly", "yes" if self.persistent else "no",

@@ -92,7 +92,7 @@ def build(
     _make_dirs(path, socket_dir_in_sandbox)
     for slot in range(slots):
         _make_dirs(path, os.path.join(workspace_root, str(slot)))
-    for index in range(sessions):  # executor/sessions.py: one workspace tmpfs each
+    for index in range(sessions):  # executor/sessions/host.py: one workspace tmpfs each
         _make_dirs(path, os.path.join(session_root, str(index)))
     covered = [*SYSTEM_DIRS, *(f"/{n}" for n in SYSTEM_TOP_LEVEL)]
     reserved = ["/proc", "/sys", "/dev", "/etc", socket_dir_in_sandbox, workspace_root, session_root,

@@ -9,8 +9,8 @@ Checked once when a local fleet starts (`warmfleet up`, `warmfleet bench`):
 - A platform the build does not list (`runsc flags`) is refused, before any sandbox starts.
 
 The platform (how the Sentry intercepts the sandbox's syscalls) is chosen per fleet.
-DEFAULT_PLATFORM is the one measured fastest for warmfleet on these machines (README,
-"Benchmarks"): inside gVisor each job is a fork, and a fork costs 2-3x more under
+DEFAULT_PLATFORM is the one measured fastest for warmfleet on these machines (the platforms
+table in docs/benchmarks/): inside gVisor each job is a fork, and a fork costs 2-3x more under
 systrap than under ptrace, which outweighs systrap's cheaper syscalls; KVM hangs in
 these VMs (nested virtualisation).
 """

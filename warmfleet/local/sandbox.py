@@ -1,11 +1,12 @@
 """One pod as a long-lived runsc (gVisor) sandbox: its OCI bundle and its lifecycle.
 
-The bundle (FIELD-NOTES): the fleet's minimal root (rootfs.py), read-only, no network
-(`--network=none`), Redis reached through a bind-mounted Unix socket (`--host-uds=open`),
-one size-bounded tmpfs per slot as its workspace (nothing else is writable), new
-pid/ipc/uts/mount/network namespaces, and only the capabilities the supervisor needs:
-SETUID/SETGID (drop to slot uids), KILL (signal them), CHOWN (give each slot its
-workspace), SYS_ADMIN (a network namespace per job child; dropped before the job runs).
+The bundle (docs/design/field-notes.md): the fleet's minimal root (rootfs.py), read-only, no
+network (`--network=none`), Redis reached through a bind-mounted Unix socket
+(`--host-uds=open`), one size-bounded tmpfs per slot as its workspace (nothing else is
+writable), new pid/ipc/uts/mount/network namespaces, and only the capabilities the
+supervisor needs: SETUID/SETGID (drop to slot uids), KILL (signal them), CHOWN (give each
+slot its workspace), SYS_ADMIN (a network namespace per job child; dropped before the job
+runs).
 """
 
 from __future__ import annotations

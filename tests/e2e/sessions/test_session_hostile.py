@@ -9,7 +9,7 @@ import pytest
 from support.sessions import index_of, wait_clean
 
 from dispatcher import SessionLost
-from warmfleet import keys
+from warmfleet.contract import keys
 
 
 # Each way a fork bomb's call may be stopped, and the words its error must then carry

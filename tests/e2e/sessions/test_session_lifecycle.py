@@ -11,7 +11,7 @@ import pytest
 from support.sessions import SESSION_ROOT, index_of, leftovers, processes, wait_clean, zygotes
 
 from dispatcher import Client, SessionEnded, SessionLost
-from warmfleet import keys
+from warmfleet.contract import keys
 
 
 def _wait_ended(client, sid: str, timeout: float = 20.0) -> dict:

@@ -14,8 +14,8 @@ import pytest
 from support.sessions_fleet import start_fleet
 
 from dispatcher import Client
-from warmfleet import keys
-from warmfleet import status as fleet_status
+from warmfleet.contract import keys
+from warmfleet.cli import status as fleet_status
 
 FAULT = "WARMFLEET_SESSION_OPEN_FAULT"
 BOUND_S = 40.0  # from the pod's death to the open answered (measured ~15-25 s, see the report)

@@ -11,7 +11,7 @@ import pytest
 from support.sessions_fleet import start_fleet
 
 from dispatcher import Client, SessionLost
-from warmfleet import keys
+from warmfleet.contract import keys
 
 # lease 10 s + grace 10 s + the client's recheck 1 s, with room for a loaded machine
 LOST_WITHIN_S = 35.0

@@ -13,7 +13,7 @@ import pytest
 def test_shell_runs_each_statement_in_one_session(sfleet):
     typed = "x = 2\nfor i in range(3):\n    x += i\n\nprint('x is', x)\nx * 10\nopen('/proc/version').read()[:17]\n1/0\nx\n"
     proc = subprocess.run(
-        [sys.executable, "-m", "warmfleet.cli", "shell", "--redis-url", sfleet.client_url],
+        [sys.executable, "-m", "warmfleet.cli.main", "shell", "--redis-url", sfleet.client_url],
         input=typed, capture_output=True, text=True, timeout=80,
     )
     assert proc.returncode == 0, proc.stderr

@@ -1,5 +1,0 @@
-import sys
-
-from warmfleet.bench import main
-
-sys.exit(main())

@@ -1,0 +1,165 @@
+"""The session zygote: one root process per pod that holds the session machinery and the
+pool's preloaded job environment, and forks a session process (executor/lean/session_process.py)
+on request. A session of a data-science pool then starts with pandas imported (a fork of
+an interpreter that already imported it), and its pages stay shared with the zygote's
+until the session writes to them.
+
+Started by the pod's SessionHost (executor/sessions/zygote_handle.py) as a fresh
+``python -S -I`` with one SOCK_SEQPACKET control socket; nothing on its command line but
+that descriptor's number (inside gVisor every uid can read every process's cmdline).
+Messages, one JSON object per packet:
+
+  host -> zygote  {"t": "init", "job_path", "preload", "warmup"}   first, once
+  zygote -> host  {"t": "ready", "pid"} | {"t": "broken", "error"}
+  host -> zygote  {"t": "spawn", "id", "mode", "cfg"} + 3 descriptors (SCM_RIGHTS): the
+                  session's channel end, its stdout and its stderr pipes
+  zygote -> host  {"t": "spawned", "id", "pid"} | {"t": "failed", "id", "error"}
+  zygote -> host  {"t": "exited", "pid", "status"}   a session it forked was reaped
+
+The sessions are the zygote's children: it reaps them and reports their wait status. If
+the zygote dies, its sessions live on (their channels and pipes go straight to the host)
+and, orphaned, are reaped by the supervisor, the pod's subreaper. Stdlib only, plus the
+messages module and the executor's stdlib-only helpers, as the session process.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+from executor.lean import jobenv, procscan, session_process as session_proc
+from executor.lean.child import executor_modules
+
+MAX_PACKET = 1 << 20
+BOOT = (
+    "import sys, os; sys.path.insert(0, sys.argv.pop(1)); from executor.lean import session_zygote; "
+    "os._exit(session_zygote.main())"
+)
+
+
+def send(sock: socket.socket, msg: dict) -> None:
+    sock.send(json.dumps(msg).encode())
+
+
+def fork_session(mode: str, cfg: dict, fds: list[int]) -> int:
+    """Fork one session process on `fds` (channel, stdout, stderr); the parent's pid."""
+    chan, out_w, err_w = fds
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # nothing of ours is written twice, by the child
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # no handler of ours runs in the child
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                os.setsid()  # its own group and session: the host kills it by group
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                devnull = os.open("/dev/null", os.O_RDONLY)
+                os.dup2(devnull, 0)
+                os.dup2(out_w, 1)
+                os.dup2(err_w, 2)
+                # session_proc's lock_down closes everything else (the control socket too).
+                code = session_proc.run(mode, chan, cfg)
+                for stream in (sys.stdout, sys.stderr):
+                    stream.flush()
+            finally:
+                os._exit(code)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return pid
+
+
+class Zygote:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+
+    def load(self) -> bool:
+        """The init message, then the pool's environment (as a slot runner loads it)."""
+        init = json.loads(self.sock.recv(MAX_PACKET) or b"{}")
+        try:
+            jobenv.load(list(init.get("job_path") or []), list(init.get("preload") or []),
+                        list(init.get("warmup") or []))
+        except ImportError as exc:
+            send(self.sock, {"t": "broken", "error": str(exc)})
+            return False
+        compile("print(1)", "<warm>", "exec")  # a session's first call does not warm the compiler
+        session_proc.EXECUTOR_MODULES = executor_modules()
+        gc.collect()  # what the zygote holds, out of the sessions' collections (jobenv.load does it too)
+        gc.freeze()
+        send(self.sock, {"t": "ready", "pid": os.getpid()})
+        return True
+
+    def serve(self) -> int:
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == self.wake_r:
+                    while _read(self.wake_r):
+                        pass
+                    self.reap()
+                elif not self.handle():
+                    return 0  # the host closed the control socket: our sessions live on without us
+
+    def handle(self) -> bool:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_PACKET, 3)
+        except InterruptedError:
+            return True
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return False
+        try:
+            msg = json.loads(data)
+            if msg.get("t") != "spawn" or len(fds) != 3 or msg.get("mode") not in ("serve", "reset"):
+                raise ValueError(f"bad request {msg.get('t')!r} with {len(fds)} descriptors")
+            pid = fork_session(msg["mode"], msg["cfg"], fds)
+            send(self.sock, {"t": "spawned", "id": msg.get("id"), "pid": pid})
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            send(self.sock, {"t": "failed", "id": _id_of(data), "error": repr(exc)[:1000]})
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def reap(self) -> None:
+        for pid, status in procscan.reaped_children():
+            send(self.sock, {"t": "exited", "pid": pid, "status": status})
+
+
+def _id_of(data: bytes) -> object:
+    try:
+        return json.loads(data).get("id")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except BlockingIOError:
+        return b""
+
+
+def main() -> int:
+    """argv: CONTROL_FD (a SOCK_SEQPACKET socket)."""
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    sock.setblocking(True)
+    zygote = Zygote(sock)
+    if not zygote.load():
+        return 3
+    return zygote.serve()

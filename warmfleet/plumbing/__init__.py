@@ -1,0 +1,1 @@
+"""Plumbing every role shares: logs, one way to open Redis, one reconnect policy, tracing."""

@@ -114,6 +114,7 @@ def test_chaos_2000_jobs_none_lost_none_duplicated():
         expected = {j: f"{i * 3}\n" for i, j in enumerate(ids)}
         wrong = [res for res in results if res.status is Status.OK and res.stdout != expected[res.job_id]]
         lost = len(set(ids) - set(by_id))
+        published.settle()
         published_twice = published.twice()
         reruns = answers.reruns(runs)
         # A re-run needs a death: a runner killed mid-job re-runs its one job, a sandbox

@@ -50,6 +50,7 @@ def test_redis_restart_under_load_loses_nothing():
             server.start()
             worker.join(timeout=180)
             assert not worker.is_alive(), "client still waiting after the restart"
+            published.settle()
         runs = answers.runs_by_job(answers.fleet_logs(fleet))
         print(f"redis restart: jobs={JOBS} results={len(results)} stored={stored()} "
               f"published={sum(published.counts.values())} published_twice={len(published.twice())} "

@@ -47,6 +47,7 @@ def test_primary_killed_with_1000_jobs_in_flight_every_job_answered_once(sentine
             ids = stats["ids"]
             # the last publishes reach our subscriber a moment after the client
             wait_for(lambda: len(published.counts) >= len(ids) - 100, 30, "our subscriber to see the answers")
+            published.settle()
         runs = answers.runs_by_job(answers.fleet_logs(fleet))
     finally:
         fleet.stop()

@@ -20,6 +20,8 @@ import glob
 import json
 import os
 import threading
+import time
+import uuid
 
 import redis
 
@@ -36,7 +38,9 @@ class PublishedResults:
 
     def __init__(self, url: str, pool: str = "default") -> None:
         self.url, self.pattern = url, keys.reply_channel(pool, "*")
+        self.barrier_channel = keys.reply_channel(pool, "answers-barrier")
         self.counts: collections.Counter[str] = collections.Counter()
+        self._barriers: dict[str, threading.Event] = {}
         self.reconnects = 0
         self._stop = threading.Event()
         self._subscribed = threading.Event()
@@ -51,6 +55,25 @@ class PublishedResults:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Return once every publish made before this call has been counted: Redis delivers
+        to a subscriber in publish order, so a marker published now arrives after them (a
+        second PUBLISH of a result lands right after the first: look only after this)."""
+        token = uuid.uuid4().hex
+        seen = self._barriers[token] = threading.Event()
+        conn = redis_connect.connect(self.url)
+        try:
+            deadline = time.monotonic() + timeout
+            while not seen.is_set():
+                conn.publish(self.barrier_channel, token)  # again if our subscriber was away for the first
+                if seen.wait(0.5):
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError("our subscriber never saw its own marker")
+        finally:
+            conn.close()
+            self._barriers.pop(token, None)
 
     def twice(self) -> dict[str, int]:
         return {job_id: n for job_id, n in self.counts.items() if n > 1}
@@ -67,6 +90,9 @@ class PublishedResults:
                         continue
                     if msg["type"] == "psubscribe":
                         self._subscribed.set()
+                    elif msg["type"] == "pmessage" and msg["channel"] == self.barrier_channel:
+                        if (seen := self._barriers.get(msg["data"])) is not None:
+                            seen.set()
                     elif msg["type"] == "pmessage":
                         self.counts[Result.from_json(msg["data"]).job_id] += 1
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):

@@ -15,7 +15,7 @@ COPY envs ./envs
 # A venv copied whole into the final stage: no pip, compilers or build files ship.
 # Job environments (k8s/pools.yaml jobEnvs): every envs/NAME.txt into its own venv
 # /opt/envs/NAME, without pip, matplotlib's font list built once; a pool's jobs import
-# from it (WARMFLEET_JOB_PATH), never from /opt/warmfleet.
+# from it (the job_path setting), never from /opt/warmfleet.
 RUN python -m venv /opt/warmfleet \
  && /opt/warmfleet/bin/pip install --no-compile . \
  && /opt/warmfleet/bin/python -m compileall -q /opt/warmfleet/lib \

@@ -22,7 +22,7 @@ class Client:
 
     Results are pushed to this client over pub/sub (one connection, whatever the
     number of jobs in flight); the stored result is the source of truth. `pool`: None
-    reads WARMFLEET_POOL (default "default").
+    is the pool setting (default "default"; docs/reference/settings.md).
     """
 
     def __init__(self, redis_url: str | None = None, *, pool: str | None = None) -> None:

@@ -18,7 +18,7 @@ from dispatcher.errors import WaitTimeout
 from dispatcher.request import Chunk
 from dispatcher.session import RecordWatch, call_entry, open_request
 from dispatcher.errors import SessionEnded, SessionLost
-from dispatcher.settings import ClientSettings
+from warmfleet.settings import ClientSettings, load
 from warmfleet.contract import keys
 from warmfleet.plumbing import redis_retry
 from warmfleet.contract.schema import FleetLimits, Job, Result
@@ -40,7 +40,7 @@ class JobOptions(TypedDict, total=False):
 
 class ClientCore:
     def __init__(self, redis_url: str | None, pool: str | None) -> None:
-        self.settings = ClientSettings()
+        self.settings = load(ClientSettings, strict=False)  # a stray WARMFLEET_* name warns, never crashes
         self.pool = keys.check_pool(pool if pool is not None else self.settings.pool)
         self.url = request.resolve_url(redis_url, self.settings)
         self.client_id = request.new_client_id()

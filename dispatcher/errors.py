@@ -18,7 +18,7 @@ class WaitTimeout(TimeoutError):
 
 
 class NoFleetConfigured(RuntimeError):
-    """No Redis URL was given, set in WARMFLEET_REDIS_URL, or advertised by `warmfleet up`."""
+    """No Redis URL was given, set (the redis_url setting), or advertised by `warmfleet up`."""
 
 
 class SessionEnded(RuntimeError):

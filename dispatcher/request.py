@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from dispatcher.errors import InvalidJob, NoFleetConfigured
-from dispatcher.settings import ClientSettings
+from warmfleet.settings import ClientSettings, env_name
 from warmfleet.contract import messages
 from warmfleet.contract import discovery
 from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
@@ -21,10 +21,10 @@ READD_BATCH = 100  # jobs per READD_LOST call
 
 
 def resolve_url(redis_url: str | None, settings: ClientSettings) -> str:
-    url = redis_url or settings.redis_url or discovery.read_url()
+    url = redis_url or settings.redis_url or discovery.read_url(settings.state_dir)
     if not url:
         raise NoFleetConfigured(
-            "no Redis URL: pass redis_url=..., set WARMFLEET_REDIS_URL, or start a local fleet with `warmfleet up`"
+            f"no Redis URL: pass redis_url=..., set {env_name('redis_url')}, or start a local fleet with `warmfleet up`"
         )
     return url
 

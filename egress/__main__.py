@@ -1,26 +1,25 @@
-"""``python -m egress``: one pool's egress proxy, settings from WARMFLEET_EGRESS_*."""
+"""``python -m egress``: one pool's egress proxy, with its settings (warmfleet/settings/egress.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 
-async def serve() -> int:
+async def serve(settings) -> int:
     from prometheus_client import start_http_server
 
     from egress.server import EgressProxy
-    from egress.settings import EgressSettings
 
-    settings = EgressSettings.load()
     proxy = EgressProxy(settings)
     await proxy.start()
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, settings.metrics_addr, registry=proxy.registry)
+    if settings.egress_metrics_port:
+        start_http_server(settings.egress_metrics_port, settings.egress_metrics_addr, registry=proxy.registry)
     logging.getLogger("warmfleet.egress").info(
-        "egress proxy ready", extra={"pool": settings.pool, "allow": settings.allow, "listen": settings.listen}
+        "egress proxy ready", extra={"pool": settings.egress_pool, "allow": settings.egress_allow, "listen": settings.egress_listen}
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -34,8 +33,16 @@ async def serve() -> int:
 def main() -> int:
     from warmfleet.plumbing import logs
 
+    from warmfleet.settings import EgressSettings, SettingsError, load
+
     logs.setup()
-    return asyncio.run(serve())
+    try:
+        settings = load(EgressSettings)
+    except SettingsError as exc:  # an unknown name (with the closest known one), a bad value
+        logging.getLogger("warmfleet.egress").error("invalid settings", extra={"error": str(exc)})
+        return os.EX_CONFIG  # as the executor
+    logs.setup(settings.egress_log_level)
+    return asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 from egress import protocols
 from egress.policy import Policy, denial_text
 from egress.resolver import Resolver
-from egress.settings import EgressSettings
+from warmfleet.settings import EgressSettings
 from egress.usage import JobUsage, UsageBook
 from warmfleet.contract import egress_identity as identity
 
@@ -35,9 +35,9 @@ PIPE_CHUNK = 64 << 10
 class EgressProxy:
     def __init__(self, settings: EgressSettings, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
-        self.policy = Policy.parse(settings.allow)
-        self.resolver = Resolver(settings.hosts_file)
-        self.usage = UsageBook(settings.job_ttl_s, settings.max_jobs_tracked)
+        self.policy = Policy.parse(settings.egress_allow)
+        self.resolver = Resolver(settings.egress_hosts_file)
+        self.usage = UsageBook(settings.egress_job_ttl_s, settings.egress_max_jobs_tracked)
         self.registry = registry or CollectorRegistry()
         self.requests = Counter(
             "warmfleet_egress_requests", "Egress requests by decision", ["pool", "decision"], registry=self.registry
@@ -45,8 +45,8 @@ class EgressProxy:
         self.servers: list[asyncio.base_events.Server] = []
 
     async def start(self) -> None:
-        self.servers.append(await _listen(self.settings.listen, self._serve_job, self.settings.socket_mode))
-        self.servers.append(await _listen(self.settings.control, self._serve_control, 0o600))
+        self.servers.append(await _listen(self.settings.egress_listen, self._serve_job, self.settings.egress_socket_mode))
+        self.servers.append(await _listen(self.settings.egress_control, self._serve_control, 0o600))
 
     async def stop(self) -> None:
         for server in self.servers:
@@ -57,10 +57,10 @@ class EgressProxy:
     # -- control -------------------------------------------------------------------------
     async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), self.settings.request_timeout_s)
+            line = await asyncio.wait_for(reader.readline(), self.settings.egress_request_timeout_s)
             parts = line[: identity.MAX_PREAMBLE].decode("ascii", "replace").split()
             if len(parts) == 3 and parts[0] == "USAGE" and identity.same(
-                parts[2], identity.control_token(self.settings.secret, self.settings.pool, parts[1])
+                parts[2], identity.control_token(self.settings.egress_secret, self.settings.egress_pool, parts[1])
             ):
                 writer.write(json.dumps(self.usage.collect(parts[1])).encode() + b"\n")
             else:
@@ -81,10 +81,10 @@ class EgressProxy:
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        timeout = self.settings.request_timeout_s
+        timeout = self.settings.egress_request_timeout_s
         line = await asyncio.wait_for(reader.readline(), timeout)
         parts = line[: identity.MAX_PREAMBLE].decode("ascii", "replace").split()
-        expected = identity.job_token(self.settings.secret, self.settings.pool, parts[0]) if len(parts) == 2 else ""
+        expected = identity.job_token(self.settings.egress_secret, self.settings.egress_pool, parts[0]) if len(parts) == 2 else ""
         if not (len(parts) == 2 and identity.same(parts[1], expected)):
             log.warning("egress request without a valid job token")
             return
@@ -108,14 +108,14 @@ class EgressProxy:
         dest = f"[{request.host}]:{request.port}" if ":" in request.host else f"{request.host}:{request.port}"
         decision = self.policy.decide(request.host, request.port, await self.resolver.resolve(request.host))
         reason = decision.reason
-        if decision.allowed and usage.connections >= self.settings.max_connections_per_job:
-            reason = usage.limit_hit = f"connection limit of {self.settings.max_connections_per_job} per job reached"
-        elif decision.allowed and usage.bytes >= self.settings.max_bytes_per_job:
-            reason = usage.limit_hit = f"byte limit of {self.settings.max_bytes_per_job} per job reached"
+        if decision.allowed and usage.connections >= self.settings.egress_max_connections_per_job:
+            reason = usage.limit_hit = f"connection limit of {self.settings.egress_max_connections_per_job} per job reached"
+        elif decision.allowed and usage.bytes >= self.settings.egress_max_bytes_per_job:
+            reason = usage.limit_hit = f"byte limit of {self.settings.egress_max_bytes_per_job} per job reached"
         allowed = decision.allowed and reason == "allowed"
         record = usage.destination(dest, allowed, None if allowed else reason)
         record.connections += 1
-        self.requests.labels(self.settings.pool, "allowed" if allowed else "denied").inc()
+        self.requests.labels(self.settings.egress_pool, "allowed" if allowed else "denied").inc()
         if not allowed:
             log.warning("egress denied", extra={"job_id": usage.job_id, "destination": dest, "reason": reason})
             await self._deny(request, writer, reason)
@@ -124,7 +124,7 @@ class EgressProxy:
         assert decision.address is not None
         try:
             up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(decision.address, request.port), self.settings.connect_timeout_s
+                asyncio.open_connection(decision.address, request.port), self.settings.egress_connect_timeout_s
             )
         except (OSError, asyncio.TimeoutError) as exc:
             record.reason = f"connect failed: {exc.__class__.__name__}"
@@ -153,19 +153,19 @@ class EgressProxy:
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, usage: JobUsage, record, field: str) -> None:
         try:
             while True:
-                data = await asyncio.wait_for(src.read(PIPE_CHUNK), self.settings.idle_timeout_s)
+                data = await asyncio.wait_for(src.read(PIPE_CHUNK), self.settings.egress_idle_timeout_s)
                 if not data:
                     break
-                room = self.settings.max_bytes_per_job - usage.bytes
+                room = self.settings.egress_max_bytes_per_job - usage.bytes
                 if len(data) > room:
-                    usage.limit_hit = f"byte limit of {self.settings.max_bytes_per_job} per job reached"
+                    usage.limit_hit = f"byte limit of {self.settings.egress_max_bytes_per_job} per job reached"
                     data = data[: max(room, 0)]
                 usage.bytes += len(data)
                 setattr(record, field, getattr(record, field) + len(data))
                 dst.write(data)
                 await dst.drain()
-                if usage.bytes >= self.settings.max_bytes_per_job:
-                    usage.limit_hit = f"byte limit of {self.settings.max_bytes_per_job} per job reached"
+                if usage.bytes >= self.settings.egress_max_bytes_per_job:
+                    usage.limit_hit = f"byte limit of {self.settings.egress_max_bytes_per_job} per job reached"
                     usage.close_tunnels()
                     return
             if dst.can_write_eof():

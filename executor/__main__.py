@@ -1,4 +1,4 @@
-"""``python -m executor``: run one pod supervisor with settings from WARMFLEET_* variables."""
+"""``python -m executor``: run one pod supervisor with its settings (warmfleet/settings/)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import sys
 # A None entry makes that import fail, and redis-py falls back as when it is absent.
 sys.modules.setdefault("opentelemetry", None)
 
-from pydantic import ValidationError  # noqa: E402
-
 
 def main() -> int:
     from warmfleet.plumbing import logs
@@ -21,13 +19,14 @@ def main() -> int:
     log = logging.getLogger("warmfleet.executor")
     from executor import boot
     from executor.exitcodes import ExitCode
-    from executor.settings import ExecutorSettings
+    from warmfleet.settings import ExecutorSettings, SettingsError, load
 
     try:
-        settings = ExecutorSettings.load()
-    except ValidationError as exc:
+        settings = load(ExecutorSettings)
+    except SettingsError as exc:  # an unknown name (with the closest known one), a bad value
         log.error("invalid settings", extra={"error": str(exc)})
         return ExitCode.CONFIG
+    logs.setup(settings.log_level)
     if settings.drop_privileges and os.geteuid() != 0:
         log.warning(
             "NOT ROOT: jobs will run as the executor's own uid, without per-slot uids "

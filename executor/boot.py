@@ -14,7 +14,7 @@ import os
 import socket
 
 from executor.lean.jobenv import default_warmup
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 from warmfleet.contract.messages import RunnerConfig
 
 log = logging.getLogger("warmfleet.executor")

@@ -5,7 +5,7 @@ runner restart and every dead letter, so it is the one exporter per pod. Runners
 job children never import prometheus_client: they are lean `python -S -I` processes
 whose fork cost grows with their memory map (docs/design/field-notes.md).
 
-Served over HTTP on WARMFLEET_METRICS_PORT (default 9464, 0 disables). Stream gauges
+Served over HTTP on the metrics_port setting (default 9464, 0 disables). Stream gauges
 (lag, pending, dead letters, oldest pending age) describe the whole pool, so every pod
 reports the same value: aggregate them with max(), not sum().
 """

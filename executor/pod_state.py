@@ -9,13 +9,13 @@ import asyncio
 from redis.asyncio import Redis
 
 from executor.runner_handle import RunnerHandle
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 from executor.store import ResultStore
 from warmfleet.contract.messages import Status
 from warmfleet.contract.schema import Result
 
 # A job that hit one of these limits pushed against the sandbox and may have left state
-# behind: it "taints" the pod, which the GC sidecar may recycle (WARMFLEET_GC__RECYCLE_TAINTED).
+# behind: it "taints" the pod, which the GC sidecar may recycle (its gc.recycle_tainted setting).
 TAINTING = frozenset({Status.TIMEOUT, Status.CPU_LIMIT, Status.MEMORY_LIMIT, Status.OUTPUT_LIMIT})
 
 

@@ -20,7 +20,7 @@ from executor.lean import procscan
 from executor.exitcodes import ExitCode
 from executor.pod_state import PodState
 from executor.sessions.host import SessionHost
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 from executor.slot import Slot
 from warmfleet.contract import keys, probe
 from warmfleet.plumbing import redis_connect, redis_retry

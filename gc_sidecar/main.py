@@ -8,7 +8,9 @@ before the executor and gets SIGTERM only after the executor has exited.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 
@@ -17,7 +19,7 @@ import redis
 from gc_sidecar import health_server, k8s
 from gc_sidecar.policy import decide
 from gc_sidecar.recycler import Recycler
-from gc_sidecar.settings import SidecarSettings
+from warmfleet.settings import SidecarSettings
 from warmfleet.contract import keys, probe
 from warmfleet.plumbing import redis_connect
 from warmfleet.contract.snapshot import PodSnapshot
@@ -98,7 +100,13 @@ class Sidecar:
 def main() -> int:
     from warmfleet.plumbing import logs
 
-    settings = SidecarSettings.load()
+    from warmfleet.settings import SettingsError, load
+
+    try:
+        settings = load(SidecarSettings)
+    except SettingsError as exc:  # an unknown name (with the closest known one), a bad value
+        print(f"warmfleet gc: {exc}", file=sys.stderr)
+        return os.EX_CONFIG
     logs.setup(settings.log_level)
     sidecar = Sidecar(settings, k8s.api_for(settings.kubernetes_host) if settings.kubernetes_host else None)
     for sig in (signal.SIGTERM, signal.SIGINT):

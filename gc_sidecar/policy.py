@@ -1,13 +1,13 @@
-"""When must a pod be recycled? A pure decision over its published snapshot."""
+"""When must a pod be recycled? A pure decision over its published snapshot, by the
+policy the settings tree defines (warmfleet/settings/sidecar.py)."""
 
 from __future__ import annotations
 
 import enum
 import hashlib
 
-from pydantic import BaseModel, Field
-
 from warmfleet.contract.snapshot import PodSnapshot
+from warmfleet.settings import RecyclePolicy
 
 
 class Reason(str, enum.Enum):
@@ -15,26 +15,6 @@ class Reason(str, enum.Enum):
     MEMORY = "memory"
     MAX_JOBS = "max_jobs"
     MAX_AGE = "max_age"
-
-
-class RecyclePolicy(BaseModel):
-    """Environment: WARMFLEET_GC__MAX_AGE_S and so on (nested under the sidecar's settings)."""
-
-    max_age_s: float = Field(default=3600.0, ge=0)  # 0: never by age
-    # Each pod's age limit is max_age_s * (1 - age_jitter * u), u in [0, 1) fixed per pod, so
-    # a fleet started together does not recycle together; the limit is never exceeded.
-    age_jitter: float = Field(default=0.2, ge=0, lt=1)
-    max_jobs: int = Field(default=0, ge=0)  # 0: no limit
-    max_memory_mb: int = Field(default=0, ge=0)  # executor RSS bound; 0: no limit
-    recycle_tainted: bool = False  # recycle after a job hit a limit
-    max_recycling: int = Field(default=1, ge=1)  # fleet-wide, at once
-    min_serving_slots: int = Field(default=0, ge=0)  # never recycle below this many serving slots
-    # A pod with open sessions (executor/sessions/host.py) is not recycled for age or job count
-    # until they end, or until it is this long past its age limit (then the drain ends
-    # them as lost, with the reason). Tainted or oversized pods recycle at once.
-    session_wait_s: float = Field(default=3600.0, ge=0)
-    drain_timeout_s: float = Field(default=360.0, gt=0)
-    check_s: float = Field(default=5.0, gt=0)
 
 
 def jitter_fraction(pod_id: str, started_at: float) -> float:

@@ -19,7 +19,8 @@ import redis
 from prometheus_client import CollectorRegistry, Counter
 
 from gc_sidecar.lease import LeaseAnswer, RecycleLease
-from gc_sidecar.policy import Reason, RecyclePolicy
+from gc_sidecar.policy import Reason
+from warmfleet.settings import RecyclePolicy
 from warmfleet.contract import keys
 
 log = logging.getLogger("warmfleet.gc")

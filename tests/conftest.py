@@ -80,7 +80,8 @@ def redis_url(redis_server):
 @pytest.fixture(scope="session")
 def fleet():
     """One pod with two slots in a real runsc sandbox, on its own embedded Redis."""
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     f = LocalFleet(FleetSettings(pods=1, slots=2, drain_timeout_s=20))
     f.start(ready_timeout=60)

@@ -7,8 +7,8 @@ Register it on your own app::
     run_code = register(app, redis_url="redis://fleet:6379/0")
     run_code.delay("print(1)", timeout=5).get()   # {'status': 'ok', 'stdout': '1\\n', ...}
 
-or run a worker on the ready-made app, configured from the environment
-(WARMFLEET_CELERY_BROKER_URL, WARMFLEET_CELERY_RESULT_BACKEND, WARMFLEET_REDIS_URL)::
+or run a worker on the ready-made app, configured by the settings of the `celery` role
+(celery_broker_url, celery_result_backend, redis_url: docs/reference/settings.md)::
 
     celery -A dispatcher.integrations.celery_task worker
 
@@ -22,19 +22,12 @@ from __future__ import annotations
 import threading
 
 from celery import Celery
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatcher import Client, InvalidJob
 from warmfleet.contract.schema import Result, Status
+from warmfleet.settings import CelerySettings, load
 
 TASK_NAME = "warmfleet.run"
-
-
-class CelerySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WARMFLEET_CELERY_", extra="ignore")
-
-    broker_url: str = "redis://127.0.0.1:6379/0"
-    result_backend: str | None = None
 
 
 def register(app: Celery, *, redis_url: str | None = None, pool: str | None = None, name: str = TASK_NAME):
@@ -69,7 +62,7 @@ def __getattr__(name: str):
     # `celery -A dispatcher.integrations.celery_task` looks up `app`: build it from the
     # environment then, not at import (importing must not need a broker).
     if name == "app":
-        s = CelerySettings()
-        globals()["app"] = built = make_app(s.broker_url, s.result_backend)
+        s = load(CelerySettings, strict=False)
+        globals()["app"] = built = make_app(s.celery_broker_url, s.celery_result_backend)
         return built
     raise AttributeError(name)

@@ -37,7 +37,7 @@ class WarmfleetPythonTool(BaseTool):
     response_format: str = "content_and_artifact"
 
     redis_url: str | None = None
-    pool: str | None = None  # None: WARMFLEET_POOL, else "default"
+    pool: str | None = None  # None: the pool setting, else "default"
     memory_mb: int = DEFAULT_LIMITS.memory_mb
     max_timeout: float = 60.0
     # A session (Client(...).session() or AsyncClient(...).session()): calls run in it, so

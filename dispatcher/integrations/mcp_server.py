@@ -119,15 +119,16 @@ def _tool_result(out: RunOutput, png_base64: list[str]) -> CallToolResult:
 def main(args) -> int:
     """Entry point of `warmfleet mcp`."""
     from dispatcher.request import resolve_url
-    from dispatcher.settings import ClientSettings
+    from warmfleet.settings import ClientSettings, SettingsError, load
 
     try:
-        url = resolve_url(args.redis_url, ClientSettings())
-    except RuntimeError as exc:
+        settings = load(ClientSettings, strict=False)
+        url = resolve_url(args.redis_url, settings)
+    except (RuntimeError, SettingsError) as exc:
         import sys
 
         print(f"warmfleet mcp: {exc}", file=sys.stderr)
         return 2
-    server = build_server(url, args.pool, max_timeout=args.max_timeout, stateless=getattr(args, "stateless", False))
+    server = build_server(url, args.pool or settings.pool, max_timeout=args.max_timeout, stateless=getattr(args, "stateless", False))
     server.run()  # stdio until the client hangs up
     return 0

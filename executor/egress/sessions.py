@@ -29,7 +29,7 @@ import threading
 from executor.egress import usage as egress_usage
 from executor.egress.forward import connect_upstream, pipe
 from executor.lean.egress_relay import MAX_PAIRS, RELAY_PORT
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 from warmfleet.contract.schema import EgressReport
 
 CLONE_NEWNET = 0x40000000

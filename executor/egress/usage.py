@@ -8,7 +8,7 @@ import logging
 
 from pydantic import ValidationError
 
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 from warmfleet.contract import egress_identity as identity
 from warmfleet.contract.schema import EgressReport
 

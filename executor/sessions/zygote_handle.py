@@ -26,7 +26,7 @@ from executor.lean.jobenv import default_warmup
 from executor.lean.session_zygote import BOOT, MAX_PACKET
 
 if TYPE_CHECKING:
-    from executor.settings import ExecutorSettings
+    from warmfleet.settings import ExecutorSettings
 
 log = logging.getLogger("warmfleet.sessions")
 

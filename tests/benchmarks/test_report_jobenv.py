@@ -42,8 +42,9 @@ def test_the_alternatives_jobs_give_the_expected_output_on_the_env():
     import subprocess
 
     from warmfleet.local.jobenv import ensure_env
+    from warmfleet.settings import FleetSettings
 
-    env = ensure_env(REQUIREMENTS)
+    env = ensure_env(REQUIREMENTS, FleetSettings().env_cache)
     for code, expected in ((JOB_A, A_OUT), (JOB_B_ALT, B_OUT)):
         out = subprocess.run([env.python, "-I", "-c", code], capture_output=True, text=True, timeout=120)
         assert out.stdout == expected, out.stderr

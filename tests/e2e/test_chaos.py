@@ -18,7 +18,8 @@ from dispatcher import AsyncClient, WaitTimeout
 from support import answers
 from support import fleet_faults as ff
 from warmfleet.contract import keys
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 from warmfleet.contract.schema import Status
 
 JOBS = 2000

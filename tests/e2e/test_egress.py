@@ -49,7 +49,8 @@ def denied_site(servers):
 
 @pytest.fixture(scope="module")
 def egress_fleet(sites, tmp_path_factory):
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     hosts = tmp_path_factory.mktemp("egress") / "hosts"
     hosts.write_text(

@@ -12,7 +12,8 @@ from dispatcher import Client
 from support import answers
 from support import fleet_faults as ff
 from warmfleet.contract import keys
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 from warmfleet.contract.schema import Status
 
 RECLAIM_IDLE_S = "2"

@@ -83,7 +83,8 @@ def test_kill_9_of_up_ends_its_redis_sandboxes_and_state(tmp_path, bystander):
 
 @pytest.mark.timeout(180)
 def test_a_fleet_whose_watchdog_died_too_is_swept_by_the_next(tmp_path, bystander):
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     state = tmp_path / "state"
     up, record = start_up(state)

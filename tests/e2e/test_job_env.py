@@ -23,7 +23,8 @@ WARMFLEET = os.path.join(os.path.dirname(sys.executable), "warmfleet")
 @pytest.fixture(scope="module")
 def ds_fleet():
     """One slot, so consecutive jobs always run on children of the same warm runner."""
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     f = LocalFleet(FleetSettings(pods=1, slots=1, drain_timeout_s=20, requirements=DATA_SCIENCE, preload=PRELOAD))
     f.start(ready_timeout=120)
@@ -149,7 +150,8 @@ async def test_mcp_tool_returns_figures_as_images(ds_fleet):
 
 @pytest.mark.timeout(240)
 def test_without_preload_jobs_import_from_the_env_and_show_is_captured():
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     f = LocalFleet(FleetSettings(pods=1, slots=1, drain_timeout_s=20, requirements=DATA_SCIENCE))
     f.start(ready_timeout=120)

@@ -62,7 +62,8 @@ def release_all(fleet) -> None:
 
 @pytest.fixture(scope="module")
 def plain_fleet():
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     port = _free_port()
     mp = pytest.MonkeyPatch()

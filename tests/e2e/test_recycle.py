@@ -10,9 +10,10 @@ import pytest
 import redis
 
 from dispatcher import Client
-from gc_sidecar.policy import RecyclePolicy
+from warmfleet.settings import RecyclePolicy
 from warmfleet.contract import keys
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 from warmfleet.contract.schema import Status
 from warmfleet.contract.snapshot import parse_all
 

@@ -9,7 +9,8 @@ from redis.crc import key_slot
 from dispatcher import Client
 from warmfleet.contract import keys
 from warmfleet.plumbing import redis_connect
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 from support.redis_topologies import ClusterOf3
 from warmfleet.contract.schema import Status
 

@@ -11,7 +11,8 @@ import redis
 
 from dispatcher import Client
 from warmfleet.contract import keys
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.contract.schema import Status
 from support import answers

@@ -18,7 +18,8 @@ from support import answers
 from support.redis_topologies import SentinelSet, wait_for
 from warmfleet.contract import keys
 from warmfleet.plumbing import redis_connect
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 from warmfleet.contract.schema import Status
 
 JOBS = 1000

@@ -8,11 +8,12 @@ import redis
 
 from gc_sidecar import k8s
 from gc_sidecar.main import Sidecar
-from gc_sidecar.policy import RecyclePolicy
-from gc_sidecar.settings import SidecarSettings
+from warmfleet.settings import RecyclePolicy
+from warmfleet.settings import SidecarSettings
 from tests.gc_sidecar.fake_apiserver import FakeApiServer
 from warmfleet.contract import keys, probe
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 
 
 @pytest.fixture(scope="module")

@@ -136,7 +136,7 @@ def test_kubernetes_shape_relay_to_pod_socket_to_gateway_over_tcp(tmp_path, site
     from support.egress_sites import SECRET, ProxyUnderTest
     from executor.egress import forward as egress_forward, usage as egress_usage
     from executor.lean.egress_relay import Relay
-    from executor.settings import ExecutorSettings
+    from warmfleet.settings import ExecutorSettings
     from warmfleet.contract import egress_identity as identity
 
     hosts = "127.0.0.1 allowed.test\n"

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from executor.egress.sessions import BETWEEN_CALLS, PodRelays, SessionEgress, listen_in_namespace
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 from support.egress_sites import SECRET, ProxyUnderTest, allowed_and_denied
 from warmfleet.contract import egress_identity as identity
 

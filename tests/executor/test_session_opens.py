@@ -15,7 +15,7 @@ from executor.pod_state import PodState
 from executor.sessions.handle import SessionDied
 from executor.sessions.opens import SessionOpens
 from executor.sessions.state import Session
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 from warmfleet.contract import keys
 
 POOL = "default"

@@ -14,7 +14,7 @@ import pytest
 from executor.sessions.handle import SessionProcess
 from executor.sessions import zygote_handle as zygote_handle
 from executor.sessions.zygote_handle import SessionZygote, ZygoteGone
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 
 CALL = {"t": "call", "timeout": 10.0, "cpu_time": 10.0, "memory_mb": 256, "files": {}}
 

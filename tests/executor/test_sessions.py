@@ -12,7 +12,7 @@ from executor import store
 from executor.pod_state import PodState
 from executor.sessions.state import Session
 from executor.sessions.host import SessionHost
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 
 POOL = "default"
 

@@ -14,7 +14,7 @@ from executor import store
 from executor.delivery import Entry
 from executor.pod_state import PodState
 from executor.runner_handle import RunnerGone
-from executor.settings import ExecutorSettings
+from warmfleet.settings import ExecutorSettings
 from executor.slot import Slot
 from warmfleet.contract import keys, messages
 from warmfleet.contract.messages import Chunk, Next, Ready, RunJob, RunOutcome, Stop

@@ -2,7 +2,8 @@
 
 import statistics
 
-from gc_sidecar.policy import Reason, RecyclePolicy, age_limit, decide
+from gc_sidecar.policy import Reason, age_limit, decide
+from warmfleet.settings import RecyclePolicy
 from warmfleet.contract.snapshot import PodSnapshot
 
 NOW = 1_000_000.0

@@ -64,7 +64,8 @@ def secret_redis():
 
 @pytest.fixture(scope="session")
 def hostile_fleet(secret_redis):
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     f = LocalFleet(FleetSettings(pods=1, slots=1, redis_url=secret_redis.url, drain_timeout_s=10))
     f.start(ready_timeout=60)

@@ -318,7 +318,8 @@ def test_redis_acl_users_are_limited_to_their_pool(built, redis_url):
 def test_a_real_executor_runs_jobs_as_the_acl_user(built, redis_url):
     """The command list is checked against the executor's own code, not a hand-kept list."""
     from dispatcher import Client
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     admin = redis.Redis.from_url(redis_url, decode_responses=True)
     path = admin.connection_pool.connection_kwargs["path"]

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Iterator
 
 from egress.server import EgressProxy
-from egress.settings import EgressSettings
+from warmfleet.settings import EgressSettings
 from executor.lean.egress_relay import Relay
 from warmfleet.contract import egress_identity as identity
 
@@ -104,10 +104,10 @@ class ProxyUnderTest:
         with open(hosts_file, "w") as f:
             f.write(hosts)
         self.settings = EgressSettings(
-            pool="t", allow=allow, secret=SECRET,
-            listen="tcp:127.0.0.1:0" if listen_tcp else f"unix:{tmp}/egress.sock",
-            control="tcp:127.0.0.1:0" if listen_tcp else f"unix:{tmp}/control.sock",
-            hosts_file=hosts_file, **settings,
+            egress_pool="t", egress_allow=allow, egress_secret=SECRET,
+            egress_listen="tcp:127.0.0.1:0" if listen_tcp else f"unix:{tmp}/egress.sock",
+            egress_control="tcp:127.0.0.1:0" if listen_tcp else f"unix:{tmp}/control.sock",
+            egress_hosts_file=hosts_file, **{f"egress_{k}": v for k, v in settings.items()},
         )
         self.socket = f"{tmp}/egress.sock"
         self.loop = asyncio.new_event_loop()

@@ -9,9 +9,10 @@ SESSION_ENV = {"WARMFLEET_SESSION_LEASE_S": "10", "WARMFLEET_SESSION_DRAIN_S": "
 
 
 def start_fleet(env: dict[str, str] | None = None, **overrides):
-    """`env`: more WARMFLEET_* settings for the pods (the fleet's executor_env, which a
+    """`env`: more WARMFLEET_* settings for the pods (the fleet's executor_values, which a
     test may change before a replacement pod starts)."""
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
 
     with environment(**{**SESSION_ENV, **(env or {})}):
         f = LocalFleet(FleetSettings(**{"pods": 1, "slots": 1, "sessions": 4, "drain_timeout_s": 20, **overrides}))

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from warmfleet.bench import procs
 from warmfleet.bench.stats import summarize_ms
 from warmfleet.local.redis_server import EmbeddedRedis
-from warmfleet.local.runsc import DEFAULT_PLATFORM
+from warmfleet.settings import DEFAULT_PLATFORM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKOUT = os.path.dirname(os.path.dirname(HERE))  # the import root of warmfleet (a checkout: envs/ beside it)

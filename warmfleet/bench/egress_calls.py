@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from warmfleet.bench.stats import summarize_ms
 from dispatcher import Client
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 
 POOL = "bench-egress"
 NAME = "site.bench"

@@ -19,7 +19,8 @@ from warmfleet.bench import alternatives
 from warmfleet.bench.stats import summarize_ms
 from warmfleet.bench.warm import pod_memory
 from dispatcher import Client
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 from warmfleet.local.jobenv import ensure_env
 
 REQUIREMENTS = os.path.join(alternatives.CHECKOUT, "envs", "data-science.txt")
@@ -56,7 +57,7 @@ SETTLE_S = 2.0  # before weighing the pod (its memory settles)
 
 
 def run(p: dict, cores: int, log: Callable[[str], None]) -> dict:
-    env = ensure_env(REQUIREMENTS, log=log)
+    env = ensure_env(REQUIREMENTS, FleetSettings().env_cache, log=log)  # where the fleet below looks
     out: dict = {"requirements": os.path.relpath(REQUIREMENTS, alternatives.CHECKOUT), "preload": PRELOAD, "env": env.root}
     log("[bench]   job env: warmfleet with preload")
     out["warmfleet_preload"] = _guarded(out, "warmfleet_preload", lambda: _warmfleet(p["ds_lat"], p["ds_thr"], preload=PRELOAD))

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from warmfleet.bench import alternatives, procs, warm
 from warmfleet.local import runsc
+from warmfleet.settings import DEFAULT_PLATFORM
 
 PROBE_TIMEOUT_S = 10.0
 SLOTS = 2
@@ -42,9 +43,9 @@ def side_by_side(p: dict, cores: int, pace_s: float, log: Callable[[str], None])
     info = runsc.inspect()
     with ThreadPoolExecutor(len(info.platforms)) as pool:  # a hanging probe costs its time-out once
         why_not = dict(zip(info.platforms, pool.map(lambda pl: probe(info, pl), info.platforms)))
-    out: dict = {"runsc": info.version, "default": runsc.DEFAULT_PLATFORM, "build_default": info.default_platform,
+    out: dict = {"runsc": info.version, "default": DEFAULT_PLATFORM, "build_default": info.default_platform,
                  "platforms": {}}
-    for platform in sorted(info.platforms, key=lambda pl: pl != runsc.DEFAULT_PLATFORM):
+    for platform in sorted(info.platforms, key=lambda pl: pl != DEFAULT_PLATFORM):
         if why_not[platform]:
             out["platforms"][platform] = {"available": False, "why": why_not[platform]}
             continue

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from warmfleet.bench.stats import paced_latency
 from warmfleet.bench.warm import run_all, pod_memory
 from dispatcher import Client
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 
 SLOTS = 2
 SETTLE_S = 2.0  # after opening or closing sessions, before weighing the pod (its memory settles)

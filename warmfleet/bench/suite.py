@@ -16,7 +16,8 @@ import traceback
 from collections.abc import Callable
 
 from warmfleet.bench import alternatives, egress_calls, jobenv, platforms, sessions, warm
-from warmfleet.local.runsc import DEFAULT_PLATFORM
+from warmfleet.settings import DEFAULT_PLATFORM
+from warmfleet.settings import env_name
 
 HUMANEVAL_WORKERS = 2  # as many as the fleet's slots it is compared with
 PACE_S = 0.05  # paced latency: one job every 50 ms, slower than a slot's fork+set-up
@@ -75,8 +76,9 @@ def run(profile: str = "full", only: set[str] | None = None, log: Callable[[str]
         "errors": {},
     }
     # A private discovery directory: never overwrite the URL of a developer's `warmfleet up`.
-    saved_state_dir = os.environ.get("WARMFLEET_STATE_DIR")
-    os.environ["WARMFLEET_STATE_DIR"] = tempfile.mkdtemp(prefix="warmfleet-bench-state-")
+    state_dir = env_name("state_dir")
+    saved_state_dir = os.environ.get(state_dir)
+    os.environ[state_dir] = tempfile.mkdtemp(prefix="warmfleet-bench-state-")
 
     def part(name: str, fn: Callable[[], object]) -> None:
         if only and name not in only:
@@ -102,9 +104,9 @@ def run(profile: str = "full", only: set[str] | None = None, log: Callable[[str]
     part("egress", lambda: egress_calls.run(p, log))
     if (report.get("jobenv") or {}).get("errors"):
         report["errors"]["jobenv"] = report["jobenv"]["errors"]
-    shutil.rmtree(os.environ.pop("WARMFLEET_STATE_DIR"), ignore_errors=True)
+    shutil.rmtree(os.environ.pop(state_dir), ignore_errors=True)
     if saved_state_dir is not None:
-        os.environ["WARMFLEET_STATE_DIR"] = saved_state_dir
+        os.environ[state_dir] = saved_state_dir
     return report
 
 

@@ -17,9 +17,10 @@ from warmfleet.bench import humaneval, procs
 from warmfleet.bench.stats import paced_latency, summarize_ms
 from dispatcher import AsyncClient, Client
 from warmfleet.cli import status as fleet_status
-from warmfleet.local.fleet import FleetSettings, LocalFleet
+from warmfleet.local.fleet import LocalFleet
+from warmfleet.settings import FleetSettings
 from warmfleet.local.pod import Pod
-from warmfleet.local.runsc import DEFAULT_PLATFORM
+from warmfleet.settings import DEFAULT_PLATFORM
 
 READY_POLL_S = 0.005
 

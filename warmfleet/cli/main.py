@@ -12,6 +12,7 @@ import time
 
 EXIT_USAGE = 2
 EXIT_NO_RESULT = 3
+POOL_HELP = "the pool (default: the pool setting, else 'default')"
 
 
 class _Shutdown(Exception):
@@ -19,11 +20,12 @@ class _Shutdown(Exception):
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
     from warmfleet.local.jobenv import EnvBuildError
     from warmfleet.local.pod import NO_SANDBOX_WARNING
     from warmfleet.local.rootfs import LayoutError
     from warmfleet.local.sandbox import RunscMissing
+    from warmfleet.settings import FleetSettings, SettingsError, env_name, load
 
     overrides = {
         k: v
@@ -44,8 +46,18 @@ def cmd_up(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     if args.no_sandbox:
         overrides["sandbox"] = False
+    try:  # before anything starts: an unknown WARMFLEET_* name stops here, naming the closest one
+        settings = load(FleetSettings, overrides)
+    except SettingsError as exc:
+        print(f"warmfleet up: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.print_config:  # what this command line would run with, and where each value came from
+        from warmfleet.settings.show import render
+
+        print(render(settings))
+        return 0
+    if not settings.sandbox:
         print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
-    settings = FleetSettings(**overrides)
     try:
         fleet = LocalFleet(settings, recycle_policy=_recycle_policy(args))
     except (RunscMissing, LayoutError, EnvBuildError, ValueError) as exc:  # ValueError: a bad --egress-allow entry
@@ -80,7 +92,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(
         f"warmfleet: {settings.pods} pod(s) x {settings.slots} slot(s) ready {where} "
         f"in {time.monotonic() - t0:.2f} s\n"
-        f"warmfleet: clients use WARMFLEET_REDIS_URL={fleet.client_url}\n"
+        f"warmfleet: clients use {env_name('redis_url')}={fleet.client_url}\n"
         f"warmfleet: network egress: {settings.egress_allow if fleet.egress else 'none (jobs reach nothing)'}\n"
         f"warmfleet: Ctrl-C or SIGTERM drains and stops",
         flush=True,
@@ -157,15 +169,17 @@ def _write_files(result, out_dir: str) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from dispatcher.request import resolve_url
-    from dispatcher.settings import ClientSettings
+    from warmfleet.settings import ClientSettings, SettingsError, load
     from warmfleet.plumbing import redis_connect
     from warmfleet.cli import status as fleet_status
 
     try:
-        url = resolve_url(args.redis_url, ClientSettings())
-    except RuntimeError as exc:
+        settings = load(ClientSettings, strict=False)
+        url = resolve_url(args.redis_url, settings)
+    except (RuntimeError, SettingsError) as exc:
         print(f"warmfleet status: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    args.pool = args.pool or settings.pool
     r = redis_connect.connect(url, decode_responses=True)
     if args.wait_ready is not None:
         try:
@@ -226,13 +240,14 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Bring up a one-pod fleet on an embedded Redis, run one job in gVisor, shut down."""
     from dispatcher import Client
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
+    from warmfleet.local.fleet import LocalFleet
     from warmfleet.local.rootfs import LayoutError
     from warmfleet.local.sandbox import RunscMissing
+    from warmfleet.settings import FleetSettings, SettingsError, load
 
     try:
-        fleet = LocalFleet(FleetSettings(pods=1, slots=args.slots, redis_url=None, sandbox=True))
-    except (RunscMissing, LayoutError) as exc:
+        fleet = LocalFleet(load(FleetSettings, {"pods": 1, "slots": args.slots, "redis_url": None, "sandbox": True}))
+    except (RunscMissing, LayoutError, SettingsError) as exc:
         print(f"warmfleet demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -265,11 +280,24 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return gc_main()
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from warmfleet.settings import ROLES, SettingsError, load
+    from warmfleet.settings.show import render
+
+    try:
+        settings = load(ROLES[args.role])
+    except SettingsError as exc:
+        print(f"warmfleet config: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(render(settings, as_json=args.json))
+    return 0
+
+
 def _recycle_policy(args: argparse.Namespace):
     """`up --recycle-max-age/--recycle-max-jobs`: the GC sidecar's policy, applied locally."""
     if args.recycle_max_age is None and args.recycle_max_jobs is None:
         return None
-    from gc_sidecar.policy import RecyclePolicy
+    from warmfleet.settings import RecyclePolicy
 
     return RecyclePolicy(
         max_age_s=args.recycle_max_age or 0, max_jobs=args.recycle_max_jobs or 0,
@@ -290,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--pool")
     up.add_argument("--no-sandbox", action="store_true", help="run executors WITHOUT gVisor (unsafe)")
     up.add_argument("--platform", choices=["ptrace", "systrap", "kvm"],
-                    help="gVisor platform (runsc --platform; default ptrace, measured fastest here; WARMFLEET_PLATFORM)")
+                    help="gVisor platform (runsc --platform; default ptrace, measured fastest here; the platform setting)")
     up.add_argument("--pools", metavar="FILE",
                     help="take --pool's slots, job environment and preload from this pools file (k8s/pools.yaml)")
     up.add_argument("--requirements", metavar="FILE",
@@ -306,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--recycle-max-jobs", type=int, metavar="N", help="recycle a pod after N jobs")
     up.add_argument("--recycle-min-serving", type=int, default=0, metavar="N",
                     help="never recycle while the other pods would serve fewer than N slots")
+    up.add_argument("--print-config", action="store_true",
+                    help="print the effective settings (flags, environment, file, defaults) and exit without starting")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="submit one job, print its output, exit with its exit code")
@@ -314,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("file", nargs="?", help="file with code, or - for stdin")
     src.add_argument("--batch", metavar="JOBS.jsonl", help="run every job in a JSON-lines file (- for stdin)")
     run.add_argument("--redis-url")
-    run.add_argument("--pool", default=os.environ.get("WARMFLEET_POOL", "default"))
+    run.add_argument("--pool", help=POOL_HELP)
     run.add_argument("--timeout", type=float, help="wall-clock seconds (default: the fleet's)")
     run.add_argument("--cpu-time", type=float, help="CPU seconds (default: the fleet's)")
     run.add_argument("--memory-mb", type=int, help="address-space MiB (default: the fleet's)")
@@ -327,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="pods, slots, backlog")
     st.add_argument("--redis-url")
-    st.add_argument("--pool", default=os.environ.get("WARMFLEET_POOL", "default"))
+    st.add_argument("--pool", help=POOL_HELP)
     st.add_argument("--wait-ready", type=int, metavar="N", help="block until N slots are ready")
     st.add_argument("--timeout", type=float, default=60.0)
     st.add_argument("--json", action="store_true")
@@ -340,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     shell.add_parser(sub)
     mcp = sub.add_parser("mcp", help="serve a run_python tool to MCP clients over stdio (needs warmfleet[mcp])")
     mcp.add_argument("--redis-url")
-    mcp.add_argument("--pool", default=os.environ.get("WARMFLEET_POOL", "default"))
+    mcp.add_argument("--pool", help=POOL_HELP)
     mcp.add_argument("--max-timeout", type=float, default=60.0, help="cap on a tool call's wall-clock seconds")
     mcp.add_argument("--stateless", action="store_true",
                      help="every call a fresh job (default: one session per connection, with a reset_session tool)")
@@ -358,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     gc = sub.add_parser("gc", help="run the GC sidecar of one executor pod (Kubernetes; settings from WARMFLEET_*)")
     gc.set_defaults(func=cmd_gc)
+
+    cfg = sub.add_parser("config", help="print a role's effective settings and where each came from (secrets masked)")
+    cfg.add_argument("--role", default="up", choices=["up", "executor", "gc", "egress", "client", "celery"],
+                     help="whose settings (default: up, which includes the executor's it passes to its pods)")
+    cfg.add_argument("--json", action="store_true")
+    cfg.set_defaults(func=cmd_config)
 
     from warmfleet.cli import bench
 

@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def add_arguments(p) -> None:
     p.add_argument("check", choices=sorted(CHECKS))
-    p.add_argument("--file", default=os.environ.get("WARMFLEET_HEALTH_FILE") or DEFAULT_HEALTH_FILE)
+    # No settings import here (an exec probe pays for every import): the manifest passes --file.
+    p.add_argument("--file", default=DEFAULT_HEALTH_FILE, help="the executor's health_file setting")
     p.add_argument("--stale-s", type=float, default=DEFAULT_STALE_S)
     p.add_argument("--quiet", action="store_true")
 

@@ -31,20 +31,20 @@ class FleetLimits(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    timeout: float = 30.0
-    cpu_time: float = 10.0
-    memory_mb: int = 256
-    max_timeout: float = 300.0
-    max_cpu_time: float = 300.0
-    max_memory_mb: int = 4096
-    max_code_bytes: int = 1 << 20
-    output_bytes: int = 1 << 20
-    file_size_bytes: int = 16 << 20
-    processes: int = 64
-    open_files: int = 256
-    max_files: int = 100  # input files per job, and output files returned per job
-    max_input_bytes: int = 8 << 20  # all input files of a job, decoded
-    max_output_files_bytes: int = 8 << 20  # all output files returned with a result
+    timeout: float = Field(30.0, description="Wall-clock seconds a job gets when it asks for none.")
+    cpu_time: float = Field(10.0, description="CPU seconds a job gets when it asks for none.")
+    memory_mb: int = Field(256, description="Address-space MiB a job gets when it asks for none.")
+    max_timeout: float = Field(300.0, description="The longest wall clock a job may ask for.")
+    max_cpu_time: float = Field(300.0, description="The most CPU seconds a job may ask for.")
+    max_memory_mb: int = Field(4096, description="The most address-space MiB a job may ask for.")
+    max_code_bytes: int = Field(1 << 20, description="The largest code a job may carry.")
+    output_bytes: int = Field(1 << 20, description="Bytes kept of each of a job's stdout and stderr.")
+    file_size_bytes: int = Field(16 << 20, description="The largest file a job may write (RLIMIT_FSIZE).")
+    processes: int = Field(64, description="Processes a job may run at once.")
+    open_files: int = Field(256, description="Files a job process may hold open.")
+    max_files: int = Field(100, description="Input files per job, and output files returned per job.")
+    max_input_bytes: int = Field(8 << 20, description="All input files of a job, decoded.")
+    max_output_files_bytes: int = Field(8 << 20, description="All output files returned with a result.")
 
 
 # The one place job defaults live: a job that asks for nothing gets these budgets.

@@ -8,7 +8,6 @@ secret travels in a 0600 settings file, never on a command line or in an environ
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import subprocess
@@ -17,6 +16,7 @@ import time
 
 from egress.policy import Policy
 from warmfleet.local import child_process
+from warmfleet.settings import CONFIG_FILE, EGRESS_PROXY_FIELDS, EgressSettings, FleetSettings, set_values, to_env, write_env_file
 
 EGRESS_DIR_IN_SANDBOX = "/tmp/warmfleet-egress"  # under the sandbox's own /tmp tmpfs
 JOB_SOCKET = "egress.sock"
@@ -24,11 +24,11 @@ CONTROL_SOCKET = "egress-control.sock"
 
 
 class LocalEgressProxy:
-    def __init__(self, runtime_dir: str, socket_dir: str, pool: str, allow: str, hosts_file: str | None) -> None:
-        Policy.parse(allow)  # a bad entry fails `warmfleet up` before anything starts
+    def __init__(self, runtime_dir: str, socket_dir: str, settings: FleetSettings) -> None:
+        Policy.parse(settings.egress_allow)  # a bad entry fails `warmfleet up` before anything starts
         self.dir = os.path.join(runtime_dir, "egress")
         self.socket_dir = socket_dir
-        self.pool, self.allow, self.hosts_file = pool, allow, hosts_file
+        self.settings = settings
         self.secret = secrets.token_hex(24)
         self.job_socket = os.path.join(self.dir, JOB_SOCKET)
         self.control_socket = os.path.join(socket_dir, CONTROL_SOCKET)
@@ -39,23 +39,16 @@ class LocalEgressProxy:
         os.makedirs(self.dir, mode=0o755, exist_ok=True)
         os.chmod(self.dir, 0o755)
         conf = os.path.join(self.socket_dir, "egress.env")
-        values = {
-            "WARMFLEET_EGRESS_POOL": self.pool,
-            "WARMFLEET_EGRESS_ALLOW": self.allow,
-            "WARMFLEET_EGRESS_SECRET": self.secret,
-            "WARMFLEET_EGRESS_LISTEN": f"unix:{self.job_socket}",
-            "WARMFLEET_EGRESS_CONTROL": f"unix:{self.control_socket}",
-        }
-        if self.hosts_file:
-            values["WARMFLEET_EGRESS_HOSTS_FILE"] = os.path.abspath(self.hosts_file)
-        for key in ("WARMFLEET_EGRESS_MAX_CONNECTIONS_PER_JOB", "WARMFLEET_EGRESS_MAX_BYTES_PER_JOB",
-                    "WARMFLEET_EGRESS_METRICS_PORT", "WARMFLEET_EGRESS_METRICS_ADDR"):
-            if key in os.environ:
-                values[key] = os.environ[key]
-        with open(os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
-            for key, value in values.items():
-                f.write(f"{key}={json.dumps(value)}\n")
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "WARMFLEET_CONFIG_FILE": conf}
+        s = self.settings
+        # The proxy's tuning set for `warmfleet up` (budgets, timeouts, metrics) goes on to it.
+        tuning = set_values(s, EGRESS_PROXY_FIELDS - {"egress_pool", "egress_listen"})
+        proxy = EgressSettings.from_values(
+            **tuning, egress_pool=s.pool, egress_allow=s.egress_allow, egress_secret=self.secret,
+            egress_listen=f"unix:{self.job_socket}", egress_control=f"unix:{self.control_socket}",
+            egress_hosts_file=os.path.abspath(s.egress_hosts_file) if s.egress_hosts_file else None,
+        )
+        write_env_file(conf, to_env(proxy))
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), CONFIG_FILE: conf}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "egress"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -71,11 +64,12 @@ class LocalEgressProxy:
             time.sleep(0.02)  # readiness poll with a deadline
 
     def pod_settings(self, in_sandbox: bool, socket_dir_in_pod: str) -> dict[str, str]:
+        """A pod's executor settings for this proxy (fields of ExecutorSettings)."""
         job_socket = f"{EGRESS_DIR_IN_SANDBOX}/{JOB_SOCKET}" if in_sandbox else self.job_socket
         return {
-            "WARMFLEET_EGRESS_SOCKET": job_socket,
-            "WARMFLEET_EGRESS_CONTROL": f"unix:{socket_dir_in_pod}/{CONTROL_SOCKET}",
-            "WARMFLEET_EGRESS_SECRET": self.secret,
+            "egress_socket": job_socket,
+            "egress_control": f"unix:{socket_dir_in_pod}/{CONTROL_SOCKET}",
+            "egress_secret": self.secret,
         }
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -17,11 +17,9 @@ import sys
 import tempfile
 import threading
 import urllib.parse
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import redis
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from egress.policy import Policy
 from warmfleet.contract import keys
@@ -35,38 +33,13 @@ from warmfleet.local.pod import SLOT_UID_BASE, Pod
 from warmfleet.local.redis_server import EmbeddedRedis
 from warmfleet.local.sandbox import SESSION_ROOT_IN_SANDBOX, SOCKET_DIR_IN_SANDBOX, WORKSPACE_ROOT_IN_SANDBOX
 from warmfleet.local.uds_proxy import UnixSocketProxy
+from warmfleet.settings import POD_FIELDS, FleetSettings, set_values
 
 if TYPE_CHECKING:
     from warmfleet.local.recycler import LocalRecycler
-    from gc_sidecar.policy import RecyclePolicy
+    from warmfleet.settings import RecyclePolicy
 
 log = logging.getLogger("warmfleet.fleet")
-
-
-class FleetSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WARMFLEET_", extra="ignore")
-
-    pods: int = Field(default=1, ge=1, le=64)
-    slots: int = Field(default=2, ge=1, le=64)
-    sessions: int = Field(default=4, ge=0, le=256)  # session capacity per pod
-    redis_url: str | None = None
-    pool: str = "default"
-    sandbox: bool = True
-    # How gVisor intercepts syscalls (runsc --platform): ptrace measured fastest here.
-    platform: Literal["ptrace", "systrap", "kvm"] = runsc.DEFAULT_PLATFORM
-    workspace_mb: int = Field(default=64, ge=1)
-    drain_timeout_s: float = Field(default=60.0, gt=0)
-    monitor_s: float = Field(default=0.5, gt=0)
-    # More host paths shown to pods, read-only at their own paths (a job environment, say).
-    # The interpreter and venv this fleet runs from are always shown.
-    read_only_paths: list[str] = Field(default_factory=list)
-    # The job environment (warmfleet/local/jobenv.py): a requirements file built once into
-    # a cached venv whose site-packages jobs import from, and modules preloaded for them.
-    requirements: str | None = None
-    preload: list[str] = []
-    # The pool's egress policy (egress/policy.py): "none", or HOST[:PORT],*.DOMAIN[:PORT],CIDR[:PORT]...
-    egress_allow: str = "none"
-    egress_hosts_file: str | None = None  # names the egress proxy resolves first (tests, pinning)
 
 
 def _say(msg: str) -> None:
@@ -76,10 +49,11 @@ def _say(msg: str) -> None:
 class LocalFleet:
     def __init__(self, settings: FleetSettings, recycle_policy: "RecyclePolicy | None" = None) -> None:
         self.settings = settings
-        # Executor settings from our environment, taken once: a pod started later to replace
-        # or recycle one gets exactly what the first pods got (mixed reclaim idle times would
-        # let a pod with the shorter one take live jobs from a pod with the longer).
-        self.executor_env = {k: v for k, v in os.environ.items() if k.startswith("WARMFLEET_") and k != "WARMFLEET_STATE_DIR"}
+        # The executor settings given to us (environment, file, flags), taken once: a pod
+        # started later to replace or recycle one gets exactly what the first pods got (mixed
+        # reclaim idle times would let a pod with the shorter one take live jobs from a pod
+        # with the longer). Pod.settings adds what the fleet decides per pod.
+        self.executor_values = set_values(settings, POD_FIELDS)
         self.recycle_policy = recycle_policy  # None: pods are never recycled, only replaced if they die
         self.recycler: "LocalRecycler | None" = None
         Policy.parse(settings.egress_allow)  # a bad entry: a clear error before anything is created
@@ -95,7 +69,7 @@ class LocalFleet:
             rootfs.check_jobs_can_read_stdlib()
         # Built (or found in the cache) before anything is created: a bad requirements file
         # or preload list refuses here with pip's or Python's own error (EnvBuildError).
-        self.job_env = ensure_env(settings.requirements, log=_say) if settings.requirements else None
+        self.job_env = ensure_env(settings.requirements, settings.env_cache, log=_say) if settings.requirements else None
         if settings.preload:
             check_preload(self.job_env, settings.preload)
         self.runtime_dir = tempfile.mkdtemp(prefix="warmfleet-")
@@ -128,9 +102,7 @@ class LocalFleet:
         self.proxies: list[UnixSocketProxy] = []
         self.egress: LocalEgressProxy | None = None
         if settings.egress_allow.strip() not in ("", "none"):
-            self.egress = LocalEgressProxy(
-                self.runtime_dir, self.socket_dir, settings.pool, settings.egress_allow, settings.egress_hosts_file
-            )
+            self.egress = LocalEgressProxy(self.runtime_dir, self.socket_dir, settings)
             if self.root is not None:  # pods see the proxy's job socket, read-only, and nothing else of it
                 self.root.add_bind(self.egress.dir, EGRESS_DIR_IN_SANDBOX)
         self.pods: list[Pod] = []
@@ -142,11 +114,11 @@ class LocalFleet:
 
     def _start_guard(self) -> None:
         """Sweep fleets whose owner died, then record ours and start its watchdog."""
-        records = os.path.join(discovery.private_dir(), watchdog.RECORDS_DIR)
+        records = os.path.join(discovery.private_dir(self.settings.state_dir), watchdog.RECORDS_DIR)
         for gone in watchdog.sweep(records):
             log.warning("removed a fleet left by a dead `warmfleet up`", extra={"runtime_dir": gone})
         self.guard = watchdog.Guard(
-            records, self.runtime_dir, runsc=self.runsc, runsc_root=self.runsc_root, url_file=discovery.url_file()
+            records, self.runtime_dir, runsc=self.runsc, runsc_root=self.runsc_root, url_file=discovery.url_file(self.settings.state_dir)
         )
         self.guard.start()
 
@@ -227,7 +199,7 @@ class LocalFleet:
         if self._upstream_url is None:
             if self.guard is not None:
                 self.guard.update(url=self.client_url)
-            discovery.write_url(self.client_url)
+            discovery.write_url(self.client_url, self.settings.state_dir)
         self._monitor = threading.Thread(target=self._watch, name="pod-monitor", daemon=True)
         self._monitor.start()
         if self.recycle_policy is not None:
@@ -316,7 +288,7 @@ class LocalFleet:
         if self.egress is not None:
             self.egress.stop()
         if self.redis is not None:
-            discovery.clear_url(self.client_url)
+            discovery.clear_url(self.client_url, self.settings.state_dir)
             self.redis.stop()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         if self.guard is not None:

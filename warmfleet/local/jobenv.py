@@ -51,10 +51,9 @@ class JobEnv:
 
 
 def default_cache_root() -> str:
-    """WARMFLEET_ENV_CACHE, else /var/cache/warmfleet/envs for root (world-traversable,
-    as job uids need), else the user's cache directory (--no-sandbox as a user)."""
-    if os.environ.get("WARMFLEET_ENV_CACHE"):
-        return os.environ["WARMFLEET_ENV_CACHE"]
+    """Unless the env_cache setting says otherwise: /var/cache/warmfleet/envs for root
+    (world-traversable, as job uids need), else the user's cache directory (--no-sandbox
+    as a user)."""
     if os.geteuid() == 0:
         return "/var/cache/warmfleet/envs"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

@@ -3,7 +3,6 @@ with --no-sandbox a plain supervisor process; its settings file, start and drain
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -12,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 from warmfleet.local import rootfs
+from warmfleet.settings import CONFIG_FILE, ExecutorSettings, FleetSettings, to_env, write_env_file
 from warmfleet.local.sandbox import (
     SESSION_ROOT_IN_SANDBOX,
     SOCKET_DIR_IN_SANDBOX,
@@ -35,8 +35,8 @@ NO_SANDBOX_WARNING = (
 class Fleet(Protocol):
     """What a pod needs of the LocalFleet that owns it (no import: the fleet imports us)."""
 
-    settings: Any  # FleetSettings
-    executor_env: dict[str, str]
+    settings: FleetSettings
+    executor_values: dict[str, Any]
     runtime_dir: str
     socket_dir: str
     socket_path: str
@@ -70,40 +70,29 @@ class Pod:
         self.health_name = f"health-{self.pod_id}.json"
         self.health_path = os.path.join(fleet.socket_dir, self.health_name)
 
+    def settings(self, redis_url: str, workspace_root: str, uid_base: int, session_root: str) -> ExecutorSettings:
+        """This pod's executor settings: those given to `warmfleet up` (executor_values),
+        then what the fleet decides for each pod."""
+        s = self.fleet.settings
+        values = dict(self.fleet.executor_values)
+        values.update(
+            redis_url=redis_url, pool=s.pool, pod_id=self.pod_id, slots=s.slots, workspace_root=workspace_root,
+            uid_base=uid_base, sessions=s.sessions, session_workspace_root=session_root, session_uid_base=uid_base + 1000,
+            drain_timeout_s=s.drain_timeout_s, sandbox_runtime=self.fleet.sandbox_runtime,
+            sandbox_version=self.fleet.sandbox_version, sandbox_platform=self.fleet.sandbox_platform,
+            job_path=[self.fleet.job_env.site_packages] if self.fleet.job_env else [], preload=list(s.preload),
+            health_file=os.path.join(SOCKET_DIR_IN_SANDBOX if s.sandbox else self.fleet.socket_dir, self.health_name),
+        )
+        if self.fleet.egress is not None:
+            values.update(self.fleet.egress.pod_settings(s.sandbox, SOCKET_DIR_IN_SANDBOX if s.sandbox else self.fleet.socket_dir))
+        return ExecutorSettings.from_values(**values)
+
     def settings_file(self, redis_url: str, workspace_root: str, uid_base: int, session_root: str) -> str:
         """Write the pod's settings (Redis URL included) to a 0600 file in the 0700 socket
         directory, and return its name there. The environment stays secret-free."""
-        values = dict(self.fleet.executor_env)
-        values.update(
-            WARMFLEET_REDIS_URL=redis_url,
-            WARMFLEET_POOL=self.fleet.settings.pool,
-            WARMFLEET_POD_ID=self.pod_id,
-            WARMFLEET_SLOTS=str(self.fleet.settings.slots),
-            WARMFLEET_WORKSPACE_ROOT=workspace_root,
-            WARMFLEET_UID_BASE=str(uid_base),
-            WARMFLEET_SESSIONS=str(self.fleet.settings.sessions),
-            WARMFLEET_SESSION_WORKSPACE_ROOT=session_root,
-            WARMFLEET_SESSION_UID_BASE=str(uid_base + 1000),
-            WARMFLEET_DRAIN_TIMEOUT_S=str(self.fleet.settings.drain_timeout_s),
-            WARMFLEET_SANDBOX_RUNTIME=self.fleet.sandbox_runtime,
-            WARMFLEET_SANDBOX_VERSION=self.fleet.sandbox_version,
-            WARMFLEET_SANDBOX_PLATFORM=self.fleet.sandbox_platform,
-            WARMFLEET_JOB_PATH=json.dumps([self.fleet.job_env.site_packages] if self.fleet.job_env else []),
-            WARMFLEET_PRELOAD=json.dumps(self.fleet.settings.preload),
-            WARMFLEET_HEALTH_FILE=os.path.join(
-                SOCKET_DIR_IN_SANDBOX if self.fleet.settings.sandbox else self.fleet.socket_dir, self.health_name
-            ),
-        )
-        if self.fleet.egress is not None:
-            sandbox = self.fleet.settings.sandbox
-            values.update(
-                self.fleet.egress.pod_settings(sandbox, SOCKET_DIR_IN_SANDBOX if sandbox else self.fleet.socket_dir)
-            )
         name = f"pod-{self.pod_id}.env"
-        path = os.path.join(self.fleet.socket_dir, name)
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as f:
-            for key, value in values.items():
-                f.write(f"{key}={json.dumps(value)}\n")
+        settings = self.settings(redis_url, workspace_root, uid_base, session_root)
+        write_env_file(os.path.join(self.fleet.socket_dir, name), to_env(settings))
         return name
 
     def remove_settings_file(self) -> None:
@@ -127,7 +116,7 @@ class Pod:
                 # The project's packages come from the root-only directory (rootfs.py).
                 env={
                     "PATH": SAFE_PATH,
-                    "WARMFLEET_CONFIG_FILE": f"{SOCKET_DIR_IN_SANDBOX}/{name}",
+                    CONFIG_FILE: f"{SOCKET_DIR_IN_SANDBOX}/{name}",
                     "PYTHONPATH": rootfs.PROJECT_DIR_IN_SANDBOX,
                 },
                 hostname=self.pod_id,
@@ -149,7 +138,7 @@ class Pod:
             name = self.settings_file(
                 url, os.path.join(self.dir, "ws"), SLOT_UID_BASE + 300 * self.index, os.path.join(self.dir, "ss")
             )
-            env = {"PATH": SAFE_PATH, "WARMFLEET_CONFIG_FILE": os.path.join(self.fleet.socket_dir, name)}
+            env = {"PATH": SAFE_PATH, CONFIG_FILE: os.path.join(self.fleet.socket_dir, name)}
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
                     args, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import psutil
 import redis
 
-from gc_sidecar.policy import Reason, RecyclePolicy, decide
+from gc_sidecar.policy import Reason, decide
+from warmfleet.settings import RecyclePolicy
 from gc_sidecar.recycler import RecycleRecord, Recycler, wait_until
 from warmfleet.contract import keys
 from warmfleet.plumbing import redis_connect

@@ -9,8 +9,9 @@ Checked once when a local fleet starts (`warmfleet up`, `warmfleet bench`):
 - A platform the build does not list (`runsc flags`) is refused, before any sandbox starts.
 
 The platform (how the Sentry intercepts the sandbox's syscalls) is chosen per fleet.
-DEFAULT_PLATFORM is the one measured fastest for warmfleet on these machines (the platforms
-table in docs/benchmarks/): inside gVisor each job is a fork, and a fork costs 2-3x more under
+The platform setting's default (DEFAULT_PLATFORM, warmfleet/settings/local.py) is the one
+measured fastest for warmfleet on these machines (the platforms table in docs/benchmarks/):
+inside gVisor each job is a fork, and a fork costs 2-3x more under
 systrap than under ptrace, which outweighs systrap's cheaper syscalls; KVM hangs in
 these VMs (nested virtualisation).
 """
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from warmfleet.local.sandbox import RunscMissing, find_runsc
 
 PLATFORMS = ("ptrace", "systrap", "kvm")
-DEFAULT_PLATFORM = "ptrace"
 MIN_BUILD = 20221219
 RECOMMENDED_BUILD = 20240729
 

@@ -47,6 +47,6 @@ def setup(level: str | None = None) -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("WARMFLEET_LOG_LEVEL") or "INFO").upper())
+    root.setLevel((level or "INFO").upper())  # the role's log_level setting
     logging.logProcesses = False  # the formatter has the pid already
     logging.Formatter.converter = time.gmtime

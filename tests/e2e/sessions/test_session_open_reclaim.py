@@ -60,7 +60,7 @@ def test_an_open_whose_pod_dies_unanswered_is_opened_by_another_pod(fault):
                                            consumername=f"{dead.pod_id}/sessions"))
             if fault == "before_answer":
                 _wait(lambda: [x for x in _records(r, pool) if x["state"] == "opening" and x["pod"] == dead.pod_id])
-            fleet.executor_env.pop(FAULT)  # its replacement opens normally
+            fleet.executor_values.pop("session_open_fault")  # its replacement opens normally
             killed_at = time.monotonic()
             dead.sandbox.signal("KILL")
             t.join(BOUND_S + 30)

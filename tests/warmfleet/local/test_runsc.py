@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from warmfleet.local import runsc
+from warmfleet.settings import DEFAULT_PLATFORM
 
 FLAGS_2024 = """  -platform string
     \tspecifies which platform to use: systrap (default), ptrace, kvm. (default "systrap")
@@ -16,7 +17,7 @@ def test_reads_the_installed_runsc():
     info = runsc.inspect()
     assert info.build >= runsc.MIN_BUILD, info  # scripts/setup installs a supported build
     assert "ptrace" in info.platforms and info.default_platform in info.platforms
-    assert runsc.check(info, runsc.DEFAULT_PLATFORM) == [] or info.build < runsc.RECOMMENDED_BUILD
+    assert runsc.check(info, DEFAULT_PLATFORM) == [] or info.build < runsc.RECOMMENDED_BUILD
 
 
 def test_parses_debian_and_upstream_versions():

@@ -3,7 +3,7 @@ Deployment, Service and NetworkPolicy, and the executor env that points jobs' re
 
 from __future__ import annotations
 
-from warmfleet.cli.k8s.manifest_parts import dns_rule, labels, unprivileged_security_context
+from warmfleet.cli.k8s.manifest_parts import container_env, dns_rule, labels, unprivileged_security_context
 
 from egress.policy import NON_PUBLIC_NETWORKS, Entry, parse_policy
 
@@ -20,17 +20,17 @@ def gateway_name(pool: str) -> str:
     return f"warmfleet-egress-{pool}"
 
 
-def executor_egress_env(p: dict) -> list[dict]:
+def executor_egress_values(p: dict) -> dict:
     """A pool with egress: the supervisor serves the jobs' relay socket and forwards to
-    the gateway; WARMFLEET_EGRESS_SECRET goes in the pool's executor.env Secret."""
+    the gateway; the egress secret goes in the pool's executor.env Secret."""
     if not egress_entries(p):
-        return []
+        return {}
     gw = gateway_name(p["name"])
-    return [
-        {"name": "WARMFLEET_EGRESS_SOCKET", "value": EGRESS_SOCKET},
-        {"name": "WARMFLEET_EGRESS_GATEWAY", "value": f"{gw}:{GATEWAY_PORT}"},
-        {"name": "WARMFLEET_EGRESS_CONTROL", "value": f"tcp:{gw}:{GATEWAY_CONTROL_PORT}"},
-    ]
+    return {
+        "egress_socket": EGRESS_SOCKET,
+        "egress_gateway": f"{gw}:{GATEWAY_PORT}",
+        "egress_control": f"tcp:{gw}:{GATEWAY_CONTROL_PORT}",
+    }
 
 
 def gateway_deployment(definition: dict, p: dict) -> dict:
@@ -40,15 +40,12 @@ def gateway_deployment(definition: dict, p: dict) -> dict:
         "name": "egress",
         "image": definition["image"],
         "command": ["python", "-m", "egress"],
-        "env": [
-            {"name": "WARMFLEET_CONFIG_FILE", "value": f"{GATEWAY_CONFIG_DIR}/egress.env"},  # the shared secret
-            {"name": "WARMFLEET_EGRESS_POOL", "value": pool},
-            {"name": "WARMFLEET_EGRESS_ALLOW", "value": allow},
-            {"name": "WARMFLEET_EGRESS_LISTEN", "value": f"tcp:0.0.0.0:{GATEWAY_PORT}"},
-            {"name": "WARMFLEET_EGRESS_CONTROL", "value": f"tcp:0.0.0.0:{GATEWAY_CONTROL_PORT}"},
-            {"name": "WARMFLEET_EGRESS_METRICS_PORT", "value": str(GATEWAY_METRICS_PORT)},
-            {"name": "WARMFLEET_EGRESS_METRICS_ADDR", "value": "0.0.0.0"},
-        ],
+        "env": container_env(
+            config_file=f"{GATEWAY_CONFIG_DIR}/egress.env",  # the shared secret
+            egress_pool=pool, egress_allow=allow, egress_listen=f"tcp:0.0.0.0:{GATEWAY_PORT}",
+            egress_control=f"tcp:0.0.0.0:{GATEWAY_CONTROL_PORT}", egress_metrics_port=GATEWAY_METRICS_PORT,
+            egress_metrics_addr="0.0.0.0",
+        ),
         "ports": [
             {"name": "proxy", "containerPort": GATEWAY_PORT},
             {"name": "control", "containerPort": GATEWAY_CONTROL_PORT},

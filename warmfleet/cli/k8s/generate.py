@@ -14,7 +14,6 @@ hand, so the stream, group and key prefix cannot drift from what the code uses.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -24,13 +23,13 @@ from warmfleet.cli.k8s.egress_gateway import (
     GATEWAY_CONTROL_PORT,
     GATEWAY_PORT,
     egress_entries,
-    executor_egress_env,
+    executor_egress_values,
     gateway_deployment,
     gateway_policy,
     gateway_service,
 )
 from warmfleet.cli.k8s.keda_scaling import scaled_object
-from warmfleet.cli.k8s.manifest_parts import SIDECAR_UID, dns_rule, labels, unprivileged_security_context
+from warmfleet.cli.k8s.manifest_parts import SIDECAR_UID, container_env, dns_rule, labels, unprivileged_security_context
 from warmfleet.contract import keys
 from warmfleet.contract.probe import DEFAULT_HEALTH_FILE
 
@@ -98,9 +97,9 @@ JOB_ENVS_DIR = "/opt/envs"  # where the Dockerfile builds each envs/NAME.txt
 JOB_ENV_PYTHON = "python3.11"  # the image's interpreter (Dockerfile FROM python:3.11...)
 
 
-def job_env_vars(definition: dict, p: dict) -> list[dict]:
+def job_env_values(definition: dict, p: dict) -> dict:
     """The pool's job environment (its site-packages on the jobs' sys.path) and preload."""
-    out = []
+    out: dict = {}
     name = p.get("jobEnv")
     if name:
         declared = (definition.get("jobEnvs") or {}).get(name)
@@ -109,9 +108,9 @@ def job_env_vars(definition: dict, p: dict) -> list[dict]:
         if os.path.normpath(declared) != os.path.join("..", "envs", f"{name}.txt"):  # relative to k8s/
             raise SystemExit(f"jobEnvs.{name} must be ../envs/{name}.txt (the Dockerfile builds envs/NAME.txt)")
         site = f"{JOB_ENVS_DIR}/{name}/lib/{JOB_ENV_PYTHON}/site-packages"
-        out.append({"name": "WARMFLEET_JOB_PATH", "value": json.dumps([site])})
+        out["job_path"] = [site]
     if p.get("preload"):
-        out.append({"name": "WARMFLEET_PRELOAD", "value": json.dumps(list(p["preload"]))})
+        out["preload"] = list(p["preload"])
     return out
 
 
@@ -121,27 +120,17 @@ def deployment(definition: dict, p: dict) -> dict:
     name = f"warmfleet-executor-{pool}"
     drain_s = int(p["maxJobSeconds"]) + DRAIN_MARGIN_S
     health_dir = os.path.dirname(DEFAULT_HEALTH_FILE)
-    common_env = [
-        {"name": "WARMFLEET_POOL", "value": pool},
-        {"name": "WARMFLEET_HEALTH_FILE", "value": DEFAULT_HEALTH_FILE},
-    ]
+    common = {"pool": pool, "health_file": DEFAULT_HEALTH_FILE}
     sidecar = {
         "name": "gc",
         "image": definition["image"],
         "command": ["python", "-m", "gc_sidecar"],
         "restartPolicy": "Always",  # a native sidecar: starts first, stops after the executor
-        "env": common_env + [
-            {"name": "WARMFLEET_CONFIG_FILE", "value": f"{CONFIG_DIR}/gc.env"},
-            {"name": "WARMFLEET_PROBE_PORT", "value": str(PROBE_PORT)},
-            {"name": "WARMFLEET_GC__MAX_AGE_S", "value": str(gc["maxAgeSeconds"])},
-            {"name": "WARMFLEET_GC__AGE_JITTER", "value": str(gc["ageJitter"])},
-            {"name": "WARMFLEET_GC__MAX_JOBS", "value": str(gc["maxJobs"])},
-            {"name": "WARMFLEET_GC__MAX_MEMORY_MB", "value": str(gc["maxMemoryMb"])},
-            {"name": "WARMFLEET_GC__RECYCLE_TAINTED", "value": str(gc["recycleTainted"]).lower()},
-            {"name": "WARMFLEET_GC__MAX_RECYCLING", "value": str(gc["maxRecycling"])},
-            {"name": "WARMFLEET_GC__MIN_SERVING_SLOTS", "value": str(gc["minServingSlots"])},
-            {"name": "WARMFLEET_GC__DRAIN_TIMEOUT_S", "value": str(drain_s)},
-        ],
+        "env": container_env(**common, config_file=f"{CONFIG_DIR}/gc.env", probe_port=PROBE_PORT, gc={
+            "max_age_s": gc["maxAgeSeconds"], "age_jitter": gc["ageJitter"], "max_jobs": gc["maxJobs"],
+            "max_memory_mb": gc["maxMemoryMb"], "recycle_tainted": gc["recycleTainted"],
+            "max_recycling": gc["maxRecycling"], "min_serving_slots": gc["minServingSlots"], "drain_timeout_s": drain_s,
+        }),
         "ports": [{"name": "probes", "containerPort": PROBE_PORT}],
         "livenessProbe": {"tcpSocket": {"port": "probes"}, "periodSeconds": 20},
         "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
@@ -156,21 +145,18 @@ def deployment(definition: dict, p: dict) -> dict:
         "name": "executor",
         "image": definition["image"],
         "command": ["python", "-m", "executor"],
-        "env": common_env + [
-            {"name": "WARMFLEET_CONFIG_FILE", "value": f"{CONFIG_DIR}/executor.env"},
-            {"name": "WARMFLEET_SLOTS", "value": str(slots)},
-            {"name": "WARMFLEET_DRAIN_TIMEOUT_S", "value": str(drain_s - 10)},
-            {"name": "WARMFLEET_METRICS_PORT", "value": str(METRICS_PORT)},
+        "env": container_env(
+            **common, config_file=f"{CONFIG_DIR}/executor.env", slots=slots, drain_timeout_s=drain_s - 10,
+            metrics_port=METRICS_PORT,
             # Published in the pod's snapshot (`warmfleet status`): gVisor hides it from inside.
-            {"name": "WARMFLEET_SANDBOX_RUNTIME", "value": "runsc"},
-            {"name": "WARMFLEET_SANDBOX_PLATFORM", "value": platform_of(definition, p)},
-            *job_env_vars(definition, p),
-        ] + executor_egress_env(p),
+            sandbox_runtime="runsc", sandbox_platform=platform_of(definition, p),
+            **job_env_values(definition, p), **executor_egress_values(p),
+        ),
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         # Liveness without the sidecar or Redis: the supervisor's own heartbeat file. An exec
         # probe starts a process inside gVisor, so it runs rarely; readiness is HTTP (sidecar).
         "livenessProbe": {
-            "exec": {"command": ["python", "-m", "warmfleet.contract.probe", "live", "--quiet"]},
+            "exec": {"command": ["python", "-m", "warmfleet.contract.probe", "live", "--quiet", "--file", DEFAULT_HEALTH_FILE]},
             "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 3, "initialDelaySeconds": 10,
         },
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": PROBE_PORT}, "periodSeconds": 5},

@@ -1,7 +1,10 @@
 """What the executor, KEDA and egress gateway objects of warmfleet/cli/k8s/generate.py share: the labels
-that select a pool's pods, the non-root uid and its security context, and the rule that lets a pod reach DNS."""
+that select a pool's pods, the non-root uid and its security context, the rule that lets a pod reach DNS,
+and containers' environments written from the settings tree."""
 
 from __future__ import annotations
+
+from warmfleet.settings import Settings, to_env
 
 APP = "warmfleet"
 SIDECAR_UID = 65532
@@ -27,3 +30,9 @@ def unprivileged_security_context() -> dict:
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
+
+
+def container_env(**values) -> list[dict]:
+    """A container's `env` from settings values (field names of warmfleet/settings/), written
+    by the tree's serializer: no variable name is spelled here, and a bad value fails now."""
+    return [{"name": name, "value": value} for name, value in to_env(Settings.from_values(**values)).items()]

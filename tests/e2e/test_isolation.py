@@ -123,6 +123,9 @@ def test_a_job_cannot_read_or_list_the_other_slots_workspace_while_its_job_runs(
 
     r = redis.Redis.from_url(fleet.client_url, decode_responses=True)
     try:
+        # no slot busy first: a finished job's slot flips to ready in the published state
+        # within 0.5 s, and the next busy slot must be the held job's, not that stale one
+        ff.poll(lambda: ff.busy_slot(r) is None, 20, "every slot to be ready")
         held = client.submit("open('secret', 'w').write('slot A only')\n" + ff.held_job("A done"), timeout=60)
         pod_id, slot = ff.poll(lambda: ff.busy_slot(r), 20, "slot A's job to start")
         other = f"{WORKSPACE_ROOT_IN_SANDBOX}/{slot.slot}"

@@ -274,12 +274,13 @@ class AsyncSession:
         return self
 
     async def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-                  cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
+                  cpu_time: float | None = None, memory_mb: int | None = None,
+                  env: dict[str, str] | None = None) -> Result:
         if self.ended is not None:
             raise self.ended
         watch = self.client.core.record_watch(self.id)
         try:
-            call_id = await self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
+            call_id = await self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb, env), watch)
             return await self.client.wait(call_id, watch=watch)
         except SessionEnded as err:
             self.ended = err

@@ -247,14 +247,15 @@ class Session:
         return cls(client, session_id, owned=False)
 
     def run(self, code: str, *, files: dict | None = None, timeout: float | None = None,
-            cpu_time: float | None = None, memory_mb: int | None = None) -> Result:
-        """Run `code` in the session's globals and workspace; the same Result and budgets
-        as Client.run (None: the fleet's defaults)."""
+            cpu_time: float | None = None, memory_mb: int | None = None, env: dict[str, str] | None = None) -> Result:
+        """Run `code` in the session's globals and workspace, as a notebook cell; the same
+        Result and budgets as Client.run (None: the fleet's defaults). `env`: variables set
+        for this call only (the session's own are back after it)."""
         if self.ended is not None:
             raise self.ended
         watch = self.client.core.record_watch(self.id)
         try:
-            call_id = self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb), watch)
+            call_id = self.client.submit_call(self.id, code, options(files, timeout, cpu_time, memory_mb, env), watch)
             return self.client.wait(call_id, watch=watch)
         except SessionEnded as err:
             self.ended = err

@@ -36,6 +36,7 @@ class JobOptions(TypedDict, total=False):
     cpu_time: float | None
     memory_mb: int | None
     files: dict[str, bytes | str] | None
+    env: dict[str, str] | None  # environment variables for this job (a session call: that call only)
 
 
 class ClientCore:

@@ -11,7 +11,7 @@ from dispatcher.errors import InvalidJob, NoFleetConfigured
 from warmfleet.settings import ClientSettings, env_name
 from warmfleet.contract import messages
 from warmfleet.contract import discovery
-from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, check_files, check_request, encode_file
+from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, check_env, check_files, check_request, encode_file
 from warmfleet.contract import lua
 
 IDEMPOTENT_SUBMIT = lua.script("job_submit_idempotent")  # warmfleet/contract/lua/job_submit_idempotent.lua
@@ -48,6 +48,7 @@ def build_job(
     cpu_time: object = None,
     memory_mb: object = None,
     files: object = None,
+    env: object = None,
     stream: bool = False,
     trace: dict[str, str] | None = None,
 ) -> Job:
@@ -65,6 +66,7 @@ def build_job(
     try:
         check_request(code, language=language, timeout=timeout, cpu_time=cpu_time, memory_mb=memory_mb, limits=limits)
         check_files(raw_files, limits)
+        check_env({} if env is None else env)
     except JobError as exc:
         raise InvalidJob(str(exc)) from None
     return Job(
@@ -77,6 +79,7 @@ def build_job(
         reply_to=reply_to,
         files={name: encode_file(data) for name, data in raw_files.items()},
         stream=stream,
+        env=dict(env or {}),  # type: ignore[call-overload]  # checked above
         trace=trace or {},
     )
 

@@ -50,7 +50,8 @@ def call_entry(job: Job) -> str:
     """A validated job, as a session call (its job id is the call id)."""
     return json.dumps({
         "call_id": job.job_id, "code": job.code, "timeout": job.timeout, "cpu_time": job.cpu_time,
-        "memory_mb": job.memory_mb, "files": job.files, "reply_to": job.reply_to, "submitted_at": job.submitted_at,
+        "memory_mb": job.memory_mb, "files": job.files, "env": job.env, "reply_to": job.reply_to,
+        "submitted_at": job.submitted_at,
     })
 
 
@@ -88,7 +89,8 @@ class RecordWatch:
         return None
 
 
-def options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None) -> dict:
+def options(files: dict | None, timeout: float | None, cpu_time: float | None, memory_mb: int | None,
+            env: dict | None = None) -> dict:
     """A call's JobOptions (dispatcher/core.py), from Session.run's keyword arguments."""
     return {"timeout": timeout, "cpu_time": cpu_time, "memory_mb": memory_mb,
-            "files": dict(files) if files is not None else None}
+            "files": dict(files) if files is not None else None, "env": env}

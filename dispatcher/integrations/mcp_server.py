@@ -88,8 +88,7 @@ def build_server(
             ), [])
         except WaitTimeout:
             return _tool_result(_failure("failed", "no sandbox was free to open a session; try again later"), [])
-        figures = [result.files[name] for name in sorted(result.files) if name.endswith(".png")]
-        return _tool_result(RunOutput.from_result(result), figures)
+        return _tool_result(RunOutput.from_result(result), _contents(result))
 
     async def reset_session() -> str:
         """Forget every variable and file: the next run_python call starts a fresh session."""
@@ -107,12 +106,34 @@ def _failure(status: str, error: str) -> RunOutput:
     return RunOutput(status=status, exit_code=None, stdout="", stderr="", error=error, duration_s=0.0, job_id="")
 
 
-def _tool_result(out: RunOutput, png_base64: list[str]) -> CallToolResult:
-    """The output as structured data and JSON text, then each figure as an image a
-    multimodal agent sees."""
+IMAGE_TYPES = ("image/png", "image/jpeg")
+
+
+def _contents(result) -> list:
+    """Each output of the cell, in order, as a multimodal agent sees it: an image as an
+    image, HTML (a DataFrame's table) as text, anything else as its text/plain; then the
+    PNG files the job wrote under out/ itself (its figures are among the outputs)."""
+    content: list = []
+    for output in result.outputs:
+        data = output["data"]
+        image = next((m for m in IMAGE_TYPES if m in data), None)
+        if image is not None:
+            content.append(ImageContent(type="image", data=data[image], mime_type=image))
+        elif "text/html" in data:
+            content.append(TextContent(type="text", text=data["text/html"]))
+        elif "text/plain" in data:
+            content.append(TextContent(type="text", text=data["text/plain"]))
+    shown = any(m in o["data"] for o in result.outputs for m in IMAGE_TYPES)
+    for name in sorted(result.files):
+        if name.endswith(".png") and not (shown and name.startswith("figure-")):
+            content.append(ImageContent(type="image", data=result.files[name], mime_type="image/png"))
+    return content
+
+
+def _tool_result(out: RunOutput, contents: list) -> CallToolResult:
+    """The output as structured data and JSON text, then the cell's outputs."""
     data = out.model_dump(mode="json")
-    content: list = [TextContent(type="text", text=json.dumps(data, indent=2))]
-    content += [ImageContent(type="image", data=png, mime_type="image/png") for png in png_base64]
+    content: list = [TextContent(type="text", text=json.dumps(data, indent=2)), *contents]
     return CallToolResult(content=content, structured_content=data)
 
 

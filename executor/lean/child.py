@@ -24,9 +24,10 @@ import socket
 import struct
 import sys
 import time
-import traceback
+import traceback  # noqa: F401 - imported before the fork: the cell (cell.py) formats the job's tracebacks
 from typing import TYPE_CHECKING
 
+from executor.lean.cell import Cell, print_traceback
 from executor.lean.jobenv import LIBRARY_ENV, Figures, address_space_bytes, warm_up
 from executor.lean.jobfiles import collect_outputs, place_inputs
 from executor.lean.procscan import live_processes_of
@@ -41,6 +42,8 @@ READY = b"R"
 MEMORY_ERROR = b"M"
 SETUP_FAILED = b"F"
 OUT_FILES = b"O"  # payload: JSON {"files": {path: base64}, "truncated": bool}
+OUTPUT = b"D"  # payload: JSON of one cell output (messages.valid_output), in order
+CELL_ERROR = b"E"  # payload: JSON {"name", "value", "traceback"} of the uncaught exception
 RECORD_HEADER = 5
 OUT_DIR = "out"
 BASH = "/bin/bash"
@@ -248,7 +251,9 @@ def _kill_leftovers(thorough: bool) -> None:
         time.sleep(0.005 if found_any else 0.001)
 
 
-_REHEARSAL = RunJob(code="print(1, file=_sink)", language="python", timeout=1.0, cpu_time=1.0, memory_mb=1).child_payload()
+# A print and a result: the cell's output path (a MIME bundle, its record's JSON) too.
+_REHEARSAL = RunJob(code="print(1, file=_sink)\n{'a': [1, 2.5, 'x', None]}", language="python", timeout=1.0,
+                    cpu_time=1.0, memory_mb=1).child_payload()
 
 
 def _rehearse() -> None:
@@ -260,7 +265,8 @@ def _rehearse() -> None:
     this constant code, as the job uid, under the job's limits; nothing of it outlives
     the call."""
     job = RunJob.from_child_payload(_REHEARSAL)
-    exec(compile(job.code, "<job>", "exec"), {"__name__": "__main__", "__builtins__": builtins, "_sink": io.StringIO()})
+    cell = Cell(emit=lambda output: record(OUTPUT, json.dumps(output, ensure_ascii=False).encode("utf-8", "replace")))
+    cell.run(job.code, {"__name__": "__main__", "__builtins__": builtins, "_sink": io.StringIO()}, "<job>")
 
 
 def _limit(which: int, value: int) -> None:
@@ -290,14 +296,19 @@ def _run(spec: RunnerConfig, payload: bytes, status_w: int, relay: "Relay | None
     _limit(resource.RLIMIT_AS, _address_base + (job.memory_mb << 20))
     signal.setitimer(signal.ITIMER_REAL, job.timeout)
     code_text = job.code
+    os.environ.update(job.env)
     if job.language == "bash":
         status = _run_bash(code_text)
     else:
+        # Each output goes to the runner as it is made: a job killed for a budget still
+        # returns what it displayed before.
+        cell = Cell(emit=lambda output: _send_record(status_w, OUTPUT, output))
         # Only where matplotlib can be imported at all: a pool with a job environment.
         figures = Figures(os.path.join(spec.workspace, OUT_DIR)) if spec.job_path or spec.preload else None
         if figures is not None:
+            figures.on_png = cell.add_png
             figures.install()
-        status = _run_python(code_text, status_w)
+        status = _run_python(code_text, status_w, cell)
         if figures is not None:
             _save_figures(figures)
     for stream in (sys.stdout, sys.stderr):
@@ -323,20 +334,36 @@ def _start_egress_relay(relay: "Relay", job_id: str, token: str) -> None:
         os.write(2, f"warmfleet: egress relay could not start, no network access: {exc!r}\n".encode())
 
 
-def _run_python(code_text: str, status_w: int) -> int:
+def _run_python(code_text: str, status_w: int, cell: Cell) -> int:
     namespace = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
     try:
-        exec(compile(code_text, "<job>", "exec"), namespace)
+        cell.run(code_text, namespace, "<job>")
     except SystemExit as exc:
-        return _exit_status(exc)
+        status = _exit_status(exc)
+        if status:
+            _send_record(status_w, CELL_ERROR, cell.error)
+        return status
     except MemoryError:
         os.write(status_w, record(MEMORY_ERROR))
         _print_exception(sys.exc_info()[1])
+        _send_record(status_w, CELL_ERROR, cell.error)
         return 1
     except BaseException as exc:  # noqa: BLE001 - the job's own failure, reported as Python would
         _print_exception(exc)
+        _send_record(status_w, CELL_ERROR, cell.error)
         return 1
     return 0
+
+
+def _send_record(status_w: int, kind: bytes, payload: object) -> None:
+    """A JSON record to the runner; one write() per record, whole (the runner reads the
+    pipe as it fills). A failure (the job closed the pipe) loses only this record."""
+    try:
+        data = memoryview(record(kind, json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")))
+        while data:
+            data = data[os.write(status_w, data) :]
+    except (OSError, ValueError, TypeError, MemoryError):
+        pass
 
 
 def _save_figures(figures: Figures) -> None:
@@ -397,12 +424,9 @@ def _exit_status(exc: SystemExit) -> int:
 
 
 def _print_exception(exc: BaseException | None) -> None:
-    """Print the traceback without the harness's own frame, like `python file.py` would."""
+    """Print the traceback without the executor's frames, like `python file.py` would."""
     try:
-        tb = exc.__traceback__ if exc is not None else None
-        if tb is not None and tb.tb_frame.f_code is _run_python.__code__:
-            tb = tb.tb_next
-        traceback.print_exception(type(exc), exc, tb)
+        print_traceback(exc)  # type: ignore[arg-type]
     except BaseException:  # noqa: BLE001 - under memory pressure even printing may fail
         try:
             os.write(2, f"{type(exc).__name__}\n".encode())

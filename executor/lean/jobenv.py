@@ -45,6 +45,9 @@ WARMUPS = {
         "d = pd.DataFrame({'g': np.arange(200) % 7, 'x': np.arange(200.0), 's': ['a', 'b'] * 100})\n"
         "r = d.groupby('g').agg(x_mean=('x', 'mean'), x_sum=('x', 'sum'), n=('x', 'size'))\n"
         "str(r); str(d.describe()); d.sort_values('x').head(); d['x'].to_numpy()\n"
+        # what a cell ending in a DataFrame formats (executor/lean/mime.py): HTML, columns as JSON
+        "r._repr_html_(); d.iloc[:, 1].to_json(orient='values', date_format='iso', default_handler=str)\n"
+        "pd.Series(d.index, dtype=object).to_json(orient='values', date_format='iso', default_handler=str)\n"
     ),
     "matplotlib.pyplot": (
         "import io, matplotlib.pyplot as plt\n"
@@ -158,6 +161,7 @@ class Figures:
         self.out_dir = out_dir
         self.count = 0
         self.captured: list[bytes] = []
+        self.on_png = None  # called with each figure's PNG and text too: the cell shows it (cell.py)
 
     def install(self) -> None:
         plt = sys.modules.get("matplotlib.pyplot")
@@ -174,30 +178,49 @@ class Figures:
         plt.show = show
 
     def save_open(self) -> None:
+        """Each open figure drawn once, to PNG bytes: shown (on_png) and kept as a file."""
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is None:
             return
         nums = plt.get_fignums()
         if not nums:
             return
-        if self.out_dir is None:
-            import io
+        import io
 
-            for num in nums:
-                buf = io.BytesIO()
-                plt.figure(num).savefig(buf, format="png")
-                self.captured.append(buf.getvalue())
-            return
+        for num in nums:
+            figure = plt.figure(num)
+            buf = io.BytesIO()
+            figure.savefig(buf, format="png")
+            png = buf.getvalue()
+            if self.on_png is not None:
+                self.on_png(png, figure_text(figure))
+            if self.out_dir is None:
+                self.captured.append(png)
+            else:
+                self._write(png)
+
+    def _write(self, png: bytes) -> None:
         if os.path.islink(self.out_dir):
             return
         os.makedirs(self.out_dir, mode=0o700, exist_ok=True)
-        for num in nums:
-            while True:
-                self.count += 1
-                path = os.path.join(self.out_dir, FIGURE.format(self.count))
-                if not os.path.lexists(path):
-                    break
-            plt.figure(num).savefig(path, format="png")
+        while True:
+            self.count += 1
+            path = os.path.join(self.out_dir, FIGURE.format(self.count))
+            if not os.path.lexists(path):
+                break
+        # O_EXCL|O_NOFOLLOW: a link the job planted at the name is not followed
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with open(fd, "wb") as f:
+            f.write(png)
+
+
+def figure_text(figure) -> str:
+    """A figure's text/plain, as IPython's inline backend shows it."""
+    try:
+        width, height = (figure.get_size_inches() * figure.dpi).tolist()
+        return f"<Figure size {width:g}x{height:g} with {len(figure.axes)} Axes>"
+    except Exception:  # noqa: BLE001 - a figure the code broke: still an image
+        return "<Figure>"
 
 
 class _PyplotHook:

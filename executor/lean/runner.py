@@ -18,7 +18,8 @@ import signal
 import sys
 import time
 
-from executor.lean.child import MEMORY_ERROR, OUT_FILES, READY, RECORD_HEADER, SETUP_FAILED, child_main, parse_records
+from executor.lean import cell
+from executor.lean.child import CELL_ERROR, MEMORY_ERROR, OUT_FILES, OUTPUT, READY, RECORD_HEADER, SETUP_FAILED, child_main, parse_records
 from executor.lean import jobenv
 from executor.lean.procscan import JobTreeWatch, live_processes_of, rss_bytes
 from warmfleet.contract import messages
@@ -120,7 +121,7 @@ class Runner:
             **classify(0, 0.0, job, None, MEMORY_ERROR in records),
             stdout=capture.text("stdout"), stderr=capture.text("stderr"),
             stdout_truncated=capture.truncated["stdout"], stderr_truncated=capture.truncated["stderr"],
-            duration_s=0.0, cpu_s=0.0, max_rss_bytes=0,
+            duration_s=0.0, cpu_s=0.0, max_rss_bytes=0, **cell.received([_REHEARSAL_OUTPUT], None),
         )
         messages.encode(outcome)
 
@@ -143,7 +144,7 @@ class Runner:
 
         capture = OutputCapture(self.output_cap, self.chan if job.stream else None)
         status_buf = bytearray()
-        status_cap = self.spec.max_output_files_bytes * 2 + (1 << 20)
+        status_cap = self.spec.max_output_files_bytes * 2 + cell.RECORDS_BYTES + (1 << 20)
         poller = select.poll()
         for fd in (spare.out_r, spare.err_r, spare.status_r, self.wake_r):
             poller.register(fd, select.POLLIN)
@@ -198,7 +199,8 @@ class Runner:
         fcntl.fcntl(spare.status_r, fcntl.F_SETFL, os.O_NONBLOCK)
         while len(status_buf) < status_cap and (data := _read_some(spare.status_r)):
             status_buf += data
-        records = dict(parse_records(bytes(status_buf)))
+        record_list = parse_records(bytes(status_buf))
+        records = dict(record_list)
         # Kill the rest of the job's process group now; setsid escapees are dealt with
         # before we answer (serve) and again by the next spare's kill(-1). The group, not
         # the pid: that was reaped above and may already name another process.
@@ -215,6 +217,7 @@ class Runner:
             duration_s=round(duration, 6),
             cpu_s=round(cpu_s, 6),
             max_rss_bytes=rusage.ru_maxrss * 1024,
+            **cell.received([p for kind, p in record_list if kind == OUTPUT], records.get(CELL_ERROR)),
         )
         if OUT_FILES in records:
             try:
@@ -277,6 +280,7 @@ class Runner:
 
 
 _REHEARSAL_JOB = RunJob(code="print(1)", language="python", timeout=1.0, cpu_time=1.0, memory_mb=1)
+_REHEARSAL_OUTPUT = b'{"type": "result", "data": {"text/plain": "1"}}'
 
 
 class OutputCapture:

@@ -30,8 +30,8 @@ import resource
 import signal
 import sys
 import time
-import traceback
 
+from executor.lean.cell import Cell, print_traceback
 from executor.lean.child import (
     _exit_status, _explain_name_failures, _hide_executor, _kill_leftovers, enter_new_network_namespace, reset_environment_and_stdio,
 )
@@ -91,6 +91,7 @@ class SessionLoop:
         self.chan = chan
         self.globals: dict = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
         self.calls = 0
+        self.cell = Cell()  # its execution_count is the session's
         self.figures: Figures | None = None  # with a job environment: matplotlib figures come back
 
     def start(self) -> None:
@@ -123,6 +124,7 @@ class SessionLoop:
                 pass  # then matplotlib rebuilds the list: slower, not broken
             os.environ["MPLCONFIGDIR"] = mpl
             self.figures = Figures(None)
+            self.figures.on_png = self.cell.add_png
             self.figures.install()
 
     def serve(self) -> int:
@@ -162,10 +164,12 @@ class SessionLoop:
         me = self.pid
         try:
             try:
+                self.cell.begin()
                 IN_CALL[0] = True
                 place_inputs(msg.get("files") or {}, replace=True)
-                exec(compile(msg["code"], f"<call {self.calls}>", "exec"), self.globals)
-                self._take_figures()  # in the call's time: drawing is the call's work
+                with CallEnvironment(msg.get("env") or {}):
+                    self.cell.run(msg["code"], self.globals, f"<call {self.cell.execution_count + 1}>")  # its number
+                    self._take_figures()  # in the call's time: drawing is the call's work
             finally:
                 IN_CALL[0] = False
                 if os.getpid() != me:
@@ -173,10 +177,14 @@ class SessionLoop:
         except CallInterrupted:
             status, exit_code, error = "interrupted", None, None
             _print_tb()
+            if self.cell.error is not None:
+                self.cell.error["name"], self.cell.error["value"] = "Interrupted", "the call was interrupted"
         except SystemExit as exc:
             exit_code = _exit_status(exc)
             status = "ok" if exit_code == 0 else "error"
             error = None if exit_code == 0 else f"exited with code {exit_code}"
+            if exit_code == 0:
+                self.cell.error = None
         except MemoryError:
             status, exit_code, error = "memory_limit", 1, f"memory limit of {msg['memory_mb']} MiB exceeded"
             _print_tb()
@@ -209,6 +217,8 @@ class SessionLoop:
             "max_rss_bytes": ru1.ru_maxrss * 1024,
             "files": files,
             "files_truncated": truncated,
+            "execution_count": self.cell.execution_count,
+            **self.cell.summary(),
         }
 
 
@@ -265,15 +275,33 @@ def keep_from_children(chan: int) -> None:
 
 
 def _print_tb() -> None:
-    """The call's traceback without this module's frame, like `python file.py` would."""
+    """The call's traceback without the executor's frames, like `python file.py` would."""
     try:
         exc = sys.exc_info()[1]
-        tb = exc.__traceback__ if exc is not None else None
-        if tb is not None and tb.tb_frame.f_code is SessionLoop.call.__code__:
-            tb = tb.tb_next
-        traceback.print_exception(type(exc), exc, tb)
+        if exc is not None:
+            print_traceback(exc)
     except BaseException:  # noqa: BLE001 - under memory pressure even printing may fail
         pass
+
+
+class CallEnvironment:
+    """Variables set for one call only: the session's own values are back after it
+    (a call that changes one of them itself keeps that change only if the call did not
+    set it)."""
+
+    def __init__(self, env: dict) -> None:
+        self.env = env
+
+    def __enter__(self) -> None:
+        self.saved = {name: os.environ.get(name) for name in self.env}
+        os.environ.update(self.env)
+
+    def __exit__(self, *exc: object) -> None:
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run(mode: str, chan: int, cfg: dict) -> int:

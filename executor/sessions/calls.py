@@ -14,7 +14,7 @@ from executor import metrics, store
 from executor.sessions.handle import SessionBroke, SessionDied, classify
 from executor.sessions.state import Session
 from warmfleet.contract import keys
-from warmfleet.contract.schema import JOB_ID_RE, EgressReport, Result, Status
+from warmfleet.contract.schema import JOB_ID_RE, EgressReport, Result, Status, check_env
 from warmfleet.contract import lua
 
 log = logging.getLogger("warmfleet.sessions")
@@ -54,7 +54,8 @@ class CallServer:
                 call_id = call["call_id"]
                 msg = {"t": "call", "code": call["code"], "timeout": float(call["timeout"]),
                        "cpu_time": float(call["cpu_time"]), "memory_mb": int(call["memory_mb"]),
-                       "files": call.get("files") or {}}
+                       "files": call.get("files") or {}, "env": call.get("env") or {}}
+                check_env(msg["env"])
                 reply_to = call.get("reply_to") or session.reply_to
                 submitted_at = float(call.get("submitted_at", time.time()))
                 if not JOB_ID_RE.match(call_id):
@@ -138,10 +139,21 @@ class CallServer:
                         stdout_truncated=out_t, stderr_truncated=err_t, duration_s=reply.get("duration_s", 0.0),
                         cpu_s=reply.get("cpu_s", 0.0), max_rss_bytes=reply.get("max_rss_bytes", 0),
                         files=reply.get("files") or {}, files_truncated=bool(reply.get("files_truncated")),
-                        egress=await self._egress_of(session), **base)
+                        egress=await self._egress_of(session), **_cell_fields(reply, error), **base)
         return result, ""
 
     @staticmethod
     async def _egress_of(session: Session) -> EgressReport | None:
         """The call's egress (its connections end with it); None outside egress pools."""
         return await session.egress.finish() if session.egress is not None else None
+
+
+def _cell_fields(reply: dict, error: str | None) -> dict:
+    """The call's cell (outputs, text, structured error, its number); checked by the
+    handle. An interrupted call's error says which budget stopped it."""
+    fields = {k: reply.get(k) for k in ("text", "error_name", "error_value", "traceback", "execution_count")}
+    fields["outputs"] = reply.get("outputs") or []
+    fields["outputs_truncated"] = bool(reply.get("outputs_truncated"))
+    if fields["error_name"] == "Interrupted" and error:
+        fields["error_value"] = error
+    return fields

@@ -19,7 +19,7 @@ import struct
 import time
 from typing import TYPE_CHECKING
 
-from executor.lean import procscan
+from executor.lean import cell, procscan
 from warmfleet.contract import messages
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class SessionProcess:
         """`registry`: pid -> process, where the supervisor's reaper finds whose exit it reaped."""
         self.cfg, self.grace_s, self.output_cap = cfg, grace_s, output_cap
         # The largest reply a session can owe us: its out/ files (base64) and some room.
-        self.max_frame = min(messages.MAX_FRAME, cfg["max_output_files_bytes"] * 4 // 3 + (1 << 20))
+        self.max_frame = min(messages.MAX_FRAME, cfg["max_output_files_bytes"] * 4 // 3 + cell.RECORDS_BYTES + (1 << 20))
         self.seq = 0  # each call's number, echoed in its reply: a stray frame is not taken for one
         self.registry = registry
         self._sock: socket.socket | None = None
@@ -343,9 +343,24 @@ def _checked_reply(reply: dict, seq: int) -> dict:
             and all(isinstance(reply.get(k, 0), (int, float)) and not isinstance(reply.get(k, 0), bool)
                     for k in ("duration_s", "cpu_s", "cpu_total_s", "max_rss_bytes"))
             and (files is None or (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())))
-            and isinstance(reply.get("files_truncated", False), bool)):
+            and isinstance(reply.get("files_truncated", False), bool)
+            and _cell_fields_ok(reply)):
         raise SessionBroke(f"the session sent a malformed reply to call {seq}")
     return reply
+
+
+def _cell_fields_ok(reply: dict) -> bool:
+    """The cell's part of a reply (executor/lean/cell.py Cell.summary): our session
+    process keeps its caps itself, so outputs past them mean the code wrote the frame."""
+    outputs = reply.get("outputs", [])
+    count = reply.get("execution_count")
+    return (isinstance(outputs, list) and len(outputs) <= cell.MAX_OUTPUTS
+            and all(messages.valid_output(o) for o in outputs)
+            and sum(cell.output_size(o) for o in outputs) <= cell.CELL_BYTES + cell.OUTPUT_BYTES
+            and all(reply.get(k) is None or isinstance(reply.get(k), str)
+                    for k in ("text", "error_name", "error_value", "traceback"))
+            and isinstance(reply.get("outputs_truncated", False), bool)
+            and (count is None or type(count) is int))
 
 
 def classify(reply: dict, killed_for: str | None, msg: dict) -> tuple[str, int | None, str | None]:

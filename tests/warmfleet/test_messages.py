@@ -71,4 +71,5 @@ def test_result_fields_come_from_the_runner_outcome_or_the_slot():
     from warmfleet.contract.schema import Result
 
     slot_adds = {"job_id", "executor", "queue_wait_s", "egress"}  # egress: from the pool's egress proxy
-    assert set(messages.RunOutcome.fields()) | slot_adds == set(Result.model_fields)
+    session_only = {"execution_count"}  # a session call's number in its session
+    assert set(messages.RunOutcome.fields()) | slot_adds | session_only == set(Result.model_fields)

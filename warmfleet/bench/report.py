@@ -3,7 +3,7 @@ and the issue's targets, each marked as holding or not, from one run's JSON."""
 
 from __future__ import annotations
 
-from warmfleet.bench import report_egress, report_jobenv, report_sessions
+from warmfleet.bench import report_cells, report_egress, report_jobenv, report_sessions
 
 
 def _f(value, fmt: str = "{:.1f}") -> str:
@@ -139,6 +139,7 @@ def targets(r: dict) -> list[dict]:
     target("pod ready <= 1 s after launch", ready, 1.0, ready is not None and ready <= 1.0)
     report_jobenv.targets(r, target)
     report_sessions.targets(r, target)
+    report_cells.targets(r, target)
     return out
 
 
@@ -173,4 +174,5 @@ def render(r: dict) -> str:
     tgt = "\n".join(f"| {t['target']} | {t['measured']} | {marks[t['holds']]} |" for t in r.get("targets", []))
     return (f"{head}\n\n{table(r)}\n\n{details(r)}\n\n{platforms_table(r)}\n\n{report_jobenv.table(r)}\n\n"
             f"{report_sessions.details(r)}\n\n{report_egress.details(r)}\n\n"
+            + (f"{report_cells.details(r)}\n\n" if r.get("cells") else "") +
             f"| target | measured | |\n|---|---|---|\n{tgt}\n")

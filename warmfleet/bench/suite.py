@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from warmfleet.bench import alternatives, egress_calls, jobenv, platforms, sessions, warm
+from warmfleet.bench import alternatives, cells, egress_calls, jobenv, platforms, sessions, warm
 from warmfleet.settings import DEFAULT_PLATFORM
 from warmfleet.settings import env_name
 
@@ -25,15 +25,15 @@ PROFILES: dict[str, dict] = {
     "full": dict(lat_n=500, thr_n=2000, in_flight=64, slots=[1, 2, 4], mixed_n=400, cold_seq=30, cold_par=40,
                  sub_seq=300, sub_par=600, celery_seq=300, celery_par=2000, he_checks=164, ceiling_s=5.0,
                  plat_lat_n=200, plat_thr_n=1000, ds_lat=40, ds_thr=60, ds_slow=6, ds_sub_seq=10, ds_sub_par=20, ds_cold=5,
-                 sess_n=300, sess_idle=32, sess_thr=1000, egress_n=50),
+                 sess_n=300, sess_idle=32, sess_thr=1000, egress_n=50, sess_idle_cells=8),
     "quick": dict(lat_n=150, thr_n=400, in_flight=64, slots=[1, 2, 4], mixed_n=100, cold_seq=10, cold_par=10,
                   sub_seq=80, sub_par=150, celery_seq=80, celery_par=400, he_checks=164, ceiling_s=2.0,
                   plat_lat_n=40, plat_thr_n=200, ds_lat=20, ds_thr=30, ds_slow=3, ds_sub_seq=5, ds_sub_par=10, ds_cold=3,
-                  sess_n=100, sess_idle=32, sess_thr=300, egress_n=20),
+                  sess_n=100, sess_idle=32, sess_thr=300, egress_n=20, sess_idle_cells=4),
     "smoke": dict(lat_n=20, thr_n=40, in_flight=16, slots=[1], mixed_n=12, cold_seq=2, cold_par=2,
                   sub_seq=5, sub_par=6, celery_seq=5, celery_par=16, he_checks=8, ceiling_s=0.5,
                   plat_lat_n=6, plat_thr_n=10, ds_lat=2, ds_thr=3, ds_slow=1, ds_sub_seq=1, ds_sub_par=2, ds_cold=1,
-                  sess_n=10, sess_idle=2, sess_thr=20, egress_n=3),
+                  sess_n=10, sess_idle=2, sess_thr=20, egress_n=3, sess_idle_cells=2),
 }
 
 
@@ -66,7 +66,9 @@ def _os_name() -> str:
         return platform.system()
 
 
-def run(profile: str = "full", only: set[str] | None = None, log: Callable[[str], None] = print) -> dict:
+def run(profile: str = "full", only: set[str] | None = None, log: Callable[[str], None] = print,
+        baseline: str | None = None) -> dict:
+    """`baseline`: a checkout whose print(1) jobs and idle sessions the cells part measures too."""
     p = PROFILES[profile]
     cores = os.cpu_count() or 2
     report: dict = {
@@ -102,6 +104,7 @@ def run(profile: str = "full", only: set[str] | None = None, log: Callable[[str]
     part("jobenv", lambda: jobenv.run(p, cores, log))
     part("sessions", lambda: sessions.run(p, PACE_S, log))
     part("egress", lambda: egress_calls.run(p, log))
+    part("cells", lambda: cells.run(p, log, baseline))
     if (report.get("jobenv") or {}).get("errors"):
         report["errors"]["jobenv"] = report["jobenv"]["errors"]
     shutil.rmtree(os.environ.pop(state_dir), ignore_errors=True)

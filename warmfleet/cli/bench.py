@@ -24,7 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--quick", dest="profile", action="store_const", const="quick", help="same as --profile quick")
     b.add_argument("--only", action="append", metavar="PART",
                    help="run only these parts: ceiling, warmfleet, cold_sandbox, subprocess, celery, humaneval, "
-                        "platforms, jobenv, sessions, egress")
+                        "platforms, jobenv, sessions, egress, cells")
+    b.add_argument("--baseline", metavar="CHECKOUT",
+                   help="cells: also measure print(1) jobs and idle sessions with this checkout's code (one from "
+                        "before cells, e.g. a git worktree of an earlier commit), in the same run")
     b.add_argument("--json-out", default=RESULTS if os.path.isdir(os.path.dirname(RESULTS)) else "-",
                    help=f"where to write the JSON report ('-' for stdout only; default {RESULTS} in a checkout)")
     b.set_defaults(func=cmd_bench)
@@ -41,7 +44,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    result = suite.run(args.profile, set(args.only) if args.only else None, log)
+    result = suite.run(args.profile, set(args.only) if args.only else None, log, baseline=args.baseline)
     result["targets"] = report.targets(result)
     text = json.dumps(result, indent=2)
     if args.json_out != "-":

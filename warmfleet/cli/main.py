@@ -136,12 +136,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (InvalidJob, NoFleetConfigured, OSError) as exc:
         print(f"warmfleet run: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from warmfleet.cli.shell import show_outputs, write_outputs
+
     if args.out is not None:
         _write_files(result, args.out)
+        write_outputs(result, args.out, sys.stderr)
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
         sys.stdout.write(result.stdout)
+        show_outputs(result, sys.stdout, images=False)  # the last expression's value, as a REPL prints it
         sys.stderr.write(result.stderr)
         if result.status.value != "ok":
             print(f"warmfleet: {result.status.value}: {result.error}", file=sys.stderr)

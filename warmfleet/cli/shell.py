@@ -64,9 +64,7 @@ def repl(session, timeout: float | None, read=input, out=sys.stdout, err=sys.std
         if source.strip() in ("exit", "exit()", "quit", "quit()"):
             return 0
         try:
-            # "single" mode echoes an expression's value, like the interactive prompt.
-            code = f"exec(compile({source!r}, '<shell>', 'single'))"
-            result = session.run(code, timeout=timeout)
+            result = session.run(source, timeout=timeout)  # a cell: its last expression's value comes back
         except InvalidJob as exc:
             print(f"warmfleet: {exc}", file=err)
             continue
@@ -74,6 +72,48 @@ def repl(session, timeout: float | None, read=input, out=sys.stdout, err=sys.std
             print(f"warmfleet: {exc}", file=err)
             return 1
         out.write(result.stdout)
+        show_outputs(result, out)
         err.write(result.stderr)
         if result.status.value not in ("ok", "error"):
             print(f"warmfleet: {result.status.value}: {result.error}", file=err)
+
+
+BINARY_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}
+
+
+def show_outputs(result, out, images: bool = True) -> None:
+    """The cell's outputs as IPython's terminal shows them: each one's text/plain, on its
+    own line (`images` False: not those of images, which `run --out` writes to files)."""
+    for output in result.outputs:
+        if not images and any(m in output["data"] for m in BINARY_TYPES):
+            continue
+        text = output["data"].get("text/plain")
+        if text is not None:
+            out.write(text + "\n")
+    if result.outputs_truncated:
+        out.write("[warmfleet: some outputs were dropped: over the caps]\n")
+
+
+def write_outputs(result, out_dir: str, err) -> None:
+    """`run --out DIR`: each image output as output-N.png/.jpg/.svg (N: its place among
+    the outputs, from 1), but a figure already returned as figure-N.png."""
+    import base64
+    import os
+
+    returned = {data for name, data in result.files.items() if name.startswith("figure-")}
+    for n, output in enumerate(result.outputs, 1):
+        for mime, ext in BINARY_TYPES.items():
+            if mime not in output["data"]:
+                continue
+            data = output["data"][mime]
+            if data in returned:
+                continue
+            try:
+                raw = data.encode() if mime == "image/svg+xml" else base64.b64decode(data, validate=True)
+            except ValueError:
+                continue
+            os.makedirs(out_dir, exist_ok=True)
+            path = os.path.join(out_dir, f"output-{n}.{ext}")
+            with open(path, "wb") as f:
+                f.write(raw)
+            print(f"warmfleet: wrote {path}", file=err)

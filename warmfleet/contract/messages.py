@@ -158,6 +158,7 @@ class RunJob(Message):
     memory_mb: int
     files: dict = {}  # relative path -> base64 content
     stream: bool = False  # send Chunks while the job runs
+    env: dict = {}  # variables added to the job's environment (schema.check_env)
     # Set by the executor, not a Job field: {"job_id", "token"} the job's egress relay
     # presents to the pool's egress proxy (None: the pool allows no egress).
     egress: dict | None = None
@@ -194,6 +195,26 @@ class RunOutcome(Message):
     max_rss_bytes: int = 0
     files: dict = {}  # out/ files: relative path -> base64
     files_truncated: bool = False
+    # The cell's outputs (executor/lean/cell.py): see `valid_output` and schema.Result.
+    outputs: list = []
+    text: str | None = None
+    error_name: str | None = None
+    error_value: str | None = None
+    traceback: str | None = None
+    outputs_truncated: bool = False
+
+
+# -- a cell's outputs: {"type": "result" | "display", "data": {MIME type: str}} ----------
+OUTPUT_TYPES = ("result", "display")
+
+
+def valid_output(output: object) -> bool:
+    """The shape of one output; it crosses the job child's status pipe and a session's
+    channel, both writable by the code itself, so the receiving side checks each one."""
+    if not (isinstance(output, dict) and output.keys() == {"type", "data"} and output["type"] in OUTPUT_TYPES):
+        return False
+    data = output["data"]
+    return isinstance(data, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in data.items())
 
 
 class Chunk(Message):

@@ -14,6 +14,7 @@ import time
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from warmfleet.contract.messages import Status
 
@@ -71,6 +72,7 @@ class Job(BaseModel):
     reply_to: str | None = None
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> base64 content
     stream: bool = False  # publish stdout/stderr chunks while the job runs
+    env: dict[str, str] = Field(default_factory=dict)  # environment variables for this job or call only
     # W3C trace context of the span that submitted the job (warmfleet/plumbing/tracing.py); {} untraced.
     trace: dict[Literal["traceparent", "tracestate"], Annotated[str, Field(max_length=512)]] = Field(default_factory=dict)
 
@@ -85,6 +87,7 @@ class Job(BaseModel):
             limits=limits,
         )
         check_files({name: _b64decode(name, data) for name, data in self.files.items()}, limits)
+        check_env(self.env)
         return self
 
     def to_json(self) -> str:
@@ -141,6 +144,28 @@ def check_files(files: object, limits: FleetLimits) -> None:
         raise JobError(f"input files total {total} bytes; this fleet accepts at most {limits.max_input_bytes}")
 
 
+MAX_ENV = 100  # variables a job or call may set
+MAX_ENV_BYTES = 64 << 10
+
+
+def check_env(env: object) -> None:
+    """Variables for one job or call: names a shell would take, str values, bounded."""
+    if not isinstance(env, dict):
+        raise JobError(f"env must be a mapping of name -> str, got {type(env).__name__}")
+    if len(env) > MAX_ENV:
+        raise JobError(f"{len(env)} environment variables; at most {MAX_ENV}")
+    total = 0
+    for name, value in env.items():
+        if not (isinstance(name, str) and name and len(name) <= 256 and (name[0].isalpha() or name[0] == "_")
+                and name.isascii() and name.replace("_", "a").isalnum()):
+            raise JobError(f"invalid environment variable name {str(name)[:80]!r}")
+        if not isinstance(value, str) or "\x00" in value:
+            raise JobError(f"environment variable {name} must be a str without NUL")
+        total += len(name) + len(value.encode("utf-8", "surrogatepass"))
+    if total > MAX_ENV_BYTES:
+        raise JobError(f"environment variables total {total} bytes; at most {MAX_ENV_BYTES}")
+
+
 def check_relative_path(name: object) -> str:
     """A path inside the workspace: relative, no '..', no empty or dot parts, no NUL."""
     if not isinstance(name, str) or not name or len(name) > 1024 or "\x00" in name:
@@ -191,6 +216,17 @@ class EgressReport(BaseModel):
     limit_hit: str | None = None  # the job's connection or byte cap, once reached
 
 
+class Output(TypedDict):
+    """One output of a cell (executor/lean/cell.py), in the order the code produced them:
+    its result (the last expression's value) or a display (display(), a figure). `data`
+    maps MIME types to str: text types as text, binary ones (image/png, image/jpeg)
+    base64, JSON ones (application/json, application/vnd.warmfleet.table+json) as JSON.
+    A plain dict (`r.outputs[0]["data"]["text/html"]`), checked when a Result is built."""
+
+    type: Literal["result", "display"]
+    data: dict[str, str]
+
+
 class Result(BaseModel):
     """What a client gets back for every job, whatever happened to it."""
 
@@ -212,6 +248,15 @@ class Result(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)  # out/ files: relative path -> base64
     files_truncated: bool = False  # some out/ files were left out (count or size bound)
     egress: EgressReport | None = None  # None: the pool allows no egress (or the proxy did not answer)
+    # What a notebook would show (python only): outputs, the result's text/plain, and an
+    # uncaught exception's name, message and traceback (the code's frames only).
+    outputs: list[Output] = Field(default_factory=list)
+    text: str | None = None
+    error_name: str | None = None
+    error_value: str | None = None
+    traceback: str | None = None
+    outputs_truncated: bool = False  # some outputs were dropped (a marker says where)
+    execution_count: int | None = None  # session calls: the call's number in its session, from 1
 
     @property
     def ok(self) -> bool:

@@ -15,6 +15,12 @@ def test_sync_invoke_returns_text_for_the_model(fleet):
     assert text.splitlines()[:4] == ["status: ok", "exit_code: 0", "stdout:", "45"]
 
 
+def test_the_text_result_follows_stdout(fleet):
+    tool = WarmfleetPythonTool(redis_url=fleet.client_url)
+    text = tool.invoke({"code": "print('printed')\n{'answer': 6 * 7}"})
+    assert text.splitlines() == ["status: ok", "exit_code: 0", "stdout:", "printed", "result:", "{'answer': 42}"]
+
+
 def test_tool_call_gives_a_tool_message_with_the_result_as_artifact(fleet):
     tool = WarmfleetPythonTool(redis_url=fleet.client_url)
     msg = tool.invoke({"type": "tool_call", "id": "call-1", "name": "run_python", "args": {"code": "import sys; print('x', file=sys.stderr); sys.exit(2)"}})

@@ -1,3 +1,4 @@
+import pydantic
 import pytest
 
 from executor.lean import verdict
@@ -46,9 +47,9 @@ def test_valid_request_passes():
 def test_job_round_trips_and_forbids_unknown_fields():
     job = Job(job_id="abc", code="print(1)")
     assert Job.from_json(job.to_json()) == job
-    with pytest.raises(Exception, match="extra"):
+    with pytest.raises(pydantic.ValidationError, match="extra"):
         Job.from_json('{"job_id": "abc", "code": "x", "surprise": 1}')
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="timeout"):
         Job.from_json('{"job_id": "abc", "code": "x", "timeout": "30"}')  # strict: no coercion
 
 

@@ -4,6 +4,8 @@ tests/executor/test_slot.py (client and executor with the SDK's in-memory export
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from warmfleet.plumbing import tracing
@@ -16,12 +18,24 @@ def test_tracing_stays_off_unless_an_exporter_is_named(env):
     assert tracing.for_job({}, "1-0", {}) is tracing.NO_TRACE
 
 
-def test_an_exporter_named_in_otel_traces_exporter_turns_it_on_with_the_env_resource():
+def test_an_exporter_named_in_otel_traces_exporter_turns_it_on_with_the_env_resource(monkeypatch, capsys):
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "wf-executor-test")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci,k8s.pod.name=pod-7")
     try:
         assert tracing.configure_from_env({"OTEL_TRACES_EXPORTER": "console"}) is True
         spans = tracing.for_job({}, "1700000000000-0", {"warmfleet.job_id": "j"})
         assert spans is not tracing.NO_TRACE
         spans.end("ok")
+        tracing.shutdown()  # flush: the console exporter prints the span with its resource
+        out, decoder, spans_out = capsys.readouterr().out, json.JSONDecoder(), []
+        while out.strip():
+            span, end = decoder.raw_decode(out.strip())
+            spans_out.append(span)
+            out = out.strip()[end:]
+        assert "warmfleet.job" in {span["name"] for span in spans_out}
+        want = {"service.name": "wf-executor-test", "deployment.environment": "ci", "k8s.pod.name": "pod-7"}
+        for span in spans_out:
+            assert want.items() <= span["resource"]["attributes"].items(), span["resource"]
         with pytest.raises(ImportError, match="no-such-exporter"):
             tracing.configure_from_env({"OTEL_TRACES_EXPORTER": "no-such-exporter"})
     finally:

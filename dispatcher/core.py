@@ -22,6 +22,7 @@ from warmfleet.settings import ClientSettings, load
 from warmfleet.contract import keys
 from warmfleet.plumbing import redis_retry
 from warmfleet.contract.schema import FleetLimits, Job, Result
+from warmfleet.contract.sessions import CLOSE_ENTRY
 
 OUTPUT_READ_COUNT = 100  # output entries per XREAD while the job runs
 OUTPUT_DRAIN_COUNT = 10_000  # what is left once the result is stored
@@ -216,7 +217,7 @@ class ClientCore:
 
     def close_entry(self, session_id: str) -> tuple[str, dict]:
         """The session's calls stream and the entry that closes it after the calls before it."""
-        return keys.session_calls(self.pool, session_id), {"close": "1"}
+        return keys.session_calls(self.pool, session_id), dict(CLOSE_ENTRY)
 
     def deadline(self, timeout: float | None) -> "Deadline":
         return Deadline(timeout)

@@ -19,7 +19,6 @@ beside their clients (dispatcher/client.py, dispatcher/aio.py).
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from dispatcher.errors import SessionEnded, SessionLost
 from warmfleet.contract import lua
 from warmfleet.contract.schema import Job
+from warmfleet.contract.sessions import SessionCall, SessionOpen, SessionRecord, SessionState
 
 
 CLOSE_WAIT_S = 10.0
@@ -41,29 +41,24 @@ def open_request(idle_timeout: float, max_lifetime: float, reply_to: str) -> tup
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     session_id = uuid.uuid4().hex
-    body = {"session_id": session_id, "idle_timeout": float(idle_timeout), "max_lifetime": float(max_lifetime),
-            "reply_to": reply_to, "submitted_at": time.time()}
-    return session_id, {"open": json.dumps(body)}
+    return session_id, SessionOpen(session_id=session_id, idle_timeout=idle_timeout, max_lifetime=max_lifetime,
+                                   reply_to=reply_to).entry()
 
 
 def call_entry(job: Job) -> str:
     """A validated job, as a session call (its job id is the call id)."""
-    return json.dumps({
-        "call_id": job.job_id, "code": job.code, "timeout": job.timeout, "cpu_time": job.cpu_time,
-        "memory_mb": job.memory_mb, "files": job.files, "env": job.env, "reply_to": job.reply_to,
-        "submitted_at": job.submitted_at,
-    })
+    return SessionCall.from_job(job).to_json()
 
 
 def ended_error(session_id: str, raw: str | None) -> SessionEnded | None:
     """The error for a session whose record says it is over (or is gone), else None."""
     if raw is None:
         return SessionLost(session_id, "no such session: its executor died (its lease expired) or it ended long ago")
-    rec = json.loads(raw)
-    if rec.get("state") == "open":
+    rec = SessionRecord.from_json(raw)
+    if rec.state is SessionState.OPEN:
         return None
-    reason = rec.get("reason") or "ended"
-    return SessionLost(session_id, reason) if rec.get("lost") else SessionEnded(session_id, reason)
+    reason = rec.reason or "ended"
+    return SessionLost(session_id, reason) if rec.lost else SessionEnded(session_id, reason)
 
 
 class RecordWatch:

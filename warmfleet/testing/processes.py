@@ -6,13 +6,13 @@ stdlib only), told not to drop privileges nor to enter namespaces: so a job or a
 here ends with the same statuses, output capture, files and errors as on a fleet, with
 the budgets plain rlimits give (wall clock, CPU seconds, address space, output cap) and
 NO isolation at all: the code runs as the test's user, sees its files and its network.
-This module only starts them and speaks their frames (warmfleet.contract.messages); it imports
-nothing of the executor.
+This module starts them and speaks their frames (warmfleet.contract.messages); of the
+executor it imports only stdlib-only pieces of executor.lean a pod's supervisor uses too
+(the output capture, the budget verdict).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -21,15 +21,20 @@ import subprocess
 import sys
 import time
 
+from executor.lean.capture import OutputCapture
+from executor.lean.verdict import Overrun
 from warmfleet.contract import messages
-from warmfleet.contract.messages import Broken, Chunk, Hello, Next, Ready, RunJob, RunnerConfig, RunOutcome, Stop
+from warmfleet.contract.messages import (
+    Broken, Call, CallOutcome, Chunk, Hello, Next, Ready, RunJob, RunnerConfig, RunOutcome, SessionBroken, SessionConfig,
+    SessionReady, Stop,
+)
 from warmfleet.contract.schema import FleetLimits
 
 # The lean entry points, as a pod starts them (executor/boot.py, the session zygote).
 RUNNER_BOOT = "import sys; from executor.lean import runner; sys.exit(runner.main())"
 SESSION_BOOT = (
-    "import json, sys; from executor.lean import session_process; "
-    "sys.exit(session_process.run('serve', int(sys.argv[1]), json.loads(sys.argv[2])))"
+    "import sys; from executor.lean import session_process; from warmfleet.contract.messages import SessionConfig; "
+    "sys.exit(session_process.run('serve', int(sys.argv[1]), SessionConfig.from_json(sys.argv[2])))"
 )
 START_TIMEOUT_S = 15.0
 KILL_GRACE_S = 2.0  # after the wall clock (an interrupt) before the SIGKILL
@@ -149,11 +154,12 @@ class Runner:
 
 
 class Died(Exception):
-    """The session process is gone; `why` says how, `killed_for` which budget killed it."""
+    """The session process is gone; the message says how, `overrun` which budget it would
+    not stop at (None: it died by itself, or was killed)."""
 
-    def __init__(self, why: str, killed_for: str | None = None) -> None:
+    def __init__(self, why: str, overrun: Overrun | None = None) -> None:
         super().__init__(why)
-        self.killed_for = killed_for
+        self.overrun = overrun
 
 
 class SessionProcess:
@@ -161,12 +167,12 @@ class SessionProcess:
 
     def __init__(self, limits: FleetLimits, workspace: str) -> None:
         self.limits = limits
-        self.cfg = {
-            "uid": os.getuid(), "workspace": workspace, "drop_privileges": False, "isolate_network": False,
-            "processes": limits.processes, "file_size_bytes": limits.file_size_bytes, "open_files": limits.open_files,
-            "max_memory_mb": limits.max_memory_mb, "max_files": limits.max_files,
-            "max_output_files_bytes": limits.max_output_files_bytes, "job_path": [], "preloaded": False, "egress_env": None,
-        }
+        self.cfg = SessionConfig(
+            uid=os.getuid(), gid=os.getgid(), workspace=workspace, drop_privileges=False, isolate_network=False,
+            processes=limits.processes, file_size_bytes=limits.file_size_bytes, open_files=limits.open_files,
+            max_memory_mb=limits.max_memory_mb, max_files=limits.max_files,
+            max_output_files_bytes=limits.max_output_files_bytes,
+        )
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
         self.seq = 0
@@ -178,64 +184,68 @@ class SessionProcess:
     def start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.proc = _spawn(["-c", SESSION_BOOT, str(child.fileno()), json.dumps(self.cfg)], [child.fileno()],
+            self.proc = _spawn(["-c", SESSION_BOOT, str(child.fileno()), self.cfg.to_json()], [child.fileno()],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         finally:
             child.close()
         self.sock = parent
         for pipe in (self.proc.stdout, self.proc.stderr):
             os.set_blocking(pipe.fileno(), False)  # type: ignore[union-attr]
-        msg = self._frame(time.monotonic() + START_TIMEOUT_S, {})
-        if msg is None or msg.get("t") != "ready":
+        msg = self._frame(time.monotonic() + START_TIMEOUT_S, None)
+        if not isinstance(msg, SessionReady):
             self.kill()
-            raise Died(f"the session process did not become ready: {msg!r}")
+            why = msg.error if isinstance(msg, SessionBroken) else f"it said {msg!r:.200}"
+            raise Died(f"the session process did not become ready: {why}")
 
     def exit_status(self) -> int | None:
         """The wait status once it exited (a signal as -N, as Popen says), else None."""
         return None if self.proc is None else self.proc.poll()
 
-    def call(self, msg: dict) -> tuple[dict, str | None, dict[str, bytearray]]:
-        """Run one call under its budgets: (the reply, the budget it was stopped for or
-        None, its output). Died if the process was killed or died."""
+    def call(self, run: Call) -> tuple[CallOutcome, Overrun | None, OutputCapture]:
+        """Run one call under its budgets: (the session's reply, the budget it was stopped
+        for or None, its output). Died if the process was killed or died."""
         assert self.proc is not None and self.sock is not None
         self.seq += 1
-        out: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        out = OutputCapture(self.limits.output_bytes)
         try:
-            self.sock.sendall(messages.encode_frame({"t": "call", **msg, "seq": self.seq}))
+            self.sock.sendall(messages.encode(run.replace(seq=self.seq)))
         except OSError:
             raise Died("the session's process ended before the call") from None
         started = time.monotonic()
-        wall = started + msg["timeout"]
+        wall = started + run.timeout
         cpu0 = self._cpu_s()
-        killed_for: str | None = None
+        killed_for: Overrun | None = None
         interrupted_at: float | None = None
         while True:
             now = time.monotonic()
             if interrupted_at is None and now >= wall:
-                interrupted_at = now  # the session interrupts the call ("interrupted": a timeout) and lives on
+                interrupted_at = now  # the session interrupts the call (a timeout) and lives on
                 self._signal(signal.SIGALRM)
-            if interrupted_at is None and cpu0 is not None and (cpu := self._cpu_s()) is not None and cpu - cpu0 > msg["cpu_time"]:
-                killed_for, interrupted_at = "cpu_limit", now
+            if interrupted_at is None and cpu0 is not None and (cpu := self._cpu_s()) is not None and cpu - cpu0 > run.cpu_time:
+                killed_for, interrupted_at = Overrun.CPU, now
                 self._signal(signal.SIGALRM)
             if interrupted_at is not None and now >= interrupted_at + KILL_GRACE_S:
                 self.kill()
-                raise Died("a call did not stop when interrupted: the session's process was killed", killed_for or "timeout")
+                raise Died("a call did not stop when interrupted: the session's process was killed",
+                           killed_for or Overrun.TIMEOUT)
             deadline = min(wall if interrupted_at is None else interrupted_at + KILL_GRACE_S, now + CPU_CHECK_S)
             reply = self._frame(deadline, out)
             if reply is not None:
                 break
-            if any(len(b) > self.limits.output_bytes for b in out.values()) and interrupted_at is None:
-                killed_for, interrupted_at = "output_limit", time.monotonic()
+            if any(out.truncated.values()) and interrupted_at is None:
+                killed_for, interrupted_at = Overrun.OUTPUT, time.monotonic()
                 self._signal(signal.SIGALRM)
-        self._drain(out)
-        if reply.get("seq") != self.seq or reply.get("t") != "result":
+        for name, pipe in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
+            out.drain(name, pipe.fileno())  # type: ignore[union-attr]  # written before it answered
+        if not isinstance(reply, CallOutcome) or reply.seq != self.seq:
             self.kill()
-            raise Died(f"the session broke its protocol: {str(reply)[:200]}")
+            raise Died(f"the session broke its protocol: {reply!r:.200}")
         return reply, killed_for, out
 
-    def _frame(self, deadline: float, out: dict[str, bytearray]) -> dict | None:
-        """The next frame from the session if one comes before `deadline`, reading its
-        output meanwhile; None at the deadline. Died on end of channel."""
+    def _frame(self, deadline: float, out: OutputCapture | None) -> messages.Message | None:
+        """The next message from the session if one comes before `deadline`, reading its
+        output meanwhile (into `out`; None: dropped); None at the deadline. Died on end of
+        channel."""
         assert self.proc is not None and self.sock is not None
         pipes = {self.proc.stdout.fileno(): "stdout", self.proc.stderr.fileno(): "stderr"}  # type: ignore[union-attr]
         while (left := deadline - time.monotonic()) > 0:
@@ -243,27 +253,14 @@ class SessionProcess:
             for fd in ready:
                 if fd is self.sock:
                     try:
-                        return messages.read_frame(self.sock.fileno())
+                        return messages.from_frame(messages.read_frame(self.sock.fileno()), "session")
                     except (EOFError, OSError, messages.FrameError):
                         status = self.proc.wait()
                         raise Died(f"the session's process ended during the call (wait status {status})") from None
                 data = os.read(fd, 1 << 16)
-                if data and pipes[fd] in out:
-                    out[pipes[fd]] += data
+                if data and out is not None:
+                    out.add(pipes[fd], data)
         return None
-
-    def _drain(self, out: dict[str, bytearray]) -> None:
-        """What the call wrote before it answered is in the pipes already."""
-        assert self.proc is not None
-        for pipe, name in ((self.proc.stdout, "stdout"), (self.proc.stderr, "stderr")):
-            while True:
-                try:
-                    data = os.read(pipe.fileno(), 1 << 16)  # type: ignore[union-attr]
-                except BlockingIOError:
-                    break
-                if not data:
-                    break
-                out[name] += data
 
     def _cpu_s(self) -> float | None:
         """The session process's CPU seconds (Linux /proc), or None where unreadable."""

@@ -8,7 +8,6 @@ the same keys and records, without leases, reclaiming or isolation.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -16,8 +15,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from executor.lean.verdict import CALL_WORDS, STATUS_OF, verdict
 from warmfleet.contract import keys
-from warmfleet.contract.schema import JOB_ID_RE, FleetLimits, Result, Status, check_env
+from warmfleet.contract.messages import Call, RunOutcome
+from warmfleet.contract.schema import FleetLimits, Result, Status, check_env
+from warmfleet.contract.sessions import CLOSE_FIELD, SessionCall, SessionOpen, SessionRecord, SessionState
 from warmfleet.testing.processes import Died, SessionProcess
 
 log = logging.getLogger("warmfleet.testing")
@@ -25,9 +27,6 @@ log = logging.getLogger("warmfleet.testing")
 LEASE_MS = 7 * 24 * 3600 * 1000  # an open session's record lease: the stand-in renews none
 POLL_MS = 100  # a session thread's blocking read: how often it also checks its session's clock
 LOST_REASONS = frozenset({"lost", "killed", "died", "drained"})  # as the fleet: told as SessionLost
-_BUDGETS = {"output_limit": "output exceeded the per-stream cap; the call was interrupted",
-            "cpu_limit": "CPU-time limit of {cpu_time} s exceeded; the call was interrupted",
-            "memory_limit": "memory limit of {memory_mb} MiB exceeded; the call was interrupted"}
 
 
 class StandInSession:
@@ -42,31 +41,12 @@ class StandInSession:
         self.ended = False
         self.thread: threading.Thread | None = None
 
-    def record(self, pod: str, state: str = "open", reason: str = "", lost: bool = False) -> str:
+    def record(self, pod: str, state: SessionState = SessionState.OPEN, reason: str = "", lost: bool = False) -> str:
         """The session record (keys.session) as a pod writes it."""
-        return json.dumps({
-            "session_id": self.id, "pod": pod, "state": state, "reason": reason, "lost": lost,
-            "opened_at": self.opened_at, "idle_timeout": self.idle_timeout, "max_lifetime": self.max_lifetime,
-            "calls": self.calls, "index": self.index,
-        })
-
-
-# Result fields the stand-in decides itself, never taken from a session's reply.
-_DECIDED = frozenset({"job_id", "status", "exit_code", "error", "stdout", "stderr", "stdout_truncated",
-                      "stderr_truncated", "executor", "queue_wait_s", "egress"})
-
-
-def classify(reply: dict, killed_for: str | None, msg: dict) -> tuple[str, int | None, str | None]:
-    """(status, exit_code, error) of a call the session answered, as the pod's."""
-    if killed_for in _BUDGETS:
-        return killed_for, reply.get("exit_code"), _BUDGETS[killed_for].format(**msg)  # type: ignore[return-value]
-    if reply["status"] == "interrupted":
-        return "timeout", None, f"wall-clock limit of {msg['timeout']} s exceeded; the call was interrupted"
-    return reply["status"], reply.get("exit_code"), reply.get("error")
-
-
-def _text(data: bytearray, cap: int) -> tuple[str, bool]:
-    return bytes(data[:cap]).decode("utf-8", "replace"), len(data) > cap
+        return SessionRecord(
+            session_id=self.id, pod=pod, state=state, reason=reason, lost=lost, opened_at=self.opened_at,
+            idle_timeout=self.idle_timeout, max_lifetime=self.max_lifetime, calls=self.calls, index=self.index,
+        ).to_json()
 
 
 class SessionHost:
@@ -96,17 +76,13 @@ class SessionHost:
     def open(self, r, entry_id: str, fields: dict) -> None:
         stream = keys.session_opens(self.pool)
         try:
-            req = json.loads(fields.get("open", ""))
-            sid = req["session_id"]
-            if not isinstance(sid, str) or not JOB_ID_RE.match(sid):
-                raise ValueError("bad session id")
-            idle, life = float(req.get("idle_timeout", 300)), float(req.get("max_lifetime", 3600))
-            if not (idle > 0 and life > 0):
+            req = SessionOpen.from_entry(fields)
+            if not (req.idle_timeout > 0 and req.max_lifetime > 0):
                 raise ValueError("idle_timeout and max_lifetime must be positive")
-            reply_to = req.get("reply_to") if isinstance(req.get("reply_to"), str) else None
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             self.fleet.dead_letter(r, entry_id, f"malformed session open: {exc}", stream)
             return
+        sid, idle, life, reply_to = req.session_id, req.idle_timeout, req.max_lifetime, req.reply_to
         workspace = tempfile.mkdtemp(prefix="session-", dir=self.fleet.root)
         proc = SessionProcess(self.limits, workspace)
         session = StandInSession(sid, self.opened, proc, workspace, idle, life, reply_to, self.clock())
@@ -115,7 +91,7 @@ class SessionHost:
         # The record claimed "opening", then turned "open" (or "ended") with the answer, as a pod
         # does (session_open_claim/answer.lua). Its lease is the stand-in's life: no pod dies here.
         if self.fleet.script(r, "session_open_claim", record_keys,
-                             [session.record(self.fleet.name, "opening"), LEASE_MS]) != "claimed":
+                             [session.record(self.fleet.name, SessionState.OPENING), LEASE_MS]) != "claimed":
             r.xack(stream, keys.CONSUMER_GROUP, entry_id)  # answered already (a client's retry)
             shutil.rmtree(workspace, ignore_errors=True)
             return
@@ -123,7 +99,7 @@ class SessionHost:
             proc.start()
         except (Died, OSError) as exc:
             why = f"could not start: {exc}"
-            self.answer_open(r, session, session.record(self.fleet.name, "ended", f"lost: {why}", True),
+            self.answer_open(r, session, session.record(self.fleet.name, SessionState.ENDED, f"lost: {why}", True),
                              Result(job_id=sid, status=Status.FAILED, executor=self.fleet.name, error=why), entry_id)
             shutil.rmtree(workspace, ignore_errors=True)
             return
@@ -154,7 +130,7 @@ class SessionHost:
                     return
                 for _, entries in resp or []:
                     for last, fields in entries:
-                        if "close" in (fields or {}):
+                        if CLOSE_FIELD in (fields or {}):
                             self.end(r, session, "closed")
                             return
                         self.call(r, session, last, fields or {})
@@ -164,50 +140,41 @@ class SessionHost:
 
     def call(self, r, session: StandInSession, entry_id: str, fields: dict) -> None:
         calls_key = keys.session_calls(self.pool, session.id)
-        call: object = None
         try:
-            call = json.loads(fields["call"])
-            call_id = call["call_id"]  # type: ignore[index]
-            msg = {"code": call["code"], "timeout": float(call["timeout"]),  # type: ignore[index]
-                   "cpu_time": float(call["cpu_time"]), "memory_mb": int(call["memory_mb"]),  # type: ignore[index]
-                   "files": call.get("files") or {}, "env": call.get("env") or {}}  # type: ignore[union-attr]
-            check_env(msg["env"])
-            if not JOB_ID_RE.match(call_id):
-                raise ValueError("bad call id")
-            reply_to = call.get("reply_to") or session.reply_to  # type: ignore[union-attr]
-            submitted_at = float(call.get("submitted_at", time.time()))  # type: ignore[union-attr]
-        except (ValueError, KeyError, TypeError) as exc:
-            call_id = call.get("call_id") if isinstance(call, dict) else None
-            if isinstance(call_id, str) and JOB_ID_RE.match(call_id):
-                result = Result(job_id=call_id, status=Status.REJECTED, error=f"malformed session call: {exc!r}",
-                                executor=self.fleet.name)
-                self.fleet.answer_call(r, result, session.reply_to, calls_key, entry_id)
-            else:
+            call = SessionCall.from_entry(fields)
+            check_env(call.env)
+        except (ValueError, KeyError) as exc:
+            call_id, reply_to = SessionCall.salvage(fields)
+            if call_id is None:
                 r.xdel(calls_key, entry_id)
+                return
+            result = Result(job_id=call_id, status=Status.REJECTED, error=f"malformed session call: {exc!r}"[:1000],
+                            executor=self.fleet.name)
+            self.fleet.answer_call(r, result, reply_to or session.reply_to, calls_key, entry_id)
             return
-        started = time.time()
-        base = {"job_id": call_id, "executor": f"{self.fleet.name}/session-{session.index}",
-                "queue_wait_s": round(max(0.0, started - submitted_at), 6)}
-        cap = self.limits.output_bytes
-        end_reason = ""
+        reply_to, started = call.reply_to or session.reply_to, time.time()
+        # The message for the session process: the call's fields it acts on, copied by name.
+        run = Call(language="python", **{n: getattr(call, n) for n in Call.fields() if n in SessionCall.model_fields})
+        end_reason, count = "", None
         try:
-            reply, killed_for, out = session.proc.call(msg)
+            reply, killed_for, out = session.proc.call(run)
         except Died as exc:
-            why = str(exc)
-            status = session.proc.exit_status()
-            result = Result(status=Status(exc.killed_for or "error"), exit_code=status, error=f"{why}; the session ended",
-                            duration_s=round(time.time() - started, 6), **base)
+            why, status = str(exc), session.proc.exit_status()
+            ended = STATUS_OF[exc.overrun] if exc.overrun is not None else Status.ERROR
+            outcome = RunOutcome(status=ended.value, exit_code=status, error=f"{why}; the session ended",
+                                 duration_s=round(time.time() - started, 6))
             end_reason = f"lost: {why}"
         else:
-            status_, exit_code, error = classify(reply, killed_for, msg)
-            (stdout, out_t), (stderr, err_t) = _text(out["stdout"], cap), _text(out["stderr"], cap)
-            # Every Result field the session process answers (files, usage, and whatever a
-            # call's reply gains, a cell's outputs for one) is passed on as it came.
-            carried = {k: v for k, v in reply.items() if k in Result.model_fields and k not in _DECIDED and v is not None}
-            if carried.get("error_name") == "Interrupted" and error:  # as the pod's: which budget stopped it
-                carried["error_value"] = error
-            result = Result(status=Status(status_), exit_code=exit_code, error=error, stdout=stdout, stderr=stderr,
-                            stdout_truncated=out_t, stderr_truncated=err_t, **carried, **base)
+            if killed_for is not None:  # a budget it was stopped for overrules its own account
+                status_, exit_code, error = verdict(run, killed_for, reply.exit_code, words=CALL_WORDS)
+                reply = reply.replace(status=status_.value, exit_code=exit_code, error=error)  # type: ignore[assignment]
+            outcome, count = reply.outcome(), reply.execution_count
+            if outcome.error_name == "Interrupted" and outcome.error:
+                outcome.error_value = outcome.error  # the cell says which budget stopped it, as the pod's
+            out.into(outcome)
+        result = Result(**outcome.as_dict(), execution_count=count, job_id=call.call_id,
+                        executor=f"{self.fleet.name}/session-{session.index}",
+                        queue_wait_s=round(max(0.0, started - call.submitted_at), 6))
         session.calls += 1
         session.last_active = self.clock()
         self.fleet.answer_call(r, result, reply_to, calls_key, entry_id)
@@ -241,7 +208,7 @@ class SessionHost:
         session.proc.kill()
         lost = reason.split(":", 1)[0] in LOST_REASONS
         with r.pipeline(transaction=True) as pipe:
-            pipe.set(keys.session(self.pool, session.id), session.record(self.fleet.name, "ended", reason, lost),
+            pipe.set(keys.session(self.pool, session.id), session.record(self.fleet.name, SessionState.ENDED, reason, lost),
                      ex=self.fleet.result_ttl_s)
             pipe.delete(keys.session_calls(self.pool, session.id))
             pipe.execute()
@@ -286,4 +253,4 @@ class SessionHost:
                 session.thread.join(5)
 
 
-__all__ = ["SessionHost", "StandInSession", "classify"]
+__all__ = ["SessionHost", "StandInSession"]

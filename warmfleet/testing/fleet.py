@@ -216,7 +216,7 @@ class StandInFleet:
         stream, executor = keys.stream(self.pool), f"{self.name}/{slot}"
         raw = fields.get("job")
         if raw is None:
-            self.dead_letter(r, entry_id, "entry has no 'job' field", stream)
+            self.dead_letter(r, entry_id, "entry has no 'job' field", stream, fields)
             return
         try:
             job = Job.from_json(raw).check(self.limits)
@@ -224,7 +224,7 @@ class StandInFleet:
             why = f"malformed job: {explain(exc)}" if isinstance(exc, ValidationError) else str(exc)
             salvaged = _salvage(raw)
             if salvaged is None:
-                self.dead_letter(r, entry_id, why, stream)
+                self.dead_letter(r, entry_id, why, stream, fields)
                 return
             job_id, reply_to = salvaged
             self.answer(r, Result(job_id=job_id, status=Status.REJECTED, error=why, executor=executor),
@@ -271,8 +271,11 @@ class StandInFleet:
         return bool(self.script(r, "session_call_store", [keys.result(self.pool, result.job_id), calls_key],
                                 [result.to_json(), self.result_ttl_s, self.channel(reply_to), entry_id]))
 
-    def dead_letter(self, r, entry_id: str, reason: str, stream: str) -> None:
-        r.xadd(keys.dead_letters(self.pool), {"entry_id": entry_id, "reason": reason[:1000], "ts": time.time()})
+    def dead_letter(self, r, entry_id: str, reason: str, stream: str, fields: dict | None = None) -> None:
+        """Keep an entry nobody can be answered for, as a pod does (executor/store.py), then ack it."""
+        sample = {str(k)[:64]: str(v)[:256] for k, v in list((fields or {}).items())[:8]}
+        r.xadd(keys.dead_letters(self.pool), {"entry_id": entry_id, "job_id": "", "reason": reason[:1000],
+                                              "fields": json.dumps(sample), "ts": time.time()})
         r.xack(stream, keys.CONSUMER_GROUP, entry_id)
         r.xdel(stream, entry_id)
 

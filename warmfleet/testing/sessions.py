@@ -80,7 +80,7 @@ class SessionHost:
             if not (req.idle_timeout > 0 and req.max_lifetime > 0):
                 raise ValueError("idle_timeout and max_lifetime must be positive")
         except ValueError as exc:
-            self.fleet.dead_letter(r, entry_id, f"malformed session open: {exc}", stream)
+            self.fleet.dead_letter(r, entry_id, f"malformed session open: {exc}", stream, fields)
             return
         sid, idle, life, reply_to = req.session_id, req.idle_timeout, req.max_lifetime, req.reply_to
         workspace = tempfile.mkdtemp(prefix="session-", dir=self.fleet.root)

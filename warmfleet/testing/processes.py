@@ -184,6 +184,8 @@ class SessionProcess:
     def start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # On its command line: a pod sends it through the zygote because it may carry the
+            # egress relay's variables; the stand-in's carries no secret (it has no egress).
             self.proc = _spawn(["-c", SESSION_BOOT, str(child.fileno()), self.cfg.to_json()], [child.fileno()],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         finally:

@@ -156,11 +156,11 @@ def test_a_calls_budgets_interrupt_it_and_the_session_lives(client):
     with client.session() as s:
         s.run("x = 1")
         loud = s.run("while True: print('y' * 1000)")
-        assert loud.status is Status.OUTPUT_LIMIT and loud.stdout_truncated and len(loud.stdout) == 4096
+        assert loud.status is Status.OUTPUT_LIMIT and loud.stdout_truncated and len(loud.stdout) == 4096, loud.error
         busy = s.run("while True: pass", cpu_time=0.5, timeout=120)
-        assert busy.status is Status.CPU_LIMIT and "interrupted" in (busy.error or ""), busy
+        assert busy.status is Status.CPU_LIMIT and "interrupted" in (busy.error or ""), busy.error
         greedy = s.run("b = bytearray(512 << 20)", memory_mb=64)
-        assert greedy.status is Status.MEMORY_LIMIT and "MemoryError" in greedy.stderr
+        assert greedy.status is Status.MEMORY_LIMIT and "MemoryError" in greedy.stderr, greedy.error
         assert s.run("print(x)").stdout == "1\n"
 
 

@@ -37,7 +37,11 @@ SESSION_BOOT = (
     "sys.exit(session_process.run('serve', int(sys.argv[1]), SessionConfig.from_json(sys.argv[2])))"
 )
 START_TIMEOUT_S = 15.0
-KILL_GRACE_S = 2.0  # after the wall clock (an interrupt) before the SIGKILL
+KILL_GRACE_S = 2.0  # a job's, after its wall clock, before the runner's SIGKILL (a pod's)
+# A session call's, after its interrupt, before the SIGKILL that loses the session. A pod
+# gives 2 s; the stand-in, which holds no pod's resources, waits longer, so that a test
+# machine's load does not turn an interrupted call into a lost session.
+INTERRUPT_GRACE_S = 10.0
 SILENCE_S = 5.0  # a runner silent this long past a job's wall clock and grace is stuck
 CPU_CHECK_S = 0.1
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -226,11 +230,11 @@ class SessionProcess:
             if interrupted_at is None and cpu0 is not None and (cpu := self._cpu_s()) is not None and cpu - cpu0 > run.cpu_time:
                 killed_for, interrupted_at = Overrun.CPU, now
                 self._signal(signal.SIGALRM)
-            if interrupted_at is not None and now >= interrupted_at + KILL_GRACE_S:
+            if interrupted_at is not None and now >= interrupted_at + INTERRUPT_GRACE_S:
                 self.kill()
                 raise Died("a call did not stop when interrupted: the session's process was killed",
                            killed_for or Overrun.TIMEOUT)
-            deadline = min(wall if interrupted_at is None else interrupted_at + KILL_GRACE_S, now + CPU_CHECK_S)
+            deadline = min(wall if interrupted_at is None else interrupted_at + INTERRUPT_GRACE_S, now + CPU_CHECK_S)
             reply = self._frame(deadline, out)
             if reply is not None:
                 break

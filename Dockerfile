@@ -17,7 +17,7 @@ COPY envs ./envs
 # /opt/envs/NAME, without pip, matplotlib's font list built once; a pool's jobs import
 # from it (the job_path setting), never from /opt/warmfleet.
 RUN python -m venv /opt/warmfleet \
- && /opt/warmfleet/bin/pip install --no-compile ".[http]" \
+ && /opt/warmfleet/bin/pip install --no-compile ".[fleet,http]" \
  && /opt/warmfleet/bin/python -m compileall -q /opt/warmfleet/lib \
  && for req in envs/*.txt; do \
       env="/opt/envs/$(basename "$req" .txt)" \

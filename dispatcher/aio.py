@@ -28,14 +28,21 @@ RECHECK_BATCH = 500  # result keys per MGET when re-reading many
 
 
 class AsyncClient:
-    def __init__(self, redis_url: str | None = None, *, pool: str | None = None) -> None:
-        self.core = core = ClientCore(redis_url, pool)
+    def __init__(
+        self, redis_url: str | None = None, *, pool: str | None = None, redis: "redis.asyncio.Redis | None" = None
+    ) -> None:
+        """As Client; `redis`: an open redis.asyncio client (decode_responses=True)."""
+        self.core = core = ClientCore(redis_url, pool, connection_given=redis is not None)
         self.settings, self.pool, self.url, self.client_id, self.channel = (
             core.settings, core.pool, core.url, core.client_id, core.channel
         )
-        self.redis = redis_connect.connect_async(
-            self.url, blocking_pool=True, retry=redis_retry.async_retry(), **core.connection_options()
-        )
+        if redis is None:
+            redis = redis_connect.connect_async(
+                self.url, blocking_pool=True, retry=redis_retry.async_retry(), **core.connection_options()
+            )
+        else:
+            core.check_given(redis)
+        self.redis = redis
         self._waiters: dict[str, asyncio.Future[Result]] = {}
         self._listener: asyncio.Task | None = None
         self._subscribed: asyncio.Event | None = None

@@ -24,15 +24,21 @@ class Client:
 
     Results are pushed to this client over pub/sub (one connection, whatever the
     number of jobs in flight); the stored result is the source of truth. `pool`: None
-    is the pool setting (default "default"; docs/reference/settings.md).
+    is the pool setting (default "default"; docs/reference/settings.md). `redis`: an open
+    redis-py client (decode_responses=True) to use instead of connecting to `redis_url`,
+    for example a stand-in fleet's (warmfleet.testing); the client closes it with itself.
     """
 
-    def __init__(self, redis_url: str | None = None, *, pool: str | None = None) -> None:
-        self.core = core = ClientCore(redis_url, pool)
+    def __init__(self, redis_url: str | None = None, *, pool: str | None = None, redis: "redis.Redis | None" = None) -> None:
+        self.core = core = ClientCore(redis_url, pool, connection_given=redis is not None)
         self.settings, self.pool, self.url, self.client_id, self.channel = (
             core.settings, core.pool, core.url, core.client_id, core.channel
         )
-        self.redis = redis_connect.connect(self.url, retry=redis_retry.sync_retry(), **core.connection_options())
+        if redis is None:
+            redis = redis_connect.connect(self.url, retry=redis_retry.sync_retry(), **core.connection_options())
+        else:
+            core.check_given(redis)
+        self.redis = redis
         self._pubsub: redis.client.PubSub | None = None
         self._submit_idempotent = self.redis.register_script(request.IDEMPOTENT_SUBMIT)
         self._readd = self.redis.register_script(request.READD_LOST)

@@ -22,9 +22,11 @@ from warmfleet.settings import ClientSettings, load
 from warmfleet.contract import keys
 from warmfleet.plumbing import redis_retry
 from warmfleet.contract.schema import FleetLimits, Job, Result
+from warmfleet.contract.sessions import CLOSE_ENTRY
 
 OUTPUT_READ_COUNT = 100  # output entries per XREAD while the job runs
 OUTPUT_DRAIN_COUNT = 10_000  # what is left once the result is stored
+GIVEN_CONNECTION = "(the Redis connection given to the client)"  # its url, in messages
 
 
 class JobOptions(TypedDict, total=False):
@@ -40,10 +42,12 @@ class JobOptions(TypedDict, total=False):
 
 
 class ClientCore:
-    def __init__(self, redis_url: str | None, pool: str | None) -> None:
+    def __init__(self, redis_url: str | None, pool: str | None, *, connection_given: bool = False) -> None:
+        """`connection_given`: the caller handed the client an open Redis connection
+        (Client(redis=...), as warmfleet.testing does), so no URL is looked for."""
         self.settings = load(ClientSettings, strict=False)  # a stray WARMFLEET_* name warns, never crashes
         self.pool = keys.check_pool(pool if pool is not None else self.settings.pool)
-        self.url = request.resolve_url(redis_url, self.settings)
+        self.url = (redis_url or GIVEN_CONNECTION) if connection_given else request.resolve_url(redis_url, self.settings)
         self.client_id = request.new_client_id()
         self.channel = keys.reply_channel(self.pool, self.client_id)
         self.stream = keys.stream(self.pool)
@@ -58,6 +62,13 @@ class ClientCore:
         self.in_flight: dict[str, tuple[str, str]] = {}
         self._subscriptions = 0
         self.readded = 0  # jobs added again after a failover, over this client's life
+
+    @staticmethod
+    def check_given(connection: object) -> None:
+        """A connection handed to a client must decode replies to str, as ours do."""
+        pool = getattr(connection, "connection_pool", None)
+        if pool is None or not pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("redis= takes a redis-py client made with decode_responses=True")
 
     def connection_options(self) -> dict:
         """What both clients pass to redis-py (each adds its own Retry flavour)."""
@@ -212,7 +223,7 @@ class ClientCore:
 
     def close_entry(self, session_id: str) -> tuple[str, dict]:
         """The session's calls stream and the entry that closes it after the calls before it."""
-        return keys.session_calls(self.pool, session_id), {"close": "1"}
+        return keys.session_calls(self.pool, session_id), dict(CLOSE_ENTRY)
 
     def deadline(self, timeout: float | None) -> "Deadline":
         return Deadline(timeout)

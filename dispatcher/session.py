@@ -19,7 +19,6 @@ beside their clients (dispatcher/client.py, dispatcher/aio.py).
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from dispatcher.errors import SessionEnded, SessionLost
 from warmfleet.contract import lua
 from warmfleet.contract.schema import Job
+from warmfleet.contract.sessions import STOP_FIELD, SessionCall, SessionOpen, SessionRecord, SessionState
 
 
 CLOSE_WAIT_S = 10.0
@@ -42,9 +42,8 @@ def open_request(idle_timeout: float, max_lifetime: float, reply_to: str) -> tup
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     session_id = uuid.uuid4().hex
-    body = {"session_id": session_id, "idle_timeout": float(idle_timeout), "max_lifetime": float(max_lifetime),
-            "reply_to": reply_to, "submitted_at": time.time()}
-    return session_id, {"open": json.dumps(body)}
+    return session_id, SessionOpen(session_id=session_id, idle_timeout=idle_timeout, max_lifetime=max_lifetime,
+                                   reply_to=reply_to).entry()
 
 
 CONTEXT_RE = re.compile(r"^[A-Za-z0-9_.-]{0,64}$")
@@ -53,19 +52,8 @@ CONTEXT_RE = re.compile(r"^[A-Za-z0-9_.-]{0,64}$")
 def call_entry(job: Job, context: str = "") -> str:
     """A validated job, as a session call (its job id is the call id). `context`: which
     of the session's globals it runs in ("" the session's own); a streaming job's output
-    is published as it is written, as a streaming job's; language "bash" runs as bash."""
-    entry = {
-        "call_id": job.job_id, "code": job.code, "timeout": job.timeout, "cpu_time": job.cpu_time,
-        "memory_mb": job.memory_mb, "files": job.files, "env": job.env, "reply_to": job.reply_to,
-        "submitted_at": job.submitted_at,
-    }
-    if job.language != "python":
-        entry["language"] = job.language
-    if job.stream:
-        entry["stream"] = True
-    if context:
-        entry["context"] = context
-    return json.dumps(entry)
+    is published as it is written; language "bash" runs as bash."""
+    return SessionCall.from_job(job, context).to_json()
 
 
 def check_context(context: object) -> str:
@@ -79,18 +67,18 @@ def check_context(context: object) -> str:
 
 def stop_entry() -> str:
     """The field of a calls-stream entry that stops one call (its value: the call id)."""
-    return "stop"
+    return STOP_FIELD
 
 
 def ended_error(session_id: str, raw: str | None) -> SessionEnded | None:
     """The error for a session whose record says it is over (or is gone), else None."""
     if raw is None:
         return SessionLost(session_id, "no such session: its executor died (its lease expired) or it ended long ago")
-    rec = json.loads(raw)
-    if rec.get("state") == "open":
+    rec = SessionRecord.from_json(raw)
+    if rec.state is SessionState.OPEN:
         return None
-    reason = rec.get("reason") or "ended"
-    return SessionLost(session_id, reason) if rec.get("lost") else SessionEnded(session_id, reason)
+    reason = rec.reason or "ended"
+    return SessionLost(session_id, reason) if rec.lost else SessionEnded(session_id, reason)
 
 
 class RecordWatch:

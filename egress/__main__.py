@@ -46,4 +46,12 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ModuleNotFoundError as exc:  # a client-only install (pip install warmfleet): say which extra
+        from warmfleet.plumbing.extras import fleet_extra_missing
+
+        if (message := fleet_extra_missing(exc, "python -m egress")) is None:
+            raise
+        print(message, file=sys.stderr)
+        sys.exit(2)

@@ -56,4 +56,13 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ModuleNotFoundError as exc:  # a client-only install (pip install warmfleet): say which extra
+        from executor.exitcodes import ExitCode
+        from warmfleet.plumbing.extras import fleet_extra_missing
+
+        if (message := fleet_extra_missing(exc, "python -m executor")) is None:
+            raise
+        print(message, file=sys.stderr)
+        sys.exit(ExitCode.CONFIG)

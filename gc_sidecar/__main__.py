@@ -2,6 +2,14 @@
 
 import sys
 
-from gc_sidecar.main import main
+try:
+    from gc_sidecar.main import main
+except ModuleNotFoundError as exc:  # a client-only install (pip install warmfleet): say which extra
+    from warmfleet.plumbing.extras import fleet_extra_missing
+
+    if (message := fleet_extra_missing(exc, "python -m gc_sidecar")) is None:
+        raise
+    print(message, file=sys.stderr)
+    sys.exit(2)
 
 sys.exit(main())

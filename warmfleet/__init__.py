@@ -18,6 +18,8 @@ _LAZY = {
     "WaitTimeout": "dispatcher.errors",
     "SessionEnded": "dispatcher.errors",
     "SessionLost": "dispatcher.errors",
+    "Session": "dispatcher.client",
+    "AsyncSession": "dispatcher.aio",
     "Result": "warmfleet.contract.schema",
     "FleetLimits": "warmfleet.contract.schema",
     "Status": "warmfleet.contract.messages",

@@ -2,8 +2,8 @@
 they used; and reaping our own children that exited. Stdlib only (the lean runner, the
 job child and the session zygote import it).
 
-Two uses: confirming that nothing of a finished job still runs, and job-wide CPU and
-memory budgets. RLIMIT_CPU and RLIMIT_AS are per process (a job may have 64), and
+Two uses: confirming that nothing of a finished job still runs, and job-wide (session-wide)
+CPU and memory budgets. RLIMIT_CPU and RLIMIT_AS are per process (a job may have 64), and
 inside gVisor RLIMIT_CPU is not even enforced on a job's forked descendants (checked:
 a forked `while True: pass` ran to the wall clock), so the runner weighs the uid's
 whole tree instead.
@@ -69,38 +69,51 @@ def live_processes_of(uid: int) -> list[int]:
     return [int(pid) for pid in _pids_of(uid) if running(pid)]
 
 
-class JobTreeWatch:
-    """CPU and memory of one job's whole process tree (every live process of its uid).
+class TreeWeigher:
+    """CPU and memory of one job's or one session's whole process tree (every live
+    process of its uid), weighed against its budgets by the runner and the session handle.
 
-    CPU: user + system time summed, but never more than the wall time elapsed times the
-    cores, because gVisor charges time a task spends blocked in the Sentry as system
-    time (a fork bomb "used" 125 s of CPU in 3.8 s on 2 cores).
-    Memory: the job's main process counts in full; any other process counts what it
-    grew since first seen, its baseline being its parent's size (forked children share
-    the parent's pages: summing their RSS would count a multiprocessing pool's data once
-    per worker), so a child that allocated before we first saw it still counts.
+    CPU: user + system time since each process's mark, summed, but never more than the
+    wall time elapsed times the cores, because gVisor charges time a task spends blocked in
+    the Sentry as system time (a fork bomb "used" 125 s of CPU in 3.8 s on 2 cores). A
+    job's uid is fresh, so every process counts from its birth (`marks` None). A session's
+    uid keeps processes across calls (`marks`: pid -> CPU already accounted for): the
+    session process counts from its mark (its CPU at its last reply, 0 if none), any other
+    from when first seen.
+    Memory: the main process counts what it holds above `main_base` (a preloaded one's
+    modules); any other process counts what it grew since first seen, its baseline being
+    its parent's size (forked children share the parent's pages: summing their RSS would
+    count a multiprocessing pool's data once per worker), so a child that allocated before
+    we first saw it still counts.
     """
 
-    def __init__(self, uid: int, main_pid: int, started: float, main_base: int = 0) -> None:
+    def __init__(self, uid: int, main_pid: int, main_base: int = 0, marks: dict[int, float] | None = None) -> None:
         self.uid = uid
         self.main_pid = main_pid
-        self.main_base = main_base  # what the main process held before the job (preloaded modules)
-        self.started = started
+        self.main_base = main_base
+        self.marks = marks
         self.cores = _CORES
         self.baseline: dict[int, int] = {}
         self.last_rss: dict[int, int] = {}
         self.cpu_s = 0.0
         self.memory_bytes = 0
+        self.processes = 0  # live ones, at the last weighing
 
-    def check(self, now: float) -> list[int]:
-        """Refresh cpu_s and memory_bytes; return the live pids."""
-        cpu, memory, pids, seen, parents = 0.0, 0, [], {}, {}
-        for ipid, ppid, pcpu, rss in usage_of(self.uid):
-            cpu += pcpu
+    def weigh(self, elapsed: float, seen: "Usage | None" = None) -> list[int]:
+        """Refresh cpu_s, memory_bytes and processes from `seen` (a scan already made) or a
+        new scan; `elapsed`: the wall time the CPU is counted over. Returns the live pids."""
+        if seen is None:
+            seen = usage_of(self.uid)
+        cpu, memory, pids, rss_of, parents = 0.0, 0, [], {}, {}
+        marks = self.marks
+        for ipid, ppid, pcpu, rss in seen:
+            if marks is not None:
+                pcpu -= marks.get(ipid, 0.0) if ipid == self.main_pid else marks.setdefault(ipid, pcpu)
+            cpu += max(0.0, pcpu)
             pids.append(ipid)
-            seen[ipid] = rss
+            rss_of[ipid] = rss
             parents[ipid] = ppid
-        for ipid, rss in seen.items():
+        for ipid, rss in rss_of.items():
             if ipid == self.main_pid:
                 memory += max(0, rss - self.main_base)
                 continue
@@ -109,12 +122,13 @@ class JobTreeWatch:
                 # appeared (and may have allocated) before any scan saw its parent: on the
                 # first check a bomb of children allocating at once would otherwise count 0.
                 ppid = parents[ipid]
-                parent_rss = self.last_rss.get(ppid, seen.get(ppid, rss))
+                parent_rss = self.last_rss.get(ppid, rss_of.get(ppid, rss))
                 self.baseline[ipid] = min(rss, parent_rss)
             memory += max(0, rss - self.baseline[ipid])
-        self.last_rss = seen
-        self.cpu_s = min(cpu, (now - self.started) * self.cores)
+        self.last_rss = rss_of
+        self.cpu_s = min(cpu, elapsed * self.cores)
         self.memory_bytes = memory
+        self.processes = len(pids)
         return pids
 
 

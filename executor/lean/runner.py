@@ -9,7 +9,6 @@ docs/design/field-notes.md). It imports only the stdlib and the executor's messa
 
 from __future__ import annotations
 
-import codecs
 import fcntl
 import json
 import os
@@ -19,11 +18,13 @@ import sys
 import time
 
 from executor.lean import cell
+from executor.lean.capture import OutputCapture
 from executor.lean.child import CELL_ERROR, MEMORY_ERROR, OUT_FILES, OUTPUT, READY, RECORD_HEADER, SETUP_FAILED, child_main, parse_records
 from executor.lean import jobenv
-from executor.lean.procscan import JobTreeWatch, live_processes_of, rss_bytes
+from executor.lean.procscan import TreeWeigher, live_processes_of, rss_bytes
+from executor.lean.verdict import Overrun, of_wait_status
 from warmfleet.contract import messages
-from warmfleet.contract.messages import Broken, Chunk, Hello, Ready, RunJob, RunnerConfig, RunOutcome, Status, Stop
+from warmfleet.contract.messages import Broken, Hello, Ready, RunJob, RunnerConfig, RunOutcome, Stop
 
 TREE_CHECK_S = 0.25  # how often a running job's whole process tree is weighed (CPU, memory)
 
@@ -117,12 +118,10 @@ class Runner:
         capture = OutputCapture(self.output_cap, None)
         capture.add("stdout", b"1\n")
         records = dict(parse_records(b""))
-        outcome = RunOutcome(
-            **classify(0, 0.0, job, None, MEMORY_ERROR in records),
-            stdout=capture.text("stdout"), stderr=capture.text("stderr"),
-            stdout_truncated=capture.truncated["stdout"], stderr_truncated=capture.truncated["stderr"],
-            duration_s=0.0, cpu_s=0.0, max_rss_bytes=0, **cell.received([_REHEARSAL_OUTPUT], None),
-        )
+        status, exit_code, error = of_wait_status(job, None, 0, 0.0, MEMORY_ERROR in records)
+        outcome = capture.into(RunOutcome(status=status.value, exit_code=exit_code, error=error,
+                                          duration_s=0.0, cpu_s=0.0, max_rss_bytes=0,
+                                          **cell.received([_REHEARSAL_OUTPUT], None)))
         messages.encode(outcome)
 
     def _on_term(self, *_: object) -> None:
@@ -149,24 +148,24 @@ class Runner:
         for fd in (spare.out_r, spare.err_r, spare.status_r, self.wake_r):
             poller.register(fd, select.POLLIN)
         names = {spare.out_r: "stdout", spare.err_r: "stderr"}
-        killed_for: Status | None = None
+        killed_for: Overrun | None = None
         waited = None
-        tree = JobTreeWatch(self.spec.uid, spare.pid, started, main_base=spare.rss_base)
+        tree = TreeWeigher(self.spec.uid, spare.pid, main_base=spare.rss_base)
         memory_budget = job.memory_mb << 20
         next_tree_check = started + TREE_CHECK_S
         while waited is None:
             now = time.monotonic()
             remaining = deadline - now
             if remaining <= 0:
-                killed_for = killed_for or Status.TIMEOUT
+                killed_for = killed_for or Overrun.TIMEOUT
                 _kill(spare.pid)
                 waited = os.wait4(spare.pid, 0)
                 break
             if self.spec.drop_privileges and now >= next_tree_check and killed_for is None:
                 next_tree_check = now + TREE_CHECK_S
-                pids = tree.check(now)
+                pids = tree.weigh(now - started)
                 if tree.cpu_s > job.cpu_time or tree.memory_bytes > memory_budget:
-                    killed_for = Status.CPU_LIMIT if tree.cpu_s > job.cpu_time else Status.MEMORY_LIMIT
+                    killed_for = Overrun.CPU if tree.cpu_s > job.cpu_time else Overrun.MEMORY
                     _kill(spare.pid)
                     for pid in pids:  # descendants that left the group with setsid
                         _kill_one(pid)
@@ -182,7 +181,7 @@ class Runner:
                     if len(status_buf) < status_cap:
                         status_buf += data
                 elif not capture.add(names[fd], data) and killed_for is None:
-                    killed_for = Status.OUTPUT_LIMIT
+                    killed_for = Overrun.OUTPUT
                     _kill(spare.pid)
             capture.flush_if_due()
             pid, status, rusage = os.wait4(spare.pid, os.WNOHANG)
@@ -193,8 +192,7 @@ class Runner:
         # Whatever the child wrote before it died is still in the pipe buffers.
         for fd, name in names.items():
             fcntl.fcntl(fd, fcntl.F_SETFL, os.O_NONBLOCK)
-            while not capture.full(name) and (data := _read_some(fd)):
-                capture.add(name, data)
+            capture.drain(name, fd)
         capture.flush()
         fcntl.fcntl(spare.status_r, fcntl.F_SETFL, os.O_NONBLOCK)
         while len(status_buf) < status_cap and (data := _read_some(spare.status_r)):
@@ -208,17 +206,16 @@ class Runner:
         self.leftovers_possible = group_alive or killed_for is not None or len(tree.last_rss) > 1
         spare.close()
         cpu_s = max(rusage.ru_utime + rusage.ru_stime, tree.cpu_s)
-        res = RunOutcome(
-            **classify(status, cpu_s, job, killed_for, MEMORY_ERROR in records),
-            stdout=capture.text("stdout"),
-            stderr=capture.text("stderr"),
-            stdout_truncated=capture.truncated["stdout"],
-            stderr_truncated=capture.truncated["stderr"],
+        ended, exit_code, error = of_wait_status(job, killed_for, status, cpu_s, MEMORY_ERROR in records)
+        res = capture.into(RunOutcome(
+            status=ended.value,
+            exit_code=exit_code,
+            error=error,
             duration_s=round(duration, 6),
             cpu_s=round(cpu_s, 6),
             max_rss_bytes=rusage.ru_maxrss * 1024,
             **cell.received([p for kind, p in record_list if kind == OUTPUT], records.get(CELL_ERROR)),
-        )
+        ))
         if OUT_FILES in records:
             try:
                 out = json.loads(records[OUT_FILES])
@@ -281,92 +278,6 @@ class Runner:
 
 _REHEARSAL_JOB = RunJob(code="print(1)", language="python", timeout=1.0, cpu_time=1.0, memory_mb=1)
 _REHEARSAL_OUTPUT = b'{"type": "result", "data": {"text/plain": "1"}}'
-
-
-class OutputCapture:
-    """stdout/stderr of one job: capped per stream; for streaming jobs, also sent to the
-    supervisor as chunks, batched (every 16 KiB or 25 ms) to bound messages per job."""
-
-    flush_every_s = 0.025
-    flush_bytes = 16 << 10
-
-    def __init__(self, cap: int, chan: int | None) -> None:
-        self.cap = cap
-        self.chan = chan
-        self.buffers = {"stdout": bytearray(), "stderr": bytearray()}
-        self.truncated = {"stdout": False, "stderr": False}
-        self.decoders = {k: codecs.getincrementaldecoder("utf-8")("replace") for k in self.buffers}
-        self.pending = {"stdout": bytearray(), "stderr": bytearray()}
-        self.last_flush = time.monotonic()
-        if chan is None:
-            self.flush_every_s = 3600.0
-
-    def add(self, name: str, data: bytes) -> bool:
-        """Keep what fits; False once the stream went over its cap."""
-        buf = self.buffers[name]
-        room = self.cap - len(buf)
-        kept = data[:room]
-        buf += kept
-        if self.chan is not None and kept:
-            self.pending[name] += kept
-            if len(self.pending[name]) >= self.flush_bytes:
-                self.flush()
-        if len(data) > room:
-            self.truncated[name] = True
-            return False
-        return True
-
-    def full(self, name: str) -> bool:
-        return len(self.buffers[name]) >= self.cap
-
-    def flush_if_due(self) -> None:
-        if self.chan is not None and time.monotonic() - self.last_flush >= self.flush_every_s:
-            self.flush()
-
-    def flush(self) -> None:
-        self.last_flush = time.monotonic()
-        if self.chan is None:
-            return
-        for name, pending in self.pending.items():
-            if pending:
-                text = self.decoders[name].decode(bytes(pending))
-                pending.clear()
-                if text:
-                    messages.send(self.chan, Chunk(stream=name, data=text))
-
-    def text(self, name: str) -> str:
-        return self.buffers[name].decode("utf-8", "replace")
-
-
-def classify(status: int, cpu_s: float, job: RunJob, killed_for: Status | None, memory_error: bool) -> dict:
-    """Map how the child ended to (status, exit_code, error); status is a Status value."""
-    if os.WIFEXITED(status):
-        exit_code = os.WEXITSTATUS(status)
-        sig = None
-    else:
-        sig = os.WTERMSIG(status)
-        exit_code = -sig
-    if killed_for == Status.OUTPUT_LIMIT:
-        return _res(Status.OUTPUT_LIMIT, exit_code, "output exceeded the per-stream cap; the job was killed")
-    if killed_for == Status.CPU_LIMIT:
-        return _res(Status.CPU_LIMIT, exit_code, f"CPU-time limit of {job.cpu_time} s exceeded by the job's processes")
-    if killed_for == Status.MEMORY_LIMIT:
-        return _res(Status.MEMORY_LIMIT, exit_code, f"memory limit of {job.memory_mb} MiB exceeded by the job's processes")
-    if killed_for == Status.TIMEOUT or sig == signal.SIGALRM:
-        return _res(Status.TIMEOUT, exit_code, f"wall-clock limit of {job.timeout} s exceeded")
-    if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_s >= job.cpu_time * 0.95:
-        return _res(Status.CPU_LIMIT, exit_code, f"CPU-time limit of {job.cpu_time} s exceeded")
-    if memory_error:
-        return _res(Status.MEMORY_LIMIT, exit_code, f"memory limit of {job.memory_mb} MiB exceeded")
-    if exit_code == 0:
-        return _res(Status.OK, 0, None)
-    if sig is not None:
-        return _res(Status.ERROR, exit_code, f"killed by signal {signal.Signals(sig).name}")
-    return _res(Status.ERROR, exit_code, f"exited with code {exit_code}")
-
-
-def _res(status: Status, exit_code: int | None, error: str | None) -> dict:
-    return {"status": status.value, "exit_code": exit_code, "error": error}
 
 
 def _kill(pid: int) -> None:

@@ -8,9 +8,9 @@ zygote's control socket, never on a command line. It imports only the stdlib, th
 messages module and the executor's stdlib-only helpers: what it does not share with the
 zygote is an idle session's host memory.
 
-Order, as in a job child (executor/lean/child.py): new session (the zygote's fork did it) -> close
-every other descriptor -> drop to the session uid -> kill whatever that uid left running
--> empty the workspace -> rlimits -> minimal environment -> "ready" -> calls.
+Locked down as a job child is (executor/lean/lockdown.py; the zygote's fork detached it):
+close every other descriptor -> drop to the session uid -> kill whatever that uid left
+running -> empty the workspace -> rlimits -> minimal environment -> "ready" -> calls.
 
 A call's wall clock is a SIGALRM the supervisor sends at the deadline, whose handler
 raises CallInterrupted, a BaseException the call loop catches: the interpreter and its
@@ -32,23 +32,23 @@ import sys
 import time
 
 from executor.lean.cell import Cell, print_traceback
-from executor.lean.child import (
-    BASH, _exit_status, _explain_name_failures, _hide_executor, _kill_leftovers, enter_new_network_namespace, reset_environment_and_stdio,
-)
-from executor.lean.jobenv import LIBRARY_ENV, Figures, address_space_bytes, seed_matplotlib_config
+from executor.lean.jobenv import LIBRARY_ENV, Figures, seed_matplotlib_config
 from executor.lean.jobfiles import collect_outputs, place_inputs
-from executor.lean.workspace import empty_dir
+from executor.lean.lockdown import hide_executor, limit, limit_resources, lock_down, reset_environment_and_stdio
+from executor.lean.verdict import CALL_WORDS, exit_status, verdict
 from warmfleet.contract import messages
+from warmfleet.contract.messages import Call, CallOutcome, SessionBroken, SessionConfig, SessionReady
 
 OUT_DIR = "out"
 MAX_CONTEXTS = 32
+BASH = "/bin/bash"  # a bash call's interpreter (as a bash job's: executor/lean/child.py)
 
 
 class CallInterrupted(BaseException):
     """The call's wall clock ran out, or the supervisor stopped it (CPU, output)."""
 
 
-EXECUTOR_MODULES: list[str] | None = None  # listed by the zygote before it forks (child.executor_modules)
+EXECUTOR_MODULES: list[str] | None = None  # listed by the zygote before it forks (lockdown.executor_modules)
 IN_CALL = [False]  # a late interrupt (after the call ended) must not hit the loop itself
 
 
@@ -57,37 +57,8 @@ def _interrupt(*_: object) -> None:
         raise CallInterrupted()
 
 
-def _limit(which: int, soft: int, hard: int | None = None) -> None:
-    resource.setrlimit(which, (soft, soft if hard is None else hard))
-
-
-def lock_down(cfg: dict, keep: set[int]) -> None:
-    """Close foreign descriptors, become the session uid, kill its leftovers, empty and
-    enter the workspace, set the rlimits. Raises on any failure."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    # Like a job child: a network namespace of its own (only lo), so the pod's loopback
-    # services (metrics) are out of reach. Needs CAP_SYS_ADMIN: before dropping root.
-    # In a pool with egress the supervisor listens in it for us (executor/egress/sessions.py).
-    if cfg.get("isolate_network") and cfg["drop_privileges"]:
-        enter_new_network_namespace()
-        _explain_name_failures(bool(cfg.get("egress_env")))
-    if cfg["drop_privileges"]:
-        os.setgroups([])
-        os.setresgid(cfg["uid"], cfg["uid"], cfg["uid"])
-        os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
-        _kill_leftovers(True)
-    empty_dir(cfg["workspace"])
-    os.chdir(cfg["workspace"])
-
-
 class SessionLoop:
-    def __init__(self, cfg: dict, chan: int) -> None:
+    def __init__(self, cfg: SessionConfig, chan: int) -> None:
         self.cfg = cfg
         self.chan = chan
         self.globals: dict = fresh_globals()
@@ -100,30 +71,25 @@ class SessionLoop:
 
     def start(self) -> None:
         cfg = self.cfg
-        _limit(resource.RLIMIT_NPROC, cfg["processes"])
-        _limit(resource.RLIMIT_FSIZE, cfg["file_size_bytes"])
-        _limit(resource.RLIMIT_NOFILE, cfg["open_files"])
-        _limit(resource.RLIMIT_CORE, 0)
         # Preloaded (pandas...): the budgets count on top of what the zygote's modules map,
         # as a preloaded job child's do, or a 256 MiB call would be spent before it starts.
-        self.as_base = address_space_bytes() if cfg.get("preloaded") else 0
-        self.max_as = self.as_base + (cfg["max_memory_mb"] << 20)
-        _limit(resource.RLIMIT_AS, self.max_as)
+        self.as_base = limit_resources(cfg, preloaded=cfg.preloaded)
+        self.max_as = self.as_base + (cfg.max_memory_mb << 20)
         self.pid = os.getpid()
         # HTTP(S)_PROXY/ALL_PROXY in an egress pool: the relay in our namespace
-        reset_environment_and_stdio(cfg["workspace"], cfg.get("egress_env") or {})
+        reset_environment_and_stdio(cfg.workspace, cfg.egress_env or {})
         compile("print(1)", "<warm>", "exec")  # the first call should not pay for the compiler's warm-up
-        _hide_executor(EXECUTOR_MODULES)  # the session's code imports the stdlib, never the executor
-        if cfg.get("job_path"):  # and its pool's job environment (executor/lean/jobenv.py)
-            sys.path.extend(p for p in cfg["job_path"] if p not in sys.path)
+        hide_executor(EXECUTOR_MODULES)  # the session's code imports the stdlib, never the executor
+        if cfg.job_path:  # and its pool's job environment (executor/lean/jobenv.py)
+            sys.path.extend(p for p in cfg.job_path if p not in sys.path)
             os.environ.update(LIBRARY_ENV)
             # As a job's: matplotlib's config dir holds the environment's font list, or the
             # first import rebuilds it (in the call's budget, fc-list on stderr).
             # In the workspace: the only place the session uid may write.
-            mpl = os.path.join(cfg["workspace"], ".config", "matplotlib")
+            mpl = os.path.join(cfg.workspace, ".config", "matplotlib")
             try:
                 if "matplotlib.font_manager" not in sys.modules:  # preloaded: it has its list
-                    seed_matplotlib_config(cfg["job_path"], mpl)
+                    seed_matplotlib_config(cfg.job_path, mpl)
             except OSError:
                 pass  # then matplotlib rebuilds the list: slower, not broken
             os.environ["MPLCONFIGDIR"] = mpl
@@ -134,19 +100,17 @@ class SessionLoop:
     def serve(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         keep_from_children(self.chan)
-        messages.write_frame(self.chan, {"t": "ready", "pid": os.getpid()})
+        messages.send(self.chan, SessionReady(pid=os.getpid()))
         while True:
             try:
-                msg = messages.read_frame(self.chan)
+                msg = messages.receive(self.chan, "session")
             except (EOFError, OSError, ValueError):
                 return 0
-            if msg.get("t") != "call":
+            if not isinstance(msg, Call):
                 return 0
-            reply = self.call(msg)
-            reply["seq"] = msg.get("seq")  # which call this answers (the supervisor checks)
-            messages.write_frame(self.chan, reply)
+            messages.send(self.chan, self.call(msg))
 
-    def call(self, msg: dict) -> dict:
+    def call(self, msg: Call) -> CallOutcome:
         # The previous call may have changed these: each call starts with ours. SIGHUP:
         # the supervisor stops the group to kill a runaway call's children, and Linux
         # hangs up an orphaned group that had stopped members. Each is a syscall (~25 us
@@ -157,47 +121,45 @@ class SessionLoop:
         if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGALRM])
-        memory = min(self.as_base + (int(msg["memory_mb"]) << 20), self.max_as)
+        memory = min(self.as_base + (int(msg.memory_mb) << 20), self.max_as)
         try:  # every call: a call may have raised its own soft limit up to the hard one
-            _limit(resource.RLIMIT_AS, memory, self.max_as)
+            limit(resource.RLIMIT_AS, memory, self.max_as)
         except (ValueError, OSError):
             pass  # the session lowered its hard limit itself: it keeps the lower one
         started = time.monotonic()
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
-        status, exit_code, error = "ok", 0, None
+        # How the call ended, by its own account; verdict() says what that makes it.
+        exit_code, interrupted, memory_error, raised = 0, False, False, None
         me = self.pid
         try:
             try:
                 self.cell.begin()
                 IN_CALL[0] = True
-                place_inputs(msg.get("files") or {}, replace=True)
-                with CallEnvironment(msg.get("env") or {}):
-                    if msg.get("language") == "bash":
-                        _run_bash(msg["code"])
+                place_inputs(msg.files or {}, replace=True)
+                with CallEnvironment(msg.env or {}):
+                    if msg.language == "bash":
+                        _run_bash(msg.code)
                     else:
-                        self.cell.run(msg["code"], self.context(msg.get("context") or ""),
-                                      f"<call {self.cell.execution_count + 1}>")  # its number
+                        self.cell.run(msg.code, self.context(msg.context), f"<call {self.cell.execution_count + 1}>")  # its number
                     self._take_figures()  # in the call's time: drawing is the call's work
             finally:
                 IN_CALL[0] = False
                 if os.getpid() != me:
                     os._exit(0)  # a process the call forked never returns to the loop (or its channel)
         except CallInterrupted:
-            status, exit_code, error = "interrupted", None, None
+            exit_code, interrupted = None, True
             _print_tb()
             if self.cell.error is not None:
                 self.cell.error["name"], self.cell.error["value"] = "Interrupted", "the call was interrupted"
         except SystemExit as exc:
-            exit_code = _exit_status(exc)
-            status = "ok" if exit_code == 0 else "error"
-            error = None if exit_code == 0 else f"exited with code {exit_code}"
+            exit_code = exit_status(exc)
             if exit_code == 0:
                 self.cell.error = None
         except MemoryError:
-            status, exit_code, error = "memory_limit", 1, f"memory limit of {msg['memory_mb']} MiB exceeded"
+            exit_code, memory_error = 1, True
             _print_tb()
         except BaseException as exc:  # noqa: BLE001 - the call's own failure, reported as Python would
-            status, exit_code, error = "error", 1, f"{type(exc).__name__} raised"
+            exit_code, raised = 1, type(exc).__name__
             _print_tb()
         self.calls += 1
         for stream in (sys.stdout, sys.stderr):
@@ -207,27 +169,29 @@ class SessionLoop:
                 pass
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         files, truncated = {}, False
-        out_dir = os.path.join(self.cfg["workspace"], OUT_DIR)
+        out_dir = os.path.join(self.cfg.workspace, OUT_DIR)
         try:
             if os.path.isdir(out_dir) and not os.path.islink(out_dir):
-                files, truncated = collect_outputs(out_dir, self.cfg["max_files"], self.cfg["max_output_files_bytes"])
+                files, truncated = collect_outputs(out_dir, self.cfg.max_files, self.cfg.max_output_files_bytes)
         except (OSError, MemoryError, ValueError):
             truncated = True
         truncated = self._add_figures(files) or truncated
-        return {
-            "t": "result",
-            "status": status,
-            "exit_code": exit_code,
-            "error": error,
-            "duration_s": round(time.monotonic() - started, 6),
-            "cpu_s": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 6),
-            "cpu_total_s": ru1.ru_utime + ru1.ru_stime,
-            "max_rss_bytes": ru1.ru_maxrss * 1024,
-            "files": files,
-            "files_truncated": truncated,
-            "execution_count": self.cell.execution_count,
+        status, exit_code, error = verdict(msg, None, exit_code, interrupted=interrupted, memory_error=memory_error,
+                                           raised=raised, words=CALL_WORDS)
+        return CallOutcome(
+            seq=msg.seq,  # which call this answers (the supervisor checks)
+            status=status.value,
+            exit_code=exit_code,
+            error=error,
+            duration_s=round(time.monotonic() - started, 6),
+            cpu_s=round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 6),
+            cpu_total_s=ru1.ru_utime + ru1.ru_stime,
+            max_rss_bytes=ru1.ru_maxrss * 1024,
+            files=files,
+            files_truncated=truncated,
+            execution_count=self.cell.execution_count,
             **self.cell.summary(),
-        }
+        )
 
 
     def context(self, name: str) -> dict:
@@ -257,13 +221,13 @@ class SessionLoop:
         if self.figures is None or not self.figures.captured:
             return False
         pngs, self.figures.captured = self.figures.captured, []
-        room = self.cfg["max_output_files_bytes"] - sum(len(v) * 3 // 4 for v in files.values())
+        room = self.cfg.max_output_files_bytes - sum(len(v) * 3 // 4 for v in files.values())
         truncated, n = False, 0
         for png in pngs:
             n += 1
             while f"figure-{n}.png" in files:
                 n += 1
-            if len(files) >= self.cfg["max_files"] or len(png) > room:
+            if len(files) >= self.cfg.max_files or len(png) > room:
                 truncated = True
                 continue
             files[f"figure-{n}.png"] = binascii.b2a_base64(png, newline=False).decode("ascii")
@@ -352,18 +316,21 @@ class CallEnvironment:
                 os.environ[name] = value
 
 
-def run(mode: str, chan: int, cfg: dict) -> int:
+def run(mode: str, chan: int, cfg: SessionConfig) -> int:
     """In a process the zygote just forked: lock down, then serve calls on `chan` (or, in
     "reset" mode, only clean up). Its exit status."""
     try:
-        lock_down(cfg, {0, 1, 2, chan})
+        # Like a job child: a network namespace of its own (only lo), so the pod's loopback
+        # services (metrics) are out of reach. In a pool with egress the supervisor
+        # listens in it for us (executor/egress/sessions.py).
+        lock_down(cfg, {chan}, thorough=True, egress=bool(cfg.egress_env))
         if mode == "reset":
             return 0
         loop = SessionLoop(cfg, chan)
         loop.start()
     except BaseException as exc:  # noqa: BLE001 - report any setup failure, then die
         try:
-            messages.write_frame(chan, {"t": "broken", "error": repr(exc)[:1000]})
+            messages.send(chan, SessionBroken(error=repr(exc)[:1000]))
         finally:
             os._exit(70)
     return loop.serve()

@@ -7,14 +7,14 @@ until the session writes to them.
 Started by the pod's SessionHost (executor/sessions/zygote_handle.py) as a fresh
 ``python -S -I`` with one SOCK_SEQPACKET control socket; nothing on its command line but
 that descriptor's number (inside gVisor every uid can read every process's cmdline).
-Messages, one JSON object per packet:
+Messages (warmfleet.contract.messages, protocol "zygote"), one per packet:
 
-  host -> zygote  {"t": "init", "job_path", "preload", "warmup"}   first, once
-  zygote -> host  {"t": "ready", "pid"} | {"t": "broken", "error"}
-  host -> zygote  {"t": "spawn", "id", "mode", "cfg"} + 3 descriptors (SCM_RIGHTS): the
-                  session's channel end, its stdout and its stderr pipes
-  zygote -> host  {"t": "spawned", "id", "pid"} | {"t": "failed", "id", "error"}
-  zygote -> host  {"t": "exited", "pid", "status"}   a session it forked was reaped
+  host -> zygote  ZygoteInit                      first, once
+  zygote -> host  ZygoteReady | ZygoteBroken
+  host -> zygote  Spawn + 3 descriptors (SCM_RIGHTS): the session's channel end, its
+                  stdout and its stderr pipes
+  zygote -> host  Spawned | SpawnFailed
+  zygote -> host  Exited                          a session it forked was reaped
 
 The sessions are the zygote's children: it reaps them and reports their wait status. If
 the zygote dies, its sessions live on (their channels and pipes go straight to the host)
@@ -25,7 +25,6 @@ messages module and the executor's stdlib-only helpers, as the session process.
 from __future__ import annotations
 
 import gc
-import json
 import os
 import select
 import signal
@@ -33,7 +32,11 @@ import socket
 import sys
 
 from executor.lean import jobenv, procscan, session_process as session_proc
-from executor.lean.child import executor_modules
+from executor.lean.lockdown import detach, executor_modules
+from warmfleet.contract.messages import (
+    SPAWN_MODES, Exited, FrameError, Message, SessionConfig, Spawn, Spawned, SpawnFailed, ZygoteBroken, ZygoteInit,
+    ZygoteReady, from_packet, to_packet,
+)
 
 MAX_PACKET = 1 << 20
 BOOT = (
@@ -42,11 +45,11 @@ BOOT = (
 )
 
 
-def send(sock: socket.socket, msg: dict) -> None:
-    sock.send(json.dumps(msg).encode())
+def send(sock: socket.socket, msg: Message) -> None:
+    sock.send(to_packet(msg))
 
 
-def fork_session(mode: str, cfg: dict, fds: list[int]) -> int:
+def fork_session(mode: str, cfg: SessionConfig, fds: list[int]) -> int:
     """Fork one session process on `fds` (channel, stdout, stderr); the parent's pid."""
     chan, out_w, err_w = fds
     for stream in (sys.stdout, sys.stderr):
@@ -57,15 +60,7 @@ def fork_session(mode: str, cfg: dict, fds: list[int]) -> int:
         if pid == 0:
             code = 70
             try:
-                os.setsid()  # its own group and session: the host kills it by group
-                signal.set_wakeup_fd(-1)
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-                    signal.signal(sig, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_SETMASK, [])
-                devnull = os.open("/dev/null", os.O_RDONLY)
-                os.dup2(devnull, 0)
-                os.dup2(out_w, 1)
-                os.dup2(err_w, 2)
+                detach(out_w, err_w)  # its own group and session: the host kills it by group
                 # session_proc's lock_down closes everything else (the control socket too).
                 code = session_proc.run(mode, chan, cfg)
                 for stream in (sys.stdout, sys.stderr):
@@ -87,18 +82,19 @@ class Zygote:
 
     def load(self) -> bool:
         """The init message, then the pool's environment (as a slot runner loads it)."""
-        init = json.loads(self.sock.recv(MAX_PACKET) or b"{}")
         try:
-            jobenv.load(list(init.get("job_path") or []), list(init.get("preload") or []),
-                        list(init.get("warmup") or []))
-        except ImportError as exc:
-            send(self.sock, {"t": "broken", "error": str(exc)})
+            init = from_packet(self.sock.recv(MAX_PACKET))
+            if not isinstance(init, ZygoteInit):
+                raise FrameError(f"expected init, got {init!r}")
+            jobenv.load(list(init.job_path), list(init.preload), list(init.warmup))
+        except (ImportError, FrameError) as exc:
+            send(self.sock, ZygoteBroken(error=str(exc)))
             return False
         compile("print(1)", "<warm>", "exec")  # a session's first call does not warm the compiler
         session_proc.EXECUTOR_MODULES = executor_modules()
         gc.collect()  # what the zygote holds, out of the sessions' collections (jobenv.load does it too)
         gc.freeze()
-        send(self.sock, {"t": "ready", "pid": os.getpid()})
+        send(self.sock, ZygoteReady(pid=os.getpid()))
         return True
 
     def serve(self) -> int:
@@ -123,14 +119,15 @@ class Zygote:
             for fd in fds:
                 os.close(fd)
             return False
+        msg: Message | None = None
         try:
-            msg = json.loads(data)
-            if msg.get("t") != "spawn" or len(fds) != 3 or msg.get("mode") not in ("serve", "reset"):
-                raise ValueError(f"bad request {msg.get('t')!r} with {len(fds)} descriptors")
-            pid = fork_session(msg["mode"], msg["cfg"], fds)
-            send(self.sock, {"t": "spawned", "id": msg.get("id"), "pid": pid})
+            msg = from_packet(data)
+            if not isinstance(msg, Spawn) or len(fds) != 3 or msg.mode not in SPAWN_MODES:
+                raise ValueError(f"bad request {msg!r:.100} with {len(fds)} descriptors")
+            pid = fork_session(msg.mode, SessionConfig.from_dict(msg.cfg), fds)  # type: ignore[arg-type]
+            send(self.sock, Spawned(id=msg.id, pid=pid))
         except (ValueError, TypeError, KeyError, OSError) as exc:
-            send(self.sock, {"t": "failed", "id": _id_of(data), "error": repr(exc)[:1000]})
+            send(self.sock, SpawnFailed(id=msg.id if isinstance(msg, Spawn) else None, error=repr(exc)[:1000]))
         finally:
             for fd in fds:
                 os.close(fd)
@@ -138,14 +135,7 @@ class Zygote:
 
     def reap(self) -> None:
         for pid, status in procscan.reaped_children():
-            send(self.sock, {"t": "exited", "pid": pid, "status": status})
-
-
-def _id_of(data: bytes) -> object:
-    try:
-        return json.loads(data).get("id")
-    except (ValueError, AttributeError):
-        return None
+            send(self.sock, Exited(pid=pid, status=status))
 
 
 def _read(fd: int) -> bytes:

@@ -4,9 +4,10 @@ its uid, reset its workspace.
 
 Budgets of a call: the wall clock is a SIGALRM sent from here (an interrupt the session
 survives) plus a SIGKILL at the deadline + grace; CPU and memory are weighed over
-every process of the session uid (executor/lean/procscan.py) every TREE_CHECK_S, past the
-budget the call is interrupted, and killed with the session if it does not stop.
-Output is read from the session's stdout/stderr pipes, capped per stream.
+every process of the session uid (procscan.TreeWeigher, as a job's) every TREE_CHECK_S,
+past the budget the call is interrupted, and killed with the session if it does not
+stop. Output is read from the session's stdout/stderr pipes, capped per stream (the
+job's OutputCapture); the call's status is the job's verdict (executor/lean/verdict.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from executor.lean import cell, procscan
+from executor.lean.capture import OutputCapture
+from executor.lean.verdict import CALL_WORDS, Overrun, verdict
 from warmfleet.contract import messages
+from warmfleet.contract.messages import (
+    Call, CallOutcome, FrameError, Message, SessionBroken, SessionConfig, SessionReady, Status,
+)
 
 if TYPE_CHECKING:
     from executor.sessions.zygote_handle import SessionZygote
@@ -41,34 +47,42 @@ class SessionBroke(SessionDied):
     the session, never the supervisor's reading of it."""
 
 
-REPLY_STATUSES = frozenset({"ok", "error", "interrupted", "memory_limit"})  # what session_proc answers
+class CallNotStopped(SessionDied):
+    """A call went over a budget and did not stop when interrupted: its session's
+    process was killed. `overrun`: the budget."""
+
+    def __init__(self, overrun: Overrun) -> None:
+        super().__init__(f"a call did not stop at its {overrun.value}: the session's process was killed")
+        self.overrun = overrun
+
+
+# The statuses a session's own verdict can give a call (session_process.py): a budget
+# the supervisor stopped it for overrules them.
+REPLY_STATUSES = frozenset({Status.OK.value, Status.ERROR.value, Status.TIMEOUT.value, Status.MEMORY_LIMIT.value})
 
 
 class SessionProcess:
-    def __init__(self, cfg: dict, grace_s: float, output_cap: int, registry: dict[int, "SessionProcess"]) -> None:
+    def __init__(self, cfg: SessionConfig, grace_s: float, output_cap: int, registry: dict[int, "SessionProcess"]) -> None:
         """`registry`: pid -> process, where the supervisor's reaper finds whose exit it reaped."""
         self.cfg, self.grace_s, self.output_cap = cfg, grace_s, output_cap
         # The largest reply a session can owe us: its out/ files (base64) and some room.
-        self.max_frame = min(messages.MAX_FRAME, cfg["max_output_files_bytes"] * 4 // 3 + cell.RECORDS_BYTES + (1 << 20))
+        self.max_frame = min(messages.MAX_FRAME, cfg.max_output_files_bytes * 4 // 3 + cell.RECORDS_BYTES + (1 << 20))
         self.seq = 0  # each call's number, echoed in its reply: a stray frame is not taken for one
         self.registry = registry
         self._sock: socket.socket | None = None
-        self.uid: int = cfg["uid"]
+        self.uid: int = cfg.uid
         self.pid: int | None = None
         self.exited = asyncio.get_running_loop().create_future()  # wait status, set by the reaper
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._out: dict[str, int] = {}
-        self._capture: dict[str, bytearray] | None = None
-        self._over_cap = False
+        self._capture: OutputCapture | None = None  # the running call's output
         # A streaming call's output as it is written (stream name, bytes), within the cap
         self.on_output: Callable[[str, bytes], None] | None = None
         # Set when the call's client asked to stop it (it went away): interrupted like a timeout
         self.stop_requested = asyncio.Event()
         self.cpu_marks: dict[int, float] = {}  # pid -> CPU seconds already accounted for
-        self.rss_base: dict[int, int] = {}  # pid -> its parent's RSS when first seen (shared pages)
-        self.main_base = 0  # the session process's RSS when ready, if preloaded
-        self.processes = 0  # of the session uid, at the last weighing
+        self.tree = procscan.TreeWeigher(self.uid, -1, marks=self.cpu_marks)  # the session uid's processes
 
     # -- start ------------------------------------------------------------------------
     async def spawn(self, zygote: "SessionZygote", mode: str = "serve") -> None:
@@ -107,29 +121,30 @@ class SessionProcess:
             msg = await asyncio.wait_for(self._recv(), READY_TIMEOUT_S)
         except TimeoutError:
             raise SessionDied("the session process did not become ready") from None
-        if msg.get("t") != "ready":
-            raise SessionDied(msg.get("error") or f"session process said {msg!r}")
+        if not isinstance(msg, SessionReady):
+            raise SessionDied(msg.error if isinstance(msg, SessionBroken) else f"session process said {msg!r:.200}")
         # CPU spent booting is nobody's call's
-        self.cpu_marks = {pid: cpu for pid, _, cpu, _ in procscan.usage_of(self.uid)} if self.cfg["drop_privileges"] else {}
+        self.cpu_marks.clear()
+        if self.cfg.drop_privileges:
+            self.cpu_marks.update((pid, cpu) for pid, _, cpu, _ in procscan.usage_of(self.uid))
+        self.tree.main_pid = self.pid or -1
         # Preloaded: what it maps of the zygote's modules is not a call's memory (as a job child's rss_base)
-        self.main_base = procscan.rss_bytes(self.pid) if self.cfg.get("preloaded") else 0
+        self.tree.main_base = procscan.rss_bytes(self.pid) if self.cfg.preloaded else 0
 
     # -- one call ---------------------------------------------------------------------
-    async def call(self, msg: dict) -> tuple[dict, str | None]:
-        """Run one call; returns (the session's reply, why it was stopped or None).
-        Raises SessionDied if the process had to be killed or died."""
+    async def call(self, call: Call) -> tuple[CallOutcome, Overrun | None]:
+        """Run one call; returns (the session's reply, the budget it was stopped for or
+        None). Raises SessionDied if the process had to be killed or died."""
         assert self._writer is not None
-        self._capture = {"stdout": bytearray(), "stderr": bytearray()}
-        self._over_cap = False
+        capture = self._capture = OutputCapture(self.output_cap)
         stop_wait = asyncio.ensure_future(self.stop_requested.wait())
-        killed_for: str | None = None
+        killed_for: Overrun | None = None
         started = time.monotonic()
-        wall = started + msg["timeout"]  # then SIGALRM: the session's own timer cost two ~75 us syscalls a call
+        wall = started + call.timeout  # then SIGALRM: the session's own timer cost two ~75 us syscalls a call
         deadline = wall + self.grace_s
         self.seq += 1
-        self._writer.write(messages.encode_frame({**msg, "seq": self.seq}))
+        self._writer.write(messages.encode(call.replace(seq=self.seq)))
         reply_task = asyncio.ensure_future(self._recv())
-        main_cpu0 = self.cpu_marks.get(self.pid or -1, 0.0)
         interrupted_at: float | None = None
         try:
             while True:
@@ -140,33 +155,33 @@ class SessionProcess:
                     {reply_task, self.exited, stop_wait}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
                 if reply_task in done:
-                    reply = _checked_reply(reply_task.result(), self.seq)
+                    reply = checked_reply(reply_task.result(), self.seq)
                     break
                 if self.exited in done:
                     raise SessionDied("the session process died during a call")
                 now = time.monotonic()
                 if now >= hard:
                     await asyncio.to_thread(self.kill)
-                    why = killed_for or "timeout"
-                    raise SessionDied(f"a call did not stop at its {_BUDGET_NAMES[why]}: the session's process was killed")
+                    raise CallNotStopped(killed_for or Overrun.TIMEOUT)
                 if wall and now >= wall:
                     wall = 0.0
                     self.signal(signal.SIGALRM)  # the session interrupts the call: a timeout
                 if killed_for is None:
                     if self.stop_requested.is_set():
-                        killed_for = "stopped"
-                    elif self._over_cap:
-                        killed_for = "output_limit"
+                        killed_for = Overrun.STOPPED
+                    elif any(capture.truncated.values()):
+                        killed_for = Overrun.OUTPUT
                     else:
-                        cpu, mem = await asyncio.to_thread(self.weigh, now - started, main_cpu0)
-                        if cpu > msg["cpu_time"]:
-                            killed_for = "cpu_limit"
-                        elif mem > msg["memory_mb"] << 20:
-                            killed_for = "memory_limit"
-                        elif self.processes >= self.cfg["processes"]:
+                        tree = self.tree
+                        await asyncio.to_thread(tree.weigh, now - started)
+                        if tree.cpu_s > call.cpu_time:
+                            killed_for = Overrun.CPU
+                        elif tree.memory_bytes > call.memory_mb << 20:
+                            killed_for = Overrun.MEMORY
+                        elif tree.processes >= self.cfg.processes:
                             # At the process cap: a fork bomb, whose copies inside gVisor
                             # starve the whole pod (leases included) if left running.
-                            killed_for = "processes"
+                            killed_for = Overrun.PROCESSES
                     if killed_for is not None:
                         # Its other processes first: they are what runs away, and killed
                         # they free the CPU the interpreter needs to take the interrupt.
@@ -178,40 +193,16 @@ class SessionProcess:
                 reply_task.cancel()
             stop_wait.cancel()
         self._drain_output()
-        if killed_for is not None or reply.get("status") == "interrupted":
+        if killed_for is not None or reply.status == Status.TIMEOUT.value:  # interrupted
             await asyncio.to_thread(self.kill_others)
         if self.pid is not None:
-            self.cpu_marks[self.pid] = float(reply.get("cpu_total_s") or 0.0)
+            self.cpu_marks[self.pid] = float(reply.cpu_total_s)
         return reply, killed_for
 
-    def output(self) -> tuple[str, str, bool, bool]:
-        cap = self._capture or {"stdout": bytearray(), "stderr": bytearray()}
-        self._capture = None
-        out, err = (cap[n][: self.output_cap] for n in ("stdout", "stderr"))
-        return (
-            out.decode("utf-8", "replace"),
-            err.decode("utf-8", "replace"),
-            len(cap["stdout"]) > self.output_cap,
-            len(cap["stderr"]) > self.output_cap,
-        )
-
-    def weigh(self, elapsed: float, main_cpu0: float, seen: procscan.Usage | None = None) -> tuple[float, int]:
-        """(CPU used since the marks, memory) of the session uid's processes (`seen`: from a
-        scan already made): the session process counts its CPU since its last reply;
-        others since first seen."""
-        cpu, mem = 0.0, 0
-        if seen is None:
-            seen = procscan.usage_of(self.uid)
-        self.processes = len(seen)
-        rss_of = {pid: rss for pid, _, _, rss in seen}
-        for pid, ppid, pcpu, rss in seen:
-            base = main_cpu0 if pid == self.pid else self.cpu_marks.setdefault(pid, pcpu)
-            cpu += max(0.0, pcpu - base)
-            if pid == self.pid:
-                mem += max(0, rss - self.main_base)
-            else:  # a forked child shares its parent's pages: count what it grew beyond them
-                mem += max(0, rss - self.rss_base.setdefault(pid, min(rss, rss_of.get(ppid, rss))))
-        return min(cpu, elapsed * (os.cpu_count() or 1) + 0.5), mem
+    def output(self) -> OutputCapture:
+        """The last call's output (taken: output between calls belongs to no call)."""
+        capture, self._capture = self._capture or OutputCapture(self.output_cap), None
+        return capture
 
     def kill_others(self) -> None:
         """SIGKILL every process of the session uid but the interpreter: what a call that
@@ -219,7 +210,7 @@ class SessionProcess:
         is stopped first, so no copy forks a new one while we kill (inside gVisor a fork
         bomb left running starves the whole pod); killing repeats until three scans in a
         row find nothing (a copy that left the group with setsid was not stopped)."""
-        if not self.cfg["drop_privileges"] or self.pid is None:
+        if not self.cfg.drop_privileges or self.pid is None:
             return
         try:
             os.killpg(self.pid, signal.SIGSTOP)
@@ -251,32 +242,36 @@ class SessionProcess:
         if not data:
             asyncio.get_running_loop().remove_reader(fd)
             return
-        cap = self._capture
-        if cap is None:
-            return  # between calls: a background thread's output belongs to no call
-        room = self.output_cap + 1 - len(cap[name])
-        if room > 0:
-            cap[name] += data[:room]
-            if self.on_output is not None:
-                self.on_output(name, data[:room])
-        if len(cap[name]) > self.output_cap:
-            self._over_cap = True
+        if self._capture is not None:  # between calls: a background thread's output belongs to no call
+            self._take(name, data)
+
+    def _take(self, name: str, data: bytes) -> None:
+        """Keep it within the cap; a streaming call's hook sees what was kept, as it comes."""
+        assert self._capture is not None
+        before = len(self._capture.buffers[name])
+        self._capture.add(name, data)
+        kept = len(self._capture.buffers[name]) - before
+        if kept and self.on_output is not None:
+            self.on_output(name, data[:kept])
 
     def _drain_output(self) -> None:
         """What the session wrote before its reply is in the pipes: take it now."""
+        if self._capture is None:
+            return
         for name, fd in self._out.items():
-            while self._capture is not None and len(self._capture[name]) <= self.output_cap:
+            if self.on_output is None:
+                self._capture.drain(name, fd)
+                continue
+            while not self._capture.truncated[name]:
                 try:
                     data = os.read(fd, 1 << 16)
-                except (BlockingIOError, OSError):
+                except OSError:  # BlockingIOError: nothing more for now
                     break
                 if not data:
                     break
-                self._capture[name] += data
-                if self.on_output is not None:
-                    self.on_output(name, data)
+                self._take(name, data)
 
-    async def _recv(self) -> dict:
+    async def _recv(self) -> Message:
         assert self._reader is not None
         try:
             (size,) = messages.HEADER.unpack(await self._reader.readexactly(messages.HEADER.size))
@@ -291,7 +286,10 @@ class SessionProcess:
             raise SessionBroke(f"the session sent a malformed frame: {exc}") from None
         if not isinstance(frame, dict):
             raise SessionBroke(f"the session sent a frame that is not an object: {type(frame).__name__}")
-        return frame
+        try:
+            return messages.from_frame(frame, "session")
+        except FrameError as exc:
+            raise SessionBroke(f"the session sent an unexpected frame: {str(exc)[:200]}") from None
 
     # -- end --------------------------------------------------------------------------
     def signal(self, sig: int) -> None:
@@ -310,7 +308,7 @@ class SessionProcess:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        if self.cfg["drop_privileges"]:
+        if self.cfg.drop_privileges:
             for pid, _, _, _ in procscan.usage_of(self.uid):
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -334,62 +332,30 @@ class SessionProcess:
             self._writer = None
 
 
-_BUDGET_NAMES = {
-    "timeout": "wall-clock limit",
-    "cpu_limit": "CPU-time limit",
-    "memory_limit": "memory limit",
-    "output_limit": "output cap",
-    "processes": "process limit",
-    "stopped": "stop request",
-}
-
-
-def _checked_reply(reply: dict, seq: int) -> dict:
+def checked_reply(reply: Message, seq: int) -> CallOutcome:
     """The reply to call `seq`, or SessionBroke: anything else on the channel (another
     message, a stray or forged frame, a field of the wrong type) ends the session."""
-    if reply.get("t") != "result" or reply.get("seq") != seq:
+    if not isinstance(reply, CallOutcome) or reply.seq != seq:
         raise SessionBroke(f"the session sent an unexpected frame instead of call {seq}'s reply "
-                           f"(t={str(reply.get('t'))[:40]!r}, seq={str(reply.get('seq'))[:40]!r})")
-    files = reply.get("files")
-    if not (reply.get("status") in REPLY_STATUSES
-            and (reply.get("exit_code") is None or type(reply.get("exit_code")) is int)
-            and (reply.get("error") is None or isinstance(reply.get("error"), str))
-            and all(isinstance(reply.get(k, 0), (int, float)) and not isinstance(reply.get(k, 0), bool)
-                    for k in ("duration_s", "cpu_s", "cpu_total_s", "max_rss_bytes"))
-            and (files is None or (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())))
-            and isinstance(reply.get("files_truncated", False), bool)
-            and _cell_fields_ok(reply)):
+                           f"({type(reply).__name__}, seq={str(getattr(reply, 'seq', None))[:40]!r})")
+    if (reply.status not in REPLY_STATUSES or reply.mistyped()
+            or not all(isinstance(v, str) for v in reply.files.values()) or not _cell_ok(reply)):
         raise SessionBroke(f"the session sent a malformed reply to call {seq}")
     return reply
 
 
-def _cell_fields_ok(reply: dict) -> bool:
-    """The cell's part of a reply (executor/lean/cell.py Cell.summary): our session
-    process keeps its caps itself, so outputs past them mean the code wrote the frame."""
-    outputs = reply.get("outputs", [])
-    count = reply.get("execution_count")
-    return (isinstance(outputs, list) and len(outputs) <= cell.MAX_OUTPUTS
-            and all(messages.valid_output(o) for o in outputs)
-            and sum(cell.output_size(o) for o in outputs) <= cell.CELL_BYTES + cell.OUTPUT_BYTES
-            and all(reply.get(k) is None or isinstance(reply.get(k), str)
-                    for k in ("text", "error_name", "error_value", "traceback"))
-            and isinstance(reply.get("outputs_truncated", False), bool)
-            and (count is None or type(count) is int))
+def _cell_ok(reply: CallOutcome) -> bool:
+    """The cell's part of a reply (executor/lean/cell.py Cell.summary), its types already
+    checked: our session process keeps its caps itself, so outputs past them mean the
+    code wrote the frame."""
+    outputs = reply.outputs
+    return (len(outputs) <= cell.MAX_OUTPUTS and all(messages.valid_output(o) for o in outputs)
+            and sum(cell.output_size(o) for o in outputs) <= cell.CELL_BYTES + cell.OUTPUT_BYTES)
 
 
-def classify(reply: dict, killed_for: str | None, msg: dict) -> tuple[str, int | None, str | None]:
-    """(status, exit_code, error) of a call the session answered."""
-    status, exit_code, error = reply["status"], reply.get("exit_code"), reply.get("error")
-    if killed_for == "output_limit":
-        return "output_limit", exit_code, "output exceeded the per-stream cap; the call was interrupted"
-    if killed_for == "cpu_limit":
-        return "cpu_limit", exit_code, f"CPU-time limit of {msg['cpu_time']} s exceeded; the call was interrupted"
-    if killed_for == "memory_limit":
-        return "memory_limit", exit_code, f"memory limit of {msg['memory_mb']} MiB exceeded; the call was interrupted"
-    if killed_for == "processes":
-        return "error", exit_code, "the call reached the session's process limit; it was interrupted and its processes killed"
-    if killed_for == "stopped":
-        return "error", exit_code, "stopped: its client went away or asked to stop it; the session goes on"
-    if status == "interrupted":
-        return "timeout", None, f"wall-clock limit of {msg['timeout']} s exceeded; the call was interrupted"
-    return status, exit_code, error
+def call_verdict(call: Call, reply: CallOutcome, killed_for: Overrun | None) -> CallOutcome:
+    """The reply, its status overruled by the budget the call was stopped for, if any."""
+    if killed_for is None:
+        return reply
+    status, exit_code, error = verdict(call, killed_for, reply.exit_code, words=CALL_WORDS)
+    return reply.replace(status=status.value, exit_code=exit_code, error=error)  # type: ignore[return-value]

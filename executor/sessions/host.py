@@ -39,6 +39,8 @@ from executor.sessions.state import LOST_REASONS, Session
 from executor.sessions.watch import WATCH_S, SessionWatch
 from executor.sessions.zygote_handle import SessionZygote
 from warmfleet.contract import keys
+from warmfleet.contract.messages import SessionConfig
+from warmfleet.contract.sessions import STOP_FIELD, WAKE_ENTRY, SessionState
 
 if TYPE_CHECKING:
     from executor.pod_state import PodState
@@ -239,16 +241,17 @@ class SessionHost:
     def _process(self, index: int) -> SessionProcess:
         s = self.settings
         lim = s.limits
-        cfg = {
-            "uid": s.session_uid(index), "workspace": s.session_workspace(index), "drop_privileges": s.drop_privileges,
-            "isolate_network": s.isolate_job_network,
-            "processes": lim.processes, "file_size_bytes": lim.file_size_bytes, "open_files": lim.open_files,
-            "max_memory_mb": lim.max_memory_mb, "max_files": lim.max_files,
-            "max_output_files_bytes": lim.max_output_files_bytes,
-            "job_path": list(s.job_path), "preloaded": bool(s.session_preload_modules),  # the pool's job environment
-            # Where its tools find the relay we run in its namespace (session_egress.py).
-            "egress_env": proxy_environment(RELAY_PORT) if self.egress_on else None,
-        }
+        uid = s.session_uid(index)
+        cfg = SessionConfig(
+            uid=uid, gid=uid, workspace=s.session_workspace(index), drop_privileges=s.drop_privileges,
+            isolate_network=s.isolate_job_network,
+            processes=lim.processes, file_size_bytes=lim.file_size_bytes, open_files=lim.open_files,
+            max_memory_mb=lim.max_memory_mb, max_files=lim.max_files,
+            max_output_files_bytes=lim.max_output_files_bytes,
+            job_path=list(s.job_path), preloaded=bool(s.session_preload_modules),  # the pool's job environment
+            # Where its tools find the relay we run in its namespace (executor/egress/sessions.py).
+            egress_env=proxy_environment(RELAY_PORT) if self.egress_on else None,
+        )
         return SessionProcess(cfg, s.kill_grace_s, lim.output_bytes, self.by_pid)
 
     async def _call_loop(self) -> None:
@@ -256,7 +259,8 @@ class SessionHost:
         last: dict[str, str] = {}
         wake = keys.session_wake(self.pool, self.pod_id)
         while self.running and (not self.sup.draining.is_set() or self.sessions):
-            streams = {keys.session_calls(self.pool, sid): last.setdefault(sid, "0-0") for sid in self.sessions}
+            sid_of = {keys.session_calls(self.pool, sid): sid for sid in self.sessions}
+            streams = {key: last.setdefault(sid, "0-0") for key, sid in sid_of.items()}
             for sid in list(last):
                 if sid not in self.sessions:
                     del last[sid]
@@ -271,12 +275,12 @@ class SessionHost:
                 if key == wake:
                     self._wake_id = entries[-1][0]
                     continue
-                sid = key[len(keys.session(self.pool, "")):].rsplit(":", 1)[0]
+                sid = sid_of[key]
                 session = self.sessions.get(sid)
                 for entry_id, fields in entries:
                     last[sid] = entry_id
-                    if session is not None and "stop" in fields:
-                        self._stop_call(session, fields["stop"], key, entry_id)
+                    if session is not None and STOP_FIELD in fields:
+                        self._stop_call(session, fields[STOP_FIELD], key, entry_id)
                     elif session is not None:
                         session.queue.put_nowait((entry_id, fields))
             # Let the sessions' workers send their calls before this loop blocks again: the
@@ -293,7 +297,7 @@ class SessionHost:
         asyncio.ensure_future(self.redis.xdel(calls_key, entry_id))
 
     async def _wake(self) -> None:
-        await self.redis.xadd(keys.session_wake(self.pool, self.pod_id), {"w": "1"},
+        await self.redis.xadd(keys.session_wake(self.pool, self.pod_id), WAKE_ENTRY,
                               maxlen=keys.SESSION_WAKE_MAXLEN, approximate=False)
 
     # -- ending ------------------------------------------------------------------------
@@ -316,7 +320,7 @@ class SessionHost:
         # read why it ended, not find it gone.
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(keys.session(self.pool, session.id), session.record(self.pod_id, "ended", reason, lost),
+                pipe.set(keys.session(self.pool, session.id), session.record(self.pod_id, SessionState.ENDED, reason, lost),
                          ex=self.settings.session_ended_ttl_s)
                 pipe.delete(keys.session_calls(self.pool, session.id))
                 await pipe.execute()

@@ -20,7 +20,6 @@ answer), and in a pod starved past its claim two pods may hold one open. So Redi
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any, Protocol
 
@@ -30,8 +29,9 @@ from executor import store
 from executor.delivery import Entry, EntrySource
 from executor.sessions.handle import SessionDied
 from warmfleet.contract import keys
-from warmfleet.contract.schema import JOB_ID_RE, Result, Status
 from warmfleet.contract import lua
+from warmfleet.contract.schema import Result, Status
+from warmfleet.contract.sessions import SessionOpen, SessionRecord, SessionState
 
 log = logging.getLogger("warmfleet.sessions")
 
@@ -88,16 +88,13 @@ class SessionOpens:
             await results.ack_only(entry.entry_id, self.stream)
             return
         try:
-            req = json.loads(fields.get("open", ""))
-            sid = req["session_id"]
-            if not isinstance(sid, str) or not JOB_ID_RE.match(sid):
-                raise ValueError("bad session id")
-            idle = min(float(req.get("idle_timeout", 300)), host.settings.max_session_idle_s)
-            life = min(float(req.get("max_lifetime", 3600)), host.settings.max_session_lifetime_s)
+            req = SessionOpen.from_entry(fields)
+            sid, reply_to = req.session_id, req.reply_to
+            idle = min(req.idle_timeout, host.settings.max_session_idle_s)
+            life = min(req.max_lifetime, host.settings.max_session_lifetime_s)
             if not (idle > 0 and life > 0):
                 raise ValueError("idle_timeout and max_lifetime must be positive")
-            reply_to = req.get("reply_to") if isinstance(req.get("reply_to"), str) else None
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             await results.record_dead_letter(entry.entry_id, f"malformed session open: {exc}", fields=fields)
             await results.ack_only(entry.entry_id, self.stream)
             return
@@ -105,7 +102,7 @@ class SessionOpens:
         session, started = await host.session_for(sid, idle, life, reply_to)
         record_key = keys.session(host.pool, sid)
         claimed = await self._claim(keys=[record_key, keys.result(host.pool, sid)],
-                                    args=[session.record(host.pod_id, "opening"), host.lease_ms])
+                                    args=[session.record(host.pod_id, SessionState.OPENING), host.lease_ms])
         if claimed != "claimed":
             if started:
                 await host.discard(session)  # a spare has run nothing: reset, its index comes back
@@ -119,7 +116,7 @@ class SessionOpens:
         except (SessionDied, OSError) as exc:
             log.error("session failed to start", extra={"session_id": sid, "error": str(exc)})
             why = f"could not start: {exc}"
-            await self._answer_open(entry, session, session.record(host.pod_id, "ended", f"lost: {why}", True),
+            await self._answer_open(entry, session, session.record(host.pod_id, SessionState.ENDED, f"lost: {why}", True),
                                     host.settings.session_ended_ttl_s * 1000,
                                     Result(job_id=sid, status=Status.FAILED, executor=host.consumer, error=why))
             return
@@ -145,15 +142,15 @@ class SessionOpens:
         if claimed == "answered":  # a second delivery of an open answered before
             await results.ack_only(entry.entry_id, self.stream)
             return
-        rec = json.loads(claimed)
-        if rec.get("state") == "ended":  # nothing left to open, and nobody answered: say so
+        rec = SessionRecord.from_json(claimed)
+        if rec.state is SessionState.ENDED:  # nothing left to open, and nobody answered: say so
             result = Result(job_id=sid, status=Status.FAILED, executor=self.host.consumer,
-                            error=f"the session ended before its open was answered: {rec.get('reason')}")
+                            error=f"the session ended before its open was answered: {rec.reason}")
             await results.store_and_ack(entry.entry_id, result, reply_to, stream=self.stream)
             return
         # Another pod holds it: it answers, or it died and its record lapses; the entry
         # stays pending and is reclaimed again after the idle time.
-        log.info("session open held by another pod", extra={"session_id": sid, "pod": rec.get("pod")})
+        log.info("session open held by another pod", extra={"session_id": sid, "pod": rec.pod})
 
     async def _fault(self, point: str) -> None:
         if self.host.settings.session_open_fault == point:

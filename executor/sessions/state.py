@@ -1,15 +1,16 @@
-"""One open session as its pod keeps it: its process, limits, call queue, and the JSON
-record (keys.session) that clients read to know whether it is open or why it ended."""
+"""One open session as its pod keeps it: its process, limits, call queue, and the
+record (keys.session, warmfleet.contract.sessions.SessionRecord) that clients read to
+know whether it is open or why it ended."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import time
 
 from executor.egress.sessions import SessionEgress
 from executor.sessions.handle import SessionProcess
+from warmfleet.contract.sessions import SessionRecord, SessionState
 
 # End reasons (the label before ":") a client is told as SessionLost rather than SessionEnded.
 LOST_REASONS = frozenset({"lost", "killed", "died", "drained"})
@@ -42,9 +43,8 @@ class Session:
         self.started = self.last_active = time.monotonic()
         return self
 
-    def record(self, pod_id: str, state: str = "open", reason: str = "", lost: bool = False) -> str:
-        return json.dumps({
-            "session_id": self.id, "pod": pod_id, "state": state, "reason": reason, "lost": lost,
-            "opened_at": self.opened_at, "idle_timeout": self.idle_timeout, "max_lifetime": self.max_lifetime,
-            "calls": self.calls, "index": self.index,
-        })
+    def record(self, pod_id: str, state: SessionState = SessionState.OPEN, reason: str = "", lost: bool = False) -> str:
+        return SessionRecord(
+            session_id=self.id, pod=pod_id, state=state, reason=reason, lost=lost, opened_at=self.opened_at,
+            idle_timeout=self.idle_timeout, max_lifetime=self.max_lifetime, calls=self.calls, index=self.index,
+        ).to_json()

@@ -74,10 +74,9 @@ class SessionWatch:
             # loop must keep refreshing leases and serving other sessions.
             usage = await asyncio.to_thread(procscan.usage_by_uid, {x.proc.uid for x in weigh})
             for session in weigh:
-                proc = session.proc
-                cpu, mem = proc.weigh(now - session.last_active, proc.cpu_marks.get(proc.pid or -1, 0.0),
-                                      usage.get(proc.uid, []))
-                if cpu > session.budget[0] or mem > session.budget[1]:
+                tree = session.proc.tree
+                tree.weigh(now - session.last_active, usage.get(tree.uid, []))
+                if tree.cpu_s > session.budget[0] or tree.memory_bytes > session.budget[1]:
                     ended.append((session, "killed: background work between calls went over the last call's CPU or memory budget"))
         for session, reason in ended:
             if not (session.ending or session.busy):  # a call may have started meanwhile: it is the call's now

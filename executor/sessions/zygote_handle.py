@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import signal
@@ -24,6 +23,10 @@ from typing import TYPE_CHECKING
 from executor.boot import RUNNER_ENV
 from executor.lean.jobenv import default_warmup
 from executor.lean.session_zygote import BOOT, MAX_PACKET
+from warmfleet.contract.messages import (
+    Exited, FrameError, Message, SessionConfig, Spawn, Spawned, SpawnFailed, ZygoteBroken, ZygoteInit, ZygoteReady,
+    from_packet, to_packet,
+)
 
 if TYPE_CHECKING:
     from warmfleet.settings import ExecutorSettings
@@ -40,7 +43,7 @@ class ZygoteGone(OSError):
 
 
 class SessionZygote:
-    def __init__(self, python: str, init: dict, on_exit: Callable[[int, int], None]) -> None:
+    def __init__(self, python: str, init: ZygoteInit, on_exit: Callable[[int, int], None]) -> None:
         """`init`: job_path, preload and warmup of the pool; `on_exit(pid, status)`: a
         process it forked was reaped."""
         self.python, self.init, self.on_exit = python, init, on_exit
@@ -60,7 +63,7 @@ class SessionZygote:
         (no preload if settings.session_preload is off)."""
         preload = s.session_preload_modules
         warmup = (default_warmup(preload) if s.warmup is None else list(s.warmup)) if preload else []
-        return cls(s.python, {"job_path": list(s.job_path), "preload": preload, "warmup": warmup}, on_exit)
+        return cls(s.python, ZygoteInit(job_path=list(s.job_path), preload=preload, warmup=warmup), on_exit)
 
     # -- start ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -69,7 +72,7 @@ class SessionZygote:
         that never holds a session does not pay its ~9 MB); stop it when cancelled, at
         the pod's end."""
         try:
-            if self.init["preload"]:
+            if self.init.preload:
                 try:
                     await self.ensure()
                 except OSError as exc:
@@ -113,7 +116,7 @@ class SessionZygote:
         self._ready = loop.create_future()
         parent.setblocking(False)
         loop.add_reader(parent.fileno(), self._on_readable, parent)
-        await self._send({"t": "init", **self.init}, [])
+        await self._send(self.init, [])
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), READY_TIMEOUT_S)
         except TimeoutError:
@@ -121,10 +124,10 @@ class SessionZygote:
             raise ZygoteGone("the session zygote did not become ready") from None
         except ZygoteGone:
             raise
-        log.info("session zygote ready", extra={"pid": pid, "preload": self.init.get("preload")})
+        log.info("session zygote ready", extra={"pid": pid, "preload": self.init.preload})
 
     # -- requests ---------------------------------------------------------------------
-    async def spawn(self, mode: str, cfg: dict, fds: list[int], on_pid: Callable[[int], None]) -> int:
+    async def spawn(self, mode: str, cfg: SessionConfig, fds: list[int], on_pid: Callable[[int], None]) -> int:
         """Fork a session process ("serve") or a cleanup one ("reset") on `fds`
         (channel, stdout, stderr); `on_pid(pid)` runs as soon as the pid is known, before
         any exit of it can be reported. Raises ZygoteGone. A reset is asked again of the
@@ -137,14 +140,14 @@ class SessionZygote:
             log.warning("session zygote lost during a reset; asking the next one")
             return await self._spawn_once(mode, cfg, fds, on_pid)
 
-    async def _spawn_once(self, mode: str, cfg: dict, fds: list[int], on_pid: Callable[[int], None]) -> int:
+    async def _spawn_once(self, mode: str, cfg: SessionConfig, fds: list[int], on_pid: Callable[[int], None]) -> int:
         await self.ensure()
         req = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._pending[req] = (fut, on_pid)
         sock = self._sock
         try:
-            await self._send({"t": "spawn", "id": req, "mode": mode, "cfg": cfg}, fds)
+            await self._send(Spawn(id=req, mode=mode, cfg=cfg.as_dict()), fds)
             return await asyncio.wait_for(asyncio.shield(fut), SPAWN_TIMEOUT_S)
         except TimeoutError:
             # Stuck (stopped, deadlocked): killed and replaced; its sessions live on without it.
@@ -155,11 +158,11 @@ class SessionZygote:
         finally:
             self._pending.pop(req, None)
 
-    async def _send(self, msg: dict, fds: list[int]) -> None:
+    async def _send(self, msg: Message, fds: list[int]) -> None:
         sock = self._sock
         if sock is None:
             raise ZygoteGone("the session zygote is gone")
-        data = json.dumps(msg).encode()
+        data = to_packet(msg)
         for _ in range(1000):  # the zygote reads at once unless it is still preloading
             try:
                 socket.send_fds(sock, [data], fds)
@@ -184,25 +187,24 @@ class SessionZygote:
                 self._gone(sock, "the session zygote exited")
                 return
             try:
-                msg = json.loads(data)
-            except ValueError:
+                msg = from_packet(data)
+            except FrameError:
                 continue
-            t = msg.get("t")
-            if t == "exited":
-                self.on_exit(int(msg["pid"]), int(msg["status"]))
-            elif t in ("spawned", "failed"):
-                fut, on_pid = self._pending.get(msg.get("id"), (None, None))
+            if isinstance(msg, Exited):
+                self.on_exit(msg.pid, msg.status)
+            elif isinstance(msg, (Spawned, SpawnFailed)):
+                fut, on_pid = self._pending.get(msg.id, (None, None))  # type: ignore[arg-type]
                 if fut is None or fut.done():
                     continue
-                if t == "spawned":
-                    on_pid(int(msg["pid"]))
-                    fut.set_result(int(msg["pid"]))
+                if isinstance(msg, Spawned):
+                    on_pid(msg.pid)
+                    fut.set_result(msg.pid)
                 else:
-                    fut.set_exception(ZygoteGone(f"the session zygote could not fork: {msg.get('error')}"))
-            elif t == "ready" and self._ready is not None and not self._ready.done():
+                    fut.set_exception(ZygoteGone(f"the session zygote could not fork: {msg.error}"))
+            elif isinstance(msg, ZygoteReady) and self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
-            elif t == "broken" and self._ready is not None and not self._ready.done():
-                self._ready.set_exception(ZygoteGone(f"the session zygote could not load the pool's environment: {msg.get('error')}"))
+            elif isinstance(msg, ZygoteBroken) and self._ready is not None and not self._ready.done():
+                self._ready.set_exception(ZygoteGone(f"the session zygote could not load the pool's environment: {msg.error}"))
 
     def _gone(self, sock: socket.socket, why: str) -> None:
         """The zygote stopped answering (it exited, or is killed now): fail what waits on

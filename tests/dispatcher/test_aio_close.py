@@ -2,7 +2,8 @@
 
 A cancellation that lands while a Redis command completes can be lost (the claim
 refresher in executor/delivery.py hung the chaos test that way). close() must not rely
-on it: the listener also stops on a flag it checks after every read."""
+on it: the listener also stops on a flag it checks after every read. Client logic: on
+warmfleet.testing's fake Redis, whose pub/sub is redis-py's own PubSub."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import asyncio
 import pytest
 import redis.asyncio.client
 
-from dispatcher import AsyncClient
+from warmfleet.testing import StandInFleet
 
 
 @pytest.mark.timeout(30)
-async def test_close_returns_when_the_listener_swallows_its_cancel(redis_url, monkeypatch):
+@pytest.mark.filterwarnings("ignore::warmfleet.testing.NotIsolatedWarning")
+async def test_close_returns_when_the_listener_swallows_its_cancel(monkeypatch):
     original = redis.asyncio.client.PubSub.get_message
     swallowed = asyncio.Event()
 
@@ -27,8 +29,9 @@ async def test_close_returns_when_the_listener_swallows_its_cancel(redis_url, mo
             return None  # as if the read had finished just as the cancel arrived
 
     monkeypatch.setattr(redis.asyncio.client.PubSub, "get_message", get_message_that_swallows_cancel)
-    client = AsyncClient(redis_url)
-    await client._ensure_listener()  # subscribed: the listener now waits in get_message
-    await asyncio.wait_for(client.close(), timeout=10)
+    with StandInFleet(slots=1) as fleet:
+        client = fleet.async_client()
+        await client._ensure_listener()  # subscribed: the listener now waits in get_message
+        await asyncio.wait_for(client.close(), timeout=10)
     assert swallowed.is_set()  # the cancel really was lost, and close() still returned
     assert client._listener is None

@@ -125,3 +125,27 @@ def test_up_refuses_a_bad_egress_entry_before_starting_anything(tmp_path):
     out = subprocess.run([WARMFLEET, "up", "--egress-allow", "pkgs.example.com:443,10.0.0.0/33"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "egress entry '10.0.0.0/33'" in out.stderr, out
+
+
+@pytest.mark.timeout(180)
+def test_demo_as_the_readme_runs_it(tmp_path):
+    """README's first command: `.venv/bin/warmfleet demo` starts a fleet, runs a job in
+    gVisor, stops, and says so; it exits 0 and leaves no process and no runtime folder."""
+    import re
+
+    env = {**os.environ, "WARMFLEET_STATE_DIR": str(tmp_path / "state")}
+    out = subprocess.run([WARMFLEET, "demo"], env=env, capture_output=True, text=True, timeout=170)
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 5, out.stdout
+    up = re.fullmatch(r"fleet up in [0-9.]+ s at unix://(/tmp/warmfleet-[^/]+)/sock/redis\.sock", lines[0])
+    assert up, lines[0]
+    assert re.fullmatch(r"job [0-9a-f]{32}: status=ok exit_code=0 in [0-9.]+ ms", lines[1]), lines[1]
+    assert lines[2].startswith("Linux version 4.4.0"), lines[2]  # the kernel gVisor presents, not the host's
+    assert lines[2] != open("/proc/version").read().strip()
+    assert re.fullmatch(r"uid 6[0-9]{4} cwd /tmp/ws/[0-9]+", lines[3]), lines[3]  # a slot's uid, in its workspace
+    assert lines[4] == "fleet stopped; nothing left behind"
+    # and it is true: the fleet's runtime folder is gone and nothing runs from it (its
+    # sandboxes, their runsc, the embedded redis-server all name that folder)
+    assert not os.path.exists(up.group(1))
+    assert _cmdlines_with(up.group(1)) == []

@@ -107,3 +107,62 @@ def test_run_waits_on_the_subscription_alone(fleet, monkeypatch):
     start, outs = asyncio.run(go())
     assert outs == [f"{i}\n" for i in range(5)]
     assert _mget_calls(r) == start
+
+
+def _idle(r) -> None:
+    """No slot busy (a slot's flip to ready is published within 0.5 s): the next busy slot
+    is then the held job's, not a finished job's stale state."""
+    from support import fleet_faults as ff
+
+    ff.poll(lambda: ff.busy_slot(r) is None, 20, "every slot to be ready")
+
+
+def _started(r):
+    """(pod id, slot) of the held job once it runs (the only job running in the fleet)."""
+    from support import fleet_faults as ff
+
+    return ff.poll(lambda: ff.busy_slot(r), 20, "the held job to start")
+
+
+def test_a_client_gone_while_its_job_runs_leaves_the_result_to_a_new_client(fleet):
+    """The submitting client disconnects mid-job: the result is stored all the same, and a
+    client that connects afterwards gets it by job id."""
+    from support import fleet_faults as ff
+
+    r = redis.Redis.from_url(fleet.client_url, decode_responses=True)
+    first = Client(fleet.client_url)
+    _idle(r)
+    job = first.submit(ff.held_job("finished without its client"), timeout=60)
+    pod_id, slot = _started(r)
+    first.close()  # gone: its reply channel has no subscriber any more
+    ff.poll(lambda: r.pubsub_numsub(first.channel)[0][1] == 0, 10, "the first client's subscription to go")
+    ff.release(fleet, pod_id, slot.slot)
+    ff.poll(lambda: r.exists(keys.result("default", job)), 30, "the result to be stored")
+    with Client(fleet.client_url) as second:
+        res = second.wait(job, timeout=10)
+    r.close()
+    assert (res.job_id, res.status, res.stdout) == (job, Status.OK, "finished without its client\n"), res
+
+
+def test_a_lost_notification_is_caught_by_the_periodic_recheck(fleet, monkeypatch):
+    """The client's subscription misses the result's publish (dropped here by
+    unsubscribing its channel behind its back): the wait still returns the result, read
+    from its stored key by the recheck every WARMFLEET_RECHECK_S (ClientSettings.recheck_s;
+    the bound below is that documented period, with room for a loaded machine)."""
+    from support import fleet_faults as ff
+
+    recheck_s = 1.0
+    monkeypatch.setenv("WARMFLEET_RECHECK_S", str(recheck_s))
+    r = redis.Redis.from_url(fleet.client_url, decode_responses=True)
+    with Client(fleet.client_url) as c:
+        _idle(r)
+        job = c.submit(ff.held_job("caught by the recheck"), timeout=60)
+        pod_id, slot = _started(r)
+        c._pubsub.unsubscribe(c.channel)  # the notification will go nowhere
+        ff.poll(lambda: r.pubsub_numsub(c.channel)[0][1] == 0, 10, "the subscription to be dropped")
+        ff.release(fleet, pod_id, slot.slot)
+        ff.poll(lambda: r.exists(keys.result("default", job)), 30, "the result to be stored")
+        res = c.wait(job, timeout=3 * recheck_s)  # WaitTimeout if only a notification could answer it
+        assert r.pubsub_numsub(c.channel)[0][1] == 0  # and it was not re-subscribed meanwhile
+    r.close()
+    assert (res.job_id, res.status, res.stdout) == (job, Status.OK, "caught by the recheck\n"), res

@@ -19,7 +19,8 @@ DENIED = "network access denied by sandbox policy"
 
 
 @pytest.fixture(scope="module")
-def sites(tmp_path_factory):
+def servers(tmp_path_factory):
+    """The loopback sites (Site.accepted counts connections: the denied one must stay at 0)."""
     tls_site, cert = start_tls_site(str(tmp_path_factory.mktemp("tls")), "secure.test", b"tls site\n")
     made = {
         "allowed": start_site(b"allowed site\n"),
@@ -28,9 +29,22 @@ def sites(tmp_path_factory):
         "v6": start_site(b"v6 site\n", socket.AF_INET6, "::1"),
         "tls": tls_site,
     }
-    yield {**{name: site.server_address[1] for name, site in made.items()}, "cert": cert}
+    yield made, cert
     for site in made.values():
         site.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sites(servers):
+    made, cert = servers
+    return {**{name: site.server_address[1] for name, site in made.items()}, "cert": cert}
+
+
+@pytest.fixture(scope="module")
+def denied_site(servers):
+    """Nothing may ever connect to it, however a job spells it: a proxy that connected
+    first and answered 403 after would raise its `accepted` count."""
+    return servers[0]["denied"]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +91,7 @@ for url in {urls!r}:
 """
 
 
-def test_urllib_reaches_the_allowed_site_only(eclient, sites):
+def test_urllib_reaches_the_allowed_site_only(eclient, sites, denied_site):
     a, d = sites["allowed"], sites["denied"]
     urls = [f"http://allowed.test:{a}/", f"http://denied.test:{d}/", f"http://rebind.allowed.test:{d}/",
             f"http://allowed.test:{d}/", f"http://v6.test:{sites['v6']}/"]
@@ -100,6 +114,7 @@ def test_urllib_reaches_the_allowed_site_only(eclient, sites):
     with open(egress_fleet_log(eclient)) as f:
         denials = [json.loads(line) for line in f if '"egress denied"' in line]
     assert any(d["job_id"] == r.job_id and d["destination"] == f"denied.test:{d_port(d)}" for d in denials), denials
+    assert denied_site.accepted == 0  # refused before connecting: by name, another port, a rebinding name
 
 
 def egress_fleet_log(client) -> str:
@@ -115,7 +130,7 @@ def _log_path(eclient, egress_fleet):
     eclient._egress_log = egress_fleet.egress.log_path
 
 
-def test_curl_plain_connect_and_socks(eclient, sites):
+def test_curl_plain_connect_and_socks(eclient, sites, denied_site):
     a, d = sites["allowed"], sites["denied"]
     r = eclient.run(
         f"curl -sS http://allowed.test:{a}/\n"
@@ -130,9 +145,10 @@ def test_curl_plain_connect_and_socks(eclient, sites):
     assert lines[:5] == ["allowed site", "allowed site", "allowed site", f"{DENIED}: denied.test:{d}", " 403"], lines
     # SOCKS reply 2: "connection not allowed by ruleset"
     assert lines[-1] == "exit 97" and "SOCKS5 connection to denied.test. (2)" in lines[-2], lines
+    assert denied_site.accepted == 0  # plain, CONNECT and SOCKS refusals all came before any connect
 
 
-def test_requests_and_httpx_in_the_job_environment(eclient, sites):
+def test_requests_and_httpx_in_the_job_environment(eclient, sites, denied_site):
     a, d = sites["allowed"], sites["denied"]
     r = eclient.run(
         "import subprocess, sys\n"
@@ -149,6 +165,7 @@ def test_requests_and_httpx_in_the_job_environment(eclient, sites):
     assert r.status is Status.OK, r
     both = f"allowed site\n403 {DENIED}: denied.test:{d}\n"
     assert r.stdout.startswith(both + both), r  # requests, then httpx
+    assert denied_site.accepted == 0
 
 
 def test_pip_install_from_an_allowed_index(eclient, sites):
@@ -239,7 +256,7 @@ def test_a_name_lookup_inside_the_job_points_to_the_proxy(eclient):
     assert "network access denied by sandbox policy: allowed.test; names are resolved by the pool's egress proxy" in r.stdout, r
 
 
-def test_https_through_connect_with_urllib_and_curl(eclient, sites):
+def test_https_through_connect_with_urllib_and_curl(eclient, sites, denied_site):
     t, d = sites["tls"], sites["denied"]
     r = eclient.run(
         "import ssl, subprocess, urllib.request\n"
@@ -258,3 +275,4 @@ def test_https_through_connect_with_urllib_and_curl(eclient, sites):
     assert lines[2].startswith("56 ") and "403" in lines[2], r  # curl: CONNECT tunnel failed, response 403
     (denied,) = [d for d in r.egress.destinations if not d.allowed]
     assert denied.destination == f"denied.test:{d}"
+    assert denied_site.accepted == 0  # the CONNECT was refused before any connection

@@ -1,5 +1,7 @@
 """Faults: a slot killed mid-job, a job that keeps killing its executor, a whole
-sandbox killed, SIGTERM mid-job. Every job gets exactly one result."""
+sandbox killed, SIGTERM mid-job. Every job gets exactly one result, published once (a
+subscriber of our own counts), and runs again only as often as what ran it died
+(support/answers.py)."""
 
 import time
 
@@ -7,6 +9,7 @@ import pytest
 import redis
 
 from dispatcher import Client
+from support import answers
 from support import fleet_faults as ff
 from warmfleet.contract import keys
 from warmfleet.local.fleet import LocalFleet
@@ -14,11 +17,12 @@ from warmfleet.settings import FleetSettings
 from warmfleet.contract.schema import Status
 
 RECLAIM_IDLE_S = "2"
+MAX_DELIVERIES = 3
 
 
 @pytest.fixture(scope="module")
 def faulty_fleet():
-    with ff.env(WARMFLEET_RECLAIM_IDLE_S=RECLAIM_IDLE_S, WARMFLEET_MAX_DELIVERIES="3"):
+    with ff.env(WARMFLEET_RECLAIM_IDLE_S=RECLAIM_IDLE_S, WARMFLEET_MAX_DELIVERIES=str(MAX_DELIVERIES)):
         f = LocalFleet(FleetSettings(pods=2, slots=1, drain_timeout_s=15, monitor_s=0.2))
         f.start(ready_timeout=60)
     yield f
@@ -39,12 +43,27 @@ def c(faulty_fleet):
         yield client
 
 
-def result_keys(r) -> int:
-    return sum(1 for _ in r.scan_iter(keys.result("default", "*")))
+@pytest.fixture(scope="module")
+def published(faulty_fleet):
+    with answers.PublishedResults(faulty_fleet.client_url) as p:
+        yield p
 
 
-def test_runner_killed_mid_job_is_rerun_and_answered_once(faulty_fleet, r, c):
-    before = result_keys(r)
+def answered_once(published, job_id: str) -> None:
+    """The client got its result; our own subscriber saw it published exactly once."""
+    ff.poll(lambda: published.counts[job_id] >= 1, 10, "our subscriber to see the result")
+    published.settle()  # a second publish, if any, has been counted too
+    assert published.counts[job_id] == 1, published.counts[job_id]
+
+
+def runs_of(fleet, job_id: str, at_least: int) -> int:
+    """How many times the pods logged running the job (done, or cut short by its runner's
+    death); waits for `at_least` (the log line follows the stored result)."""
+    logs = answers.fleet_logs(fleet)
+    return ff.poll(lambda: (n := answers.runs_by_job(logs)[job_id]) >= at_least and n, 10, f"{at_least} logged runs")
+
+
+def test_runner_killed_mid_job_is_rerun_and_answered_once(faulty_fleet, r, c, published):
     job = c.submit(ff.held_job("done"))
     pod_id, slot = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
     ff.kill_in_sandbox(faulty_fleet, pod_id, slot.runner_pid)
@@ -54,10 +73,11 @@ def test_runner_killed_mid_job_is_rerun_and_answered_once(faulty_fleet, r, c):
     ff.release(faulty_fleet, again[0], again[1].slot)
     res = c.wait(job, timeout=60)
     assert (res.status, res.stdout) == (Status.OK, "done\n"), res
-    assert result_keys(r) == before + 1
+    answered_once(published, job)
+    assert runs_of(faulty_fleet, job, 2) == 2  # one kill, one re-run
 
 
-def test_job_that_keeps_killing_its_executor_is_dead_lettered(faulty_fleet, r, c):
+def test_job_that_keeps_killing_its_executor_is_dead_lettered(faulty_fleet, r, c, published):
     job = c.submit("import time; time.sleep(30)", timeout=60)
     kills = 0
     while kills < 6:
@@ -74,10 +94,13 @@ def test_job_that_keeps_killing_its_executor_is_dead_lettered(faulty_fleet, r, c
     dead = [fields for _, fields in r.xrange(keys.dead_letters("default"))]
     assert any(d["job_id"] == job and "deliveries" in d["reason"] for d in dead)  # operators see it too
     assert 3 <= kills <= 4
+    answered_once(published, job)
+    # every run was one the test killed, and the fleet stopped at WARMFLEET_MAX_DELIVERIES
+    assert runs_of(faulty_fleet, job, MAX_DELIVERIES) == MAX_DELIVERIES
     assert c.run("print('next')").stdout == "next\n"
 
 
-def test_whole_sandbox_killed_its_job_is_reclaimed(faulty_fleet, r, c):
+def test_whole_sandbox_killed_its_job_is_reclaimed(faulty_fleet, r, c, published):
     job = c.submit(ff.held_job("survived"))
     pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
     ff.pod_by_id(faulty_fleet, pod_id).sandbox.signal("KILL")
@@ -87,11 +110,13 @@ def test_whole_sandbox_killed_its_job_is_reclaimed(faulty_fleet, r, c):
     res = c.wait(job, timeout=60)
     assert (res.status, res.stdout) == (Status.OK, "survived\n"), res
     assert not res.executor.startswith(pod_id)
+    answered_once(published, job)
+    assert runs_of(faulty_fleet, job, 1) == 1  # the run in the killed sandbox left no line: one logged run
     faulty_fleet.wait_ready(2, 60)  # the monitor replaced the dead pod
     assert faulty_fleet.restarts >= 1
 
 
-def test_a_job_longer_than_the_reclaim_idle_time_keeps_its_claim(faulty_fleet, r, c):
+def test_a_job_longer_than_the_reclaim_idle_time_keeps_its_claim(faulty_fleet, r, c, published):
     """The running slot refreshes its claim (XCLAIM JUSTID) every third of the reclaim
     idle time: well past that time the entry is still idle for less than it, still with
     its first consumer and delivery, so no peer can reclaim it."""
@@ -112,9 +137,11 @@ def test_a_job_longer_than_the_reclaim_idle_time_keeps_its_claim(faulty_fleet, r
     ff.release(faulty_fleet, pod_id, slot.slot)
     res = c.wait(job, timeout=60)
     assert (res.status, res.stdout) == (Status.OK, "once\n"), res
+    answered_once(published, job)
+    assert runs_of(faulty_fleet, job, 1) == 1
 
 
-def test_sigterm_drains_in_flight_job_then_exits(faulty_fleet, r, c):
+def test_sigterm_drains_in_flight_job_then_exits(faulty_fleet, r, c, published):
     job = c.submit(ff.held_job("finished"))
     pod_id, slot = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
     pod = ff.pod_by_id(faulty_fleet, pod_id)
@@ -124,13 +151,15 @@ def test_sigterm_drains_in_flight_job_then_exits(faulty_fleet, r, c):
     res = c.wait(job, timeout=30)
     assert (res.status, res.stdout) == (Status.OK, "finished\n"), res
     assert res.executor.startswith(pod_id)  # finished where it ran: not reclaimed
+    answered_once(published, job)
+    assert runs_of(faulty_fleet, job, 1) == 1
     assert pod.sandbox.wait_stopped(20)
     # It left nothing pending behind, and removed its consumer.
     consumers = {x["name"] for x in r.xinfo_consumers(keys.stream("default"), keys.CONSUMER_GROUP)}
     assert not any(name.startswith(pod_id) for name in consumers)
 
 
-def test_second_sigterm_kills_now_and_the_job_is_reclaimed(faulty_fleet, r, c):
+def test_second_sigterm_kills_now_and_the_job_is_reclaimed(faulty_fleet, r, c, published):
     job = c.submit(ff.held_job("second try"), timeout=60)
     pod_id, _ = ff.poll(lambda: ff.busy_slot(r), 20, "the job to start")
     pod = ff.pod_by_id(faulty_fleet, pod_id)
@@ -144,3 +173,5 @@ def test_second_sigterm_kills_now_and_the_job_is_reclaimed(faulty_fleet, r, c):
     res = c.wait(job, timeout=60)
     assert (res.status, res.stdout) == (Status.OK, "second try\n"), res
     assert not res.executor.startswith(pod_id)
+    answered_once(published, job)
+    assert runs_of(faulty_fleet, job, 1) <= 2  # the killed run may have logged its runner's death

@@ -91,7 +91,12 @@ def test_a_fleet_whose_watchdog_died_too_is_swept_by_the_next(tmp_path, bystande
     os.kill(record["watchdog"][0], signal.SIGKILL)
     up.kill()
     up.wait()
-    time.sleep(0.5)  # nothing is cleaning up: give it a moment to show it stays
+    # Both are gone (the watchdog's SIGKILL lands asynchronously: wait for it), so nothing
+    # is left that could clean up: what the fleet made stays until the next fleet sweeps it.
+    deadline = time.monotonic() + 10
+    while watchdog.same_process(record["watchdog"]):
+        assert time.monotonic() < deadline, "the watchdog outlived its SIGKILL"
+        time.sleep(0.02)  # poll with a deadline
     assert sandbox_ids(record) and os.path.isdir(record["runtime_dir"])
     old = os.environ.get("WARMFLEET_STATE_DIR")
     os.environ["WARMFLEET_STATE_DIR"] = str(state)

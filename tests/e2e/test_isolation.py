@@ -2,6 +2,8 @@
 
 import json
 
+from warmfleet.contract.schema import Status
+
 
 def test_workspace_is_empty_after_a_job_wrote_files(client):
     r = client.run(
@@ -25,9 +27,15 @@ def test_scratch_outside_the_workspace_is_not_writable(client):
         "    try:\n"
         "        open(p, 'w'); print(p, 'WROTE')\n"
         "    except OSError as e:\n"
-        "        print(p, type(e).__name__)"
+        "        print(p, type(e).__name__)\n"
+        "print('end')"
     )
-    assert "WROTE" not in r.stdout, r.stdout
+    assert r.status is Status.OK, r  # ran to the end: every path was tried
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "end" and len(lines) == 5, r.stdout
+    for line, path in zip(lines, ("/tmp/x", "/dev/shm/x", "/x", "/run/x")):
+        # refused by the kernel (not writable, or no such place in the sandbox)
+        assert line in (f"{path} PermissionError", f"{path} FileNotFoundError", f"{path} OSError"), r.stdout
 
 
 def test_background_processes_are_gone_before_the_next_job(client):
@@ -103,3 +111,46 @@ def test_environment_is_minimal_and_secret_free(client, fleet):
     assert "redis" not in everything.lower(), everything
     # gVisor lets another uid read /proc/1/environ (Linux would not): so it must hold nothing.
     assert "WARMFLEET_CONFIG_FILE" in data["leaks"]["/proc/1/environ"] or data["leaks"]["/proc/1/environ"] == "PermissionError"
+
+
+def test_a_job_cannot_read_or_list_the_other_slots_workspace_while_its_job_runs(client, fleet):
+    """Slot A's job holds a file in its workspace and waits; the job on slot B tries to
+    list that workspace, stat, read and overwrite the file, and plant one of its own."""
+    import redis
+
+    from support import fleet_faults as ff
+    from warmfleet.local.sandbox import WORKSPACE_ROOT_IN_SANDBOX
+
+    r = redis.Redis.from_url(fleet.client_url, decode_responses=True)
+    try:
+        # no slot busy first: a finished job's slot flips to ready in the published state
+        # within 0.5 s, and the next busy slot must be the held job's, not that stale one
+        ff.poll(lambda: ff.busy_slot(r) is None, 20, "every slot to be ready")
+        held = client.submit("open('secret', 'w').write('slot A only')\n" + ff.held_job("A done"), timeout=60)
+        pod_id, slot = ff.poll(lambda: ff.busy_slot(r), 20, "slot A's job to start")
+        other = f"{WORKSPACE_ROOT_IN_SANDBOX}/{slot.slot}"
+        probe = client.run(
+            "import os\n"
+            f"d = {other!r}\n"
+            "print('own', os.path.realpath('.') != d)\n"
+            "for what, call in (('list', lambda: os.listdir(d)), ('stat', lambda: os.stat(d + '/secret')),\n"
+            "                   ('read', lambda: open(d + '/secret').read()),\n"
+            "                   ('overwrite', lambda: open(d + '/secret', 'w').write('B was here')),\n"
+            "                   ('plant', lambda: open(d + '/planted', 'w').write('B was here'))):\n"
+            "    try:\n"
+            "        print(what, 'DONE', call())\n"
+            "    except OSError as e:\n"
+            "        print(what, type(e).__name__)",
+            timeout=30,
+        )
+        # the probe ran on the other slot while slot A's job was still holding
+        assert ff.busy_slot(r)[1].slot == slot.slot
+        ff.release(fleet, pod_id, slot.slot)
+        res = client.wait(held, timeout=60)
+    finally:
+        r.close()
+    assert probe.ok and probe.executor != res.executor, (probe, res)
+    assert probe.stdout.splitlines() == ["own True"] + [
+        f"{what} PermissionError" for what in ("list", "stat", "read", "overwrite", "plant")
+    ], probe.stdout
+    assert (res.status.value, res.stdout) == ("ok", "A done\n"), res

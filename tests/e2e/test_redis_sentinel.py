@@ -1,6 +1,9 @@
 """A fleet and a client on Redis under Sentinel (a primary, a replica, three Sentinels on
 loopback): the primary is SIGKILLed with many jobs in flight, and every job is still
-answered exactly once, the fleet serving again within a stated bound."""
+answered exactly once, the fleet serving again within a stated bound. Our own subscriber
+counts publishes per job and the pods' logs count runs (support/answers.py): a job may run
+again after a failover (an ack or a result the new primary lacks), never publish twice
+from one run, and never run more than WARMFLEET_MAX_DELIVERIES times per entry."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import time
 import pytest
 
 from dispatcher import AsyncClient
+from support import answers
 from support.redis_topologies import SentinelSet, wait_for
 from warmfleet.contract import keys
 from warmfleet.plumbing import redis_connect
@@ -21,6 +25,7 @@ from warmfleet.contract.schema import Status
 JOBS = 1000
 UNREPLICATED = 50  # submitted after the replica's link was cut: the new primary never sees them
 SERVING_AGAIN_BOUND_S = 30.0  # from the kill to the first answer through the new primary
+MAX_DELIVERIES = 3  # the executors' default
 
 
 @pytest.fixture
@@ -38,15 +43,30 @@ def test_primary_killed_with_1000_jobs_in_flight_every_job_answered_once(sentine
     fleet = LocalFleet(FleetSettings(pods=1, slots=2, redis_url=sentinels.url, drain_timeout_s=20))
     fleet.start(ready_timeout=120)
     try:
-        stats = asyncio.run(_run_through_failover(sentinels))
+        with answers.PublishedResults(sentinels.url) as published:
+            stats = asyncio.run(_run_through_failover(sentinels))
+            ids = stats["ids"]
+            # the last publishes reach our subscriber a moment after the client
+            wait_for(lambda: len(published.counts) >= len(ids) - 100, 30, "our subscriber to see the answers")
+            published.settle()
+        runs = answers.runs_by_job(answers.fleet_logs(fleet))
     finally:
         fleet.stop()
+    twice = published.twice()
     print(f"\nsentinel failover: {JOBS} + {UNREPLICATED} unreplicated jobs, killed after {stats['answered_before_kill']} answers; "
           f"new primary named after {stats['promoted_s']:.1f} s, first answer through it after "
           f"{stats['serving_again_s']:.1f} s; all answered after {stats['all_answered_s']:.1f} s; "
-          f"{stats['readded']} entries added again by the client, {stats['published_twice']} results "
-          f"published twice (ran twice), lost 0, answered twice 0")
+          f"{stats['readded']} entries added again by the client; published {sum(published.counts.values())} "
+          f"times for {len(published.counts)} jobs as our subscriber saw it ({published.reconnects} reconnects), "
+          f"{len(twice)} published twice; runs logged {sum(runs.values())}, re-runs {answers.reruns(runs)}, "
+          f"jobs run twice or more {sum(1 for n in runs.values() if n > 1)}; lost 0, answered twice 0")
     assert stats["serving_again_s"] < SERVING_AGAIN_BOUND_S
+    assert set(published.counts) <= set(ids) and set(runs) <= set(ids)
+    # A second publish needs a second run (a result the new primary lost, produced again).
+    assert all(n <= runs[j] for j, n in twice.items()), {j: (n, runs[j]) for j, n in twice.items()}
+    # Runs: at most WARMFLEET_MAX_DELIVERIES per entry; an entry lost by the failover is
+    # added again by the client, once, as a new entry with its own count.
+    assert max(runs.values()) <= 2 * MAX_DELIVERIES, runs.most_common(3)
 
 
 async def _run_through_failover(s: SentinelSet) -> dict:
@@ -106,5 +126,5 @@ async def _run_through_failover(s: SentinelSet) -> dict:
         "serving_again_s": after_kill[0] - killed_at,
         "all_answered_s": all_answered_s,
         "readded": readded,
-        "published_twice": sum(1 for times in arrivals.values() if len(times) > 1),
+        "ids": ids + late,
     }

@@ -10,14 +10,23 @@ import pytest
 
 from support.egress_sites import ProxyUnderTest, start_site
 
+
 @pytest.fixture(scope="module")
-def sites():
-    allowed, denied, v6 = start_site(b"allowed site\n"), start_site(b"denied site\n"), start_site(
-        b"v6 site\n", socket.AF_INET6, "::1"
-    )
-    yield {"allowed": allowed.server_address[1], "denied": denied.server_address[1], "v6": v6.server_address[1]}
-    for s in (allowed, denied, v6):
+def servers():
+    """The sites themselves (Site.accepted counts connections: the denied one must stay at 0)."""
+    made = {
+        "allowed": start_site(b"allowed site\n"),
+        "denied": start_site(b"denied site\n"),
+        "v6": start_site(b"v6 site\n", socket.AF_INET6, "::1"),
+    }
+    yield made
+    for s in made.values():
         s.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sites(servers):
+    return {name: s.server_address[1] for name, s in servers.items()}
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The proxy end to end on loopback: a client -> the job relay -> the proxy -> a site."""
 
+import http.client
 import json
 import socket
 import struct
@@ -8,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from egress import protocols
 from egress.policy import DENIED_TEXT
 
 
@@ -16,7 +18,7 @@ def opener(relay):
     return urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))
 
 
-def test_allowed_name_is_reached_and_others_get_the_403_text(make_proxy, sites):
+def test_allowed_name_is_reached_and_others_get_the_403_text(make_proxy, sites, servers):
     p = make_proxy()
     relay = p.relay("job-1")
     get = opener(relay).open
@@ -39,6 +41,7 @@ def test_allowed_name_is_reached_and_others_get_the_403_text(make_proxy, sites):
         for m in p.proxy.registry.collect() for s in m.samples if s.name == "warmfleet_egress_requests_total"
     }
     assert samples == {"allowed": 1.0, "denied": 2.0}
+    assert servers["denied"].accepted == 0  # refused before connecting, not after
 
 
 def test_connect_tunnel_and_ipv6(make_proxy, sites):
@@ -63,7 +66,7 @@ def socks_connect(port: int, host: str, dport: int) -> tuple[socket.socket, int]
     return s, reply[1]
 
 
-def test_socks5_allowed_and_refused(make_proxy, sites):
+def test_socks5_allowed_and_refused(make_proxy, sites, servers):
     p = make_proxy()
     relay = p.relay("job-3")
     s, code = socks_connect(relay.port, "allowed.test", sites["allowed"])
@@ -75,6 +78,7 @@ def test_socks5_allowed_and_refused(make_proxy, sites):
     assert data.endswith(b"allowed site\n")
     _, code = socks_connect(relay.port, "denied.test", sites["denied"])
     assert code == 2  # connection not allowed by ruleset
+    assert servers["denied"].accepted == 0
 
 
 def test_no_valid_token_no_service(make_proxy, sites, tmp_path):
@@ -96,9 +100,11 @@ def test_per_job_connection_and_byte_caps(make_proxy, sites):
     get = opener(relay).open
     url = f"http://allowed.test:{sites['allowed']}/bytes/"
     assert len(get(url + "10", timeout=10).read()) == 10
-    with pytest.raises(Exception):  # cut off at the byte cap: a short read or a reset
-        body = get(url + "500000", timeout=10).read()
-        assert len(body) == 500000
+    # cut off at the byte cap: a short read (or a reset, should the cut land mid-packet)
+    with pytest.raises((http.client.IncompleteRead, ConnectionResetError)) as cut:
+        get(url + "500000", timeout=10).read()
+    if isinstance(cut.value, http.client.IncompleteRead):
+        assert len(cut.value.partial) < 100_000
     with pytest.raises(urllib.error.HTTPError) as third:
         get(url + "10", timeout=10)
     assert third.value.code == 403 and "connection limit of 2" in third.value.headers["X-Warmfleet-Egress-Reason"]
@@ -151,3 +157,58 @@ def test_kubernetes_shape_relay_to_pod_socket_to_gateway_over_tcp(tmp_path, site
         assert report is not None and report.connections == 1 and report.destinations[0].allowed
     finally:
         p.stop()
+
+
+def socks_connect_address(port: int, atyp: int, address: bytes, dport: int) -> int:
+    """A SOCKS5 CONNECT to a raw IPv4 (atyp 1) or IPv6 (atyp 4) address; the reply code."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"\x05\x01\x00")
+    assert s.recv(2) == b"\x05\x00"
+    s.sendall(b"\x05\x01\x00" + bytes([atyp]) + address + struct.pack("!H", dport))
+    reply = s.recv(10)
+    s.close()
+    return reply[1] if len(reply) > 1 else -1
+
+
+def http_proxy_status(port: int, head: bytes) -> bytes:
+    """Send one raw request head to the relay; the status line it answers (b"" if it closed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(head)
+    data = b""
+    try:
+        while b"\r\n" not in data and (chunk := s.recv(4096)):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    s.close()
+    return data.split(b"\r\n", 1)[0]
+
+
+def test_a_denied_destination_is_never_connected_to_however_it_is_spelled(make_proxy, sites, servers):
+    """Every spelling of the denied site (names, case, a trailing dot, address literals,
+    an allowed name on its port, an IPv4-mapped IPv6 address, decimal and octal forms)
+    through every protocol (plain HTTP, CONNECT, SOCKS5 by name and by address) is
+    refused, and the site accepts no connection at all: a proxy that connected first and
+    answered 403 after would fail here."""
+    p = make_proxy()
+    relay = p.relay("job-spellings")
+    d = sites["denied"]
+    hosts = ["denied.test", "DENIED.test", "denied.test.", "127.0.0.1", "rebind.allowed.test", "allowed.test",
+             "[::ffff:127.0.0.1]", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "localhost"]
+    answers = {}
+    for host in hosts:
+        answers[f"GET {host}"] = http_proxy_status(
+            relay.port, f"GET http://{host}:{d}/ HTTP/1.1\r\nHost: {host}:{d}\r\n\r\n".encode())
+        answers[f"CONNECT {host}"] = http_proxy_status(
+            relay.port, f"CONNECT {host}:{d} HTTP/1.1\r\nHost: {host}:{d}\r\n\r\n".encode())
+    for host in hosts:
+        _, code = socks_connect(relay.port, host.strip("[]"), d)
+        answers[f"SOCKS name {host}"] = code
+    answers["SOCKS ipv4"] = socks_connect_address(relay.port, 1, socket.inet_aton("127.0.0.1"), d)
+    answers["SOCKS ipv6-mapped"] = socks_connect_address(
+        relay.port, 4, socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1"), d)
+    refused = {k: v for k, v in answers.items() if v in (b"HTTP/1.1 403 Forbidden", protocols.SOCKS_NOT_ALLOWED)}
+    assert refused == answers, {k: v for k, v in answers.items() if k not in refused}
+    assert servers["denied"].accepted == 0, answers
+    # and the allowed site still answers through the same relay
+    assert http_proxy_status(relay.port, f"GET http://allowed.test:{sites['allowed']}/ HTTP/1.1\r\nHost: a\r\n\r\n".encode()).endswith(b" 200 OK")

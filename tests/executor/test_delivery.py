@@ -60,8 +60,24 @@ async def test_keep_claim_keeps_a_long_job_from_being_reclaimed(r):
     src = _source(r, "pod/0")
     src._next_reclaim = float("inf")
     await src.next()
+    xclaim, refreshed = r.xclaim, asyncio.Event()
+    refreshes = 0
+
+    async def counted_xclaim(*args, **kwargs):
+        nonlocal refreshes
+        result = await xclaim(*args, **kwargs)
+        refreshes += 1
+        if refreshes == 4:
+            refreshed.set()
+        return result
+
+    r.xclaim = counted_xclaim
+    started = time.monotonic()
     async with src.keep_claim(entry_id):
-        await asyncio.sleep(RECLAIM_IDLE_S * 3)  # the "job" runs three reclaim periods
+        # the "job" runs until its claim was refreshed four times (every third of the idle
+        # time: past the idle time itself), then looks at how idle its entry is
+        await asyncio.wait_for(refreshed.wait(), 30)
+        assert time.monotonic() - started > RECLAIM_IDLE_S  # long enough to have been reclaimable
         assert await _idle_ms(r, entry_id) < RECLAIM_IDLE_S * 1000
     assert await src.delivery_count(entry_id) == 1  # refreshing is not a delivery
     other = _source(r, "pod/1")
@@ -101,6 +117,14 @@ async def test_keep_claim_ends_while_a_refresh_is_in_flight(r):
         assert body in done, "keep_claim never returned: its refresher was awaited"
         body.result()
     settled = calls
-    await asyncio.sleep(RECLAIM_IDLE_S)  # a refresher still looping would claim again in 0.1 s
+
+    def refreshers():
+        return [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "EntrySource._refresh"]
+
+    # Each refresher must end by itself (its XCLAIM in flight returns, it sees the claim
+    # given up): wait for that, then no call may have followed.
+    deadline = time.monotonic() + 10
+    while refreshers():
+        assert time.monotonic() < deadline, "a refresher kept running after its job ended"
+        await asyncio.sleep(0.01)  # poll with a deadline
     assert calls == settled, "a refresher kept refreshing after its job ended"
-    assert not [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "EntrySource._refresh"]

@@ -14,18 +14,19 @@ import pytest
 from executor.sessions.handle import SessionProcess
 from executor.sessions import zygote_handle as zygote_handle
 from executor.sessions.zygote_handle import SessionZygote, ZygoteGone
+from warmfleet.contract.messages import Call, SessionConfig, ZygoteInit
 from warmfleet.settings import ExecutorSettings
 
-CALL = {"t": "call", "timeout": 10.0, "cpu_time": 10.0, "memory_mb": 256, "files": {}}
+CALL = Call(code="", language="python", timeout=10.0, cpu_time=10.0, memory_mb=256)
 
 
-def _cfg(workspace: str) -> dict:
+def _cfg(workspace: str) -> SessionConfig:
     os.makedirs(workspace, mode=0o700, exist_ok=True)
-    return {
-        "uid": os.getuid(), "workspace": workspace, "drop_privileges": False, "isolate_network": False,
-        "processes": 256, "file_size_bytes": 1 << 20, "open_files": 256, "max_memory_mb": 1024, "max_files": 10,
-        "max_output_files_bytes": 1 << 20, "job_path": [], "preloaded": False,
-    }
+    return SessionConfig(
+        uid=os.getuid(), gid=os.getgid(), workspace=workspace, drop_privileges=False, isolate_network=False,
+        processes=256, file_size_bytes=1 << 20, open_files=256, max_memory_mb=1024, max_files=10,
+        max_output_files_bytes=1 << 20,
+    )
 
 
 def _exits(registry: dict):
@@ -38,15 +39,15 @@ def _exits(registry: dict):
 
 
 async def _run(proc: SessionProcess, code: str) -> str:
-    reply, killed_for = await proc.call({**CALL, "code": code})
-    assert reply["status"] == "ok" and killed_for is None, reply
-    return proc.output()[0]
+    reply, killed_for = await proc.call(CALL.replace(code=code))
+    assert reply.status == "ok" and killed_for is None, reply
+    return proc.output().text("stdout")
 
 
 @pytest.mark.timeout(60)
 async def test_a_forked_session_runs_calls_and_its_exit_is_reported(tmp_path):
     registry: dict = {}
-    zygote = SessionZygote(sys.executable, {"job_path": [], "preload": [], "warmup": []}, _exits(registry))
+    zygote = SessionZygote(sys.executable, ZygoteInit(), _exits(registry))
     proc = SessionProcess(_cfg(str(tmp_path / "0")), 0.5, 1 << 16, registry)
     try:
         await proc.start(zygote)
@@ -67,7 +68,7 @@ async def test_a_forked_session_runs_calls_and_its_exit_is_reported(tmp_path):
 @pytest.mark.timeout(60)
 async def test_a_dead_zygote_is_restarted_and_its_session_goes_on(tmp_path):
     registry: dict = {}
-    zygote = SessionZygote(sys.executable, {"job_path": [], "preload": [], "warmup": []}, _exits(registry))
+    zygote = SessionZygote(sys.executable, ZygoteInit(), _exits(registry))
     first = SessionProcess(_cfg(str(tmp_path / "0")), 0.5, 1 << 16, registry)
     second = SessionProcess(_cfg(str(tmp_path / "1")), 0.5, 1 << 16, registry)
     old = None
@@ -94,7 +95,7 @@ async def test_a_dead_zygote_is_restarted_and_its_session_goes_on(tmp_path):
 async def test_a_stuck_zygote_is_replaced(tmp_path, monkeypatch):
     monkeypatch.setattr(zygote_handle, "SPAWN_TIMEOUT_S", 1.0)
     registry: dict = {}
-    zygote = SessionZygote(sys.executable, {"job_path": [], "preload": [], "warmup": []}, _exits(registry))
+    zygote = SessionZygote(sys.executable, ZygoteInit(), _exits(registry))
     stuck = SessionProcess(_cfg(str(tmp_path / "0")), 0.5, 1 << 16, registry)
     fresh = SessionProcess(_cfg(str(tmp_path / "1")), 0.5, 1 << 16, registry)
     await zygote.ensure()
@@ -119,8 +120,8 @@ def test_session_preload_off_gives_a_lean_zygote():
     on = SessionZygote.for_pod(ExecutorSettings(redis_url="unix:///x", preload=["json"], job_path=["/x"]), lambda pid, status: None)
     off = SessionZygote.for_pod(ExecutorSettings(redis_url="unix:///x", preload=["json"], job_path=["/x"], session_preload=False),
                                 lambda pid, status: None)
-    assert (on.init["preload"], off.init["preload"]) == (["json"], [])
-    assert on.init["job_path"] == off.init["job_path"] == ["/x"]
+    assert (on.init.preload, off.init.preload) == (["json"], [])
+    assert on.init.job_path == off.init.job_path == ["/x"]
 
 
 @pytest.mark.timeout(60)
@@ -128,8 +129,8 @@ async def test_a_lean_zygote_waits_for_the_first_session_a_preloading_one_starts
     # A pod that never holds a session should not pay a lean zygote's memory; a preload
     # takes seconds, so that one starts ahead of the first open.
     registry: dict = {}
-    lean = SessionZygote(sys.executable, {"job_path": [], "preload": [], "warmup": []}, _exits(registry))
-    eager = SessionZygote(sys.executable, {"job_path": [], "preload": ["json"], "warmup": []}, _exits(registry))
+    lean = SessionZygote(sys.executable, ZygoteInit(), _exits(registry))
+    eager = SessionZygote(sys.executable, ZygoteInit(preload=["json"]), _exits(registry))
     tasks = [asyncio.create_task(z.run()) for z in (lean, eager)]
     proc = SessionProcess(_cfg(str(tmp_path / "0")), 0.5, 1 << 16, registry)
     try:

@@ -1,4 +1,7 @@
+import errno
 import os
+
+import pytest
 
 from executor.lean.workspace import empty_dir
 
@@ -32,10 +35,10 @@ def test_empty_dir_refuses_a_symlinked_workspace(tmp_path):
     target.mkdir()
     (target / "f").write_text("x")
     os.symlink(target, tmp_path / "ws")
-    try:
+    with pytest.raises(OSError) as refused:
         empty_dir(str(tmp_path / "ws"))
-    except OSError:
-        pass
+    # O_NOFOLLOW | O_DIRECTORY on a link: the kernel refuses to open it as a directory
+    assert refused.value.errno in (errno.ENOTDIR, errno.ELOOP), refused.value
     assert os.listdir(target) == ["f"]
 
 

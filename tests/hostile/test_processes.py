@@ -81,22 +81,29 @@ def test_ptrace_and_reading_the_parents_memory_are_refused(run_hostile):
 
 
 @pytest.mark.parametrize(
-    "code, status, exit_code, stderr_has",
+    "code, status, exit_code, stdout, stderr_ends",
     [
-        ("import os\nprint('bye', flush=True)\nos._exit(7)", Status.ERROR, 7, ""),
-        ("import sys\nsys.exit(0)", Status.OK, 0, ""),
-        ("import sys\nsys.exit('fatal: giving up')", Status.ERROR, 1, "fatal: giving up"),
-        ("raise SystemExit(300)", Status.ERROR, 300 & 0xFF, ""),
-        ("import ctypes\nctypes.string_at(0)", Status.ERROR, -11, ""),
-        ("import os, signal\nos.kill(os.getpid(), signal.SIGABRT)", Status.ERROR, -6, ""),
-        ("def f():\n    f()\nf()", Status.ERROR, 1, "RecursionError"),
+        ("import os\nprint('bye', flush=True)\nos._exit(7)", Status.ERROR, 7, "bye\n", ""),
+        ("import sys\nsys.exit(0)", Status.OK, 0, "", ""),
+        ("import sys\nsys.exit('fatal: giving up')", Status.ERROR, 1, "", "fatal: giving up\n"),
+        ("raise SystemExit(300)", Status.ERROR, 300 & 0xFF, "", ""),
+        ("import ctypes\nprint('before', flush=True)\nctypes.string_at(0)", Status.ERROR, -11, "before\n", ""),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGABRT)", Status.ERROR, -6, "", ""),
+        ("def f():\n    f()\nf()", Status.ERROR, 1, "", "RecursionError: maximum recursion depth exceeded\n"),
     ],
     ids=["os._exit", "sys.exit0", "sys.exit-msg", "exit300", "segfault", "abort", "recursion"],
 )
-def test_every_way_to_end(run_hostile, code, status, exit_code, stderr_has):
+def test_every_way_to_end(run_hostile, code, status, exit_code, stdout, stderr_ends):
+    """Each ending gives its own status and exit code, what the job printed before it, and
+    what Python wrote about it: nothing at all where nothing was written (a signal's
+    death, an os._exit), the message or the traceback's last line where one was."""
     r = run_hostile(code)
     assert (r.status, r.exit_code) == (status, exit_code), r
-    assert stderr_has in r.stderr
+    assert r.stdout == stdout, r
+    if stderr_ends:
+        assert r.stderr.endswith(stderr_ends), r
+    else:
+        assert r.stderr == "", r
 
 
 def test_recursion_past_the_c_stack_is_a_crash_not_a_fleet_problem(run_hostile):

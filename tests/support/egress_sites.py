@@ -28,7 +28,16 @@ WHEEL_FILE = f"{WHEEL_NAME}-1.0-py3-none-any.whl"
 
 
 class Site(http.server.ThreadingHTTPServer):
+    """A loopback site that counts the connections it accepts: a denied destination's
+    site must accept none (the proxy refuses before it connects, not after)."""
+
     daemon_threads = True
+    accepted = 0
+
+    def get_request(self):
+        request = super().get_request()
+        self.accepted += 1  # one thread accepts: no lock needed
+        return request
 
 
 def build_wheel() -> bytes:

@@ -1,6 +1,7 @@
+import pydantic
 import pytest
 
-from executor.lean import runner
+from executor.lean import verdict
 from warmfleet.contract import keys
 from warmfleet.contract.messages import RunJob
 from warmfleet.contract.schema import FleetLimits, Job, JobError, Result, Status, check_request
@@ -46,9 +47,9 @@ def test_valid_request_passes():
 def test_job_round_trips_and_forbids_unknown_fields():
     job = Job(job_id="abc", code="print(1)")
     assert Job.from_json(job.to_json()) == job
-    with pytest.raises(Exception, match="extra"):
+    with pytest.raises(pydantic.ValidationError, match="extra"):
         Job.from_json('{"job_id": "abc", "code": "x", "surprise": 1}')
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="timeout"):
         Job.from_json('{"job_id": "abc", "code": "x", "timeout": "30"}')  # strict: no coercion
 
 
@@ -63,12 +64,12 @@ _JOB = RunJob(code="", language="python", timeout=1, cpu_time=1, memory_mb=64)
 def test_runner_statuses_are_schema_statuses():
     """The lean runner speaks plain strings; they must all be valid Status values."""
     produced = {
-        runner.classify(0, 0.0, _JOB, None, False)["status"],
-        runner.classify(256, 0.0, _JOB, None, False)["status"],
-        runner.classify(9, 1.0, _JOB, None, False)["status"],
-        runner.classify(14, 0.0, _JOB, None, False)["status"],
-        runner.classify(256, 0.0, _JOB, None, True)["status"],
-        runner.classify(9, 0.0, _JOB, "output_limit", False)["status"],
+        verdict.of_wait_status(_JOB, None, 0, 0.0, False)[0].value,
+        verdict.of_wait_status(_JOB, None, 256, 0.0, False)[0].value,
+        verdict.of_wait_status(_JOB, None, 9, 1.0, False)[0].value,
+        verdict.of_wait_status(_JOB, None, 14, 0.0, False)[0].value,
+        verdict.of_wait_status(_JOB, None, 256, 0.0, True)[0].value,
+        verdict.of_wait_status(_JOB, verdict.Overrun.OUTPUT, 9, 0.0, False)[0].value,
     }
     assert produced == {"ok", "error", "cpu_limit", "timeout", "memory_limit", "output_limit"}
     assert produced <= {s.value for s in Status}

@@ -187,9 +187,31 @@ class BatchRun:
             self.progress.update(self.task, advance=1, ok=s.ok, failed=s.finished - s.ok + s.invalid)
 
 
+class NoProgress:
+    """The progress bar's stand-in where rich is not installed (a lean client install)."""
+
+    def __enter__(self) -> "NoProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
 def make_progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    except ImportError:  # rich comes with warmfleet[fleet]; the batch runs the same without a bar
+        if enabled:
+            print("warmfleet run --batch: no progress bar (it needs rich: pip install 'warmfleet[fleet]')",
+                  file=sys.stderr)
+        return NoProgress()
 
     return Progress(
         TextColumn("[bold]batch"),

@@ -436,7 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ModuleNotFoundError as exc:  # a lean install: the client is there, the server roles are not
+        from warmfleet.plumbing.extras import fleet_extra_missing
+
+        if (message := fleet_extra_missing(exc, f"warmfleet {args.command}")) is None:
+            raise
+        print(message, file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

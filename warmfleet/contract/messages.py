@@ -1,5 +1,6 @@
 """The executor's messages: what travels supervisor -> slot runner -> job child and back,
-the statuses a job can end with, and the records of a streaming job's output stream.
+supervisor -> session zygote -> session process and back, the statuses a job or call can
+end with, and the records of a streaming job's output stream.
 
 Standard library only, and only modules the lean runner imports anyway: the runner and the
 job child import this module, and inside gVisor every page of their address space is paid
@@ -54,18 +55,21 @@ class Message:
     _field_set: frozenset[str] = frozenset()
     _defaults: dict = {}
 
-    def __init_subclass__(cls) -> None:
+    def __init_subclass__(cls, protocol: str = "runner") -> None:
+        """`protocol`: the channel the message travels on (runner, session, zygote); a tag
+        names one message per protocol. A subclass adds fields to its base's."""
         fields = list(cls._fields)
         defaults = dict(cls._defaults)
         for name in cls.__dict__.get("__annotations__", {}):
             if name.startswith("_") or name == "tag":
                 continue
-            fields.append(name)
+            if name not in fields:
+                fields.append(name)
             if name in cls.__dict__:
                 defaults[name] = cls.__dict__[name]
         cls._fields, cls._defaults, cls._field_set = tuple(fields), defaults, frozenset(fields)
-        if cls.tag:
-            _BY_TAG[cls.tag] = cls
+        if "tag" in cls.__dict__:
+            _BY_TAG[(protocol, cls.tag)] = cls
 
     def __init__(self, **values: object) -> None:
         # Hot: a few of these per job on each side of the runner's channel. Defaults first,
@@ -95,6 +99,19 @@ class Message:
         except TypeError as exc:
             raise FrameError(str(exc)) from None
 
+    def mistyped(self) -> list[str]:
+        """Fields whose value is not of its declared type (bool is no number): for a message
+        that untrusted code can write, such as a session's reply."""
+        kinds = _KINDS_OF.get(type(self))
+        if kinds is None:  # once per class: its fields' declared types, as class tuples
+            notes: dict = {}
+            for klass in reversed(type(self).__mro__):
+                notes.update(klass.__dict__.get("__annotations__", {}))
+            kinds = _KINDS_OF[type(self)] = {
+                name: tuple(_KINDS[kind.strip()] for kind in str(notes[name]).split("|")) for name in self._fields
+            }
+        return [name for name, types in kinds.items() if not any(_is(self.__dict__[name], t) for t in types)]
+
     def replace(self, **changes: object) -> "Message":
         return type(self)(**{**self.as_dict(), **changes})
 
@@ -105,44 +122,58 @@ class Message:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.as_dict().items())})"
 
 
-_BY_TAG: dict[str, type[Message]] = {}
+_BY_TAG: dict[tuple[str, str], type[Message]] = {}
 _MUTABLE = (dict, list)
+_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict": (dict,), "list": (list,),
+          "None": (type(None),)}
+_KINDS_OF: dict[type, dict[str, tuple]] = {}
 
 
-class RunnerConfig(Message):
-    """What a slot's runner and its job children need, fixed when the runner starts. It
-    travels on the runner's command line: never put a secret in it."""
+def _is(value: object, types: tuple) -> bool:
+    return isinstance(value, types) and (types is _KINDS["bool"] or not isinstance(value, bool))
 
-    slot: int
+
+class Confinement(Message):
+    """What a job child and a session process are locked down with (executor/lean/lockdown.py):
+    uid, workspace, namespace and rlimits, fixed when the runner or session starts."""
+
     uid: int
     gid: int
     workspace: str
     drop_privileges: bool
-    isolate_network: bool  # a network namespace of its own (only lo) per job child
-    output_bytes: int
-    file_size_bytes: int
+    isolate_network: bool  # a network namespace of its own (only lo)
     processes: int
+    file_size_bytes: int
     open_files: int
     max_memory_mb: int
-    max_cpu_time: float
-    kill_grace_s: float
     max_files: int
     max_output_files_bytes: int
-    # The job environment (executor/lean/jobenv.py): directories appended to jobs' sys.path
-    # (the env's site-packages), modules the runner imports before forking, and warm-up
-    # code steps each spare runs while it waits.
+    # The job environment (executor/lean/jobenv.py): directories appended to sys.path (the
+    # env's site-packages).
     job_path: list = []
-    preload: list = []
-    warmup: list = []
-    # The pool's egress proxy socket: each child listens for its job's relay (None: no egress).
-    egress_socket: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> "RunnerConfig":
-        return cls.from_dict(json.loads(raw))  # type: ignore[return-value]
+    def from_json(cls, raw: str | bytes):  # type: ignore[no-untyped-def]
+        return cls.from_dict(json.loads(raw))
+
+
+class RunnerConfig(Confinement):
+    """What a slot's runner and its job children need, fixed when the runner starts. It
+    travels on the runner's command line: never put a secret in it."""
+
+    slot: int
+    output_bytes: int
+    max_cpu_time: float
+    kill_grace_s: float
+    # Modules the runner imports before forking, and warm-up code steps each spare runs
+    # while it waits.
+    preload: list = []
+    warmup: list = []
+    # The pool's egress proxy socket: each child listens for its job's relay (None: no egress).
+    egress_socket: str | None = None
 
 
 class RunJob(Message):
@@ -253,16 +284,120 @@ class Stop(Message):
     tag = "stop"
 
 
+# -- a session process's channel (protocol "session") and the session zygote's ("zygote") --
+class SessionConfig(Confinement):
+    """What a session process is locked down with and serves calls under; the supervisor
+    sends it through the zygote's control socket, never on a command line."""
+
+    preloaded: bool = False  # forked from a zygote holding the pool's preload: budgets count above it
+    egress_env: dict | None = None  # HTTP(S)_PROXY/ALL_PROXY of the relay the supervisor runs in its namespace
+
+
+class Call(RunJob, protocol="session"):
+    """supervisor -> session process: run this call (a job's fields) in the session's
+    globals. `seq` numbers the calls: the reply echoes it."""
+
+    tag = "call"
+    seq: int = 0
+    context: str = ""  # whose globals it runs in ("" the session's own); language "bash": a bash process
+
+
+class CallOutcome(RunOutcome, protocol="session"):
+    """session process -> supervisor: how a call ended, by the call's own account (its
+    stdout and stderr travel on pipes: the supervisor adds them; a budget the supervisor
+    stopped it for overrules its status, executor/lean/verdict.py)."""
+
+    tag = "result"
+    seq: int = 0
+    cpu_total_s: float = 0.0  # the session process's CPU so far: the next call's counts from there
+    execution_count: int | None = None  # the call's number in its session (a session-only Result field)
+
+    def outcome(self) -> RunOutcome:
+        return RunOutcome(**{name: self.__dict__[name] for name in RunOutcome.fields()})  # type: ignore[return-value]
+
+
+class SessionReady(Message, protocol="session"):
+    """session process -> supervisor: locked down, serving calls."""
+
+    tag = "ready"
+    pid: int
+
+
+class SessionBroken(Broken, protocol="session"):
+    tag = "broken"
+
+
+class ZygoteInit(Message, protocol="zygote"):
+    """host -> zygote, first and once: the pool's job environment to load."""
+
+    tag = "init"
+    job_path: list = []
+    preload: list = []
+    warmup: list = []
+
+
+class ZygoteReady(Message, protocol="zygote"):
+    tag = "ready"
+    pid: int
+
+
+class ZygoteBroken(Broken, protocol="zygote"):
+    tag = "broken"
+
+
+SPAWN_MODES = ("serve", "reset")  # a session process, or one that only cleans its uid and workspace up
+
+
+class Spawn(Message, protocol="zygote"):
+    """host -> zygote: fork a session process (a SessionConfig as `cfg`) on the 3 descriptors
+    the packet carries (SCM_RIGHTS): its channel end, its stdout and its stderr pipes."""
+
+    tag = "spawn"
+    id: int
+    mode: str
+    cfg: dict
+
+
+class Spawned(Message, protocol="zygote"):
+    tag = "spawned"
+    id: int
+    pid: int
+
+
+class SpawnFailed(Message, protocol="zygote"):
+    tag = "failed"
+    id: int | None
+    error: str
+
+
+class Exited(Message, protocol="zygote"):
+    """zygote -> host: a session it forked was reaped; its wait status."""
+
+    tag = "exited"
+    pid: int
+    status: int
+
+
+def to_packet(msg: Message) -> bytes:
+    """One zygote message: a whole SOCK_SEQPACKET packet, no length header."""
+    return json.dumps(to_frame(msg), separators=(",", ":")).encode()
+
+
+def from_packet(data: bytes) -> Message:
+    return from_frame(decode_body(data), "zygote")
+
+
 # -- frames ------------------------------------------------------------------------------
 def to_frame(msg: Message) -> dict:
     return {TAG: msg.tag, **msg.as_dict()}
 
 
-def from_frame(frame: dict) -> Message:
+def from_frame(frame: dict, protocol: str = "runner") -> Message:
     if not isinstance(frame, dict):
         raise FrameError(f"a frame must be a JSON object, got {type(frame).__name__}")
     fields = dict(frame)
-    cls = _BY_TAG.get(fields.pop(TAG, None))  # type: ignore[arg-type]
+    tag = fields.pop(TAG, None)
+    cls = _BY_TAG.get((protocol, tag)) if isinstance(tag, str) else None
     if cls is None:
         raise FrameError(f"unknown message {frame.get(TAG)!r}")
     return cls.from_dict(fields)
@@ -309,8 +444,8 @@ def send(fd: int, msg: Message) -> None:
     write_frame(fd, to_frame(msg))
 
 
-def receive(fd: int) -> Message:
-    return from_frame(read_frame(fd))
+def receive(fd: int, protocol: str = "runner") -> Message:
+    return from_frame(read_frame(fd), protocol)
 
 
 def _read_exact(fd: int, n: int) -> bytes:

@@ -1,4 +1,4 @@
--- job_result_store.lua (used by executor/store.py)
+-- job_result_store.lua (used by executor/store.py; warmfleet/testing/fleet.py)
 -- Store the result only if none exists (reclaim and failover deliver twice), publish it
 -- to the waiting client only if we stored it, then acknowledge and delete the entry.
 -- Deleting an acknowledged entry is safe for lag: with one group, every acked entry is

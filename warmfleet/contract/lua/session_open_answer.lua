@@ -1,4 +1,4 @@
--- session_open_answer.lua (used by executor/sessions/opens.py)
+-- session_open_answer.lua (used by executor/sessions/opens.py; warmfleet/testing/sessions.py)
 -- KEYS: record, result, opens stream. ARGV: pod, final record, its TTL (ms), result,
 -- result TTL (s), group, entry id, reply channel ('' for none).
 local cur = redis.call('GET', KEYS[1])

@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+from support.fleet_faults import poll
 from support.sessions import SESSION_ROOT, index_of, leftovers, processes, wait_clean, zygotes
 
 from dispatcher import Client, SessionEnded, SessionLost
@@ -123,8 +124,10 @@ def test_a_killed_zygote_is_restarted_and_open_sessions_go_on(sfleet, sclient):
         assert s.run("print(kept + 1)").stdout == "42\n"  # a process of its own: unharmed
         with sclient.session() as t:  # forked by a new zygote
             assert t.run("print('kept' in globals())").stdout == "False\n"
-        new = zygotes(sfleet)
-        assert len(new) == 1 and new != [old], (old, new)
+        # A child the zygote is forking (the pod's next spare session) is root for an
+        # instant before it drops to its uid: look until only the zygote itself is left.
+        new = poll(lambda: (z if len(z := zygotes(sfleet)) == 1 else None), 15, "one session zygote")
+        assert new != [old], (old, new)
     # Orphaned, the first session is reaped by the supervisor: its index is reset all the same.
     assert wait_clean(sfleet, index_of(r)) == {"pids": [], "entries": []}
     with open(sfleet.pods[0].log_path, errors="replace") as f:

@@ -89,6 +89,24 @@ def fleet():
     f.stop()
 
 
+@pytest.fixture(scope="session")
+def data_science_fleet():
+    """One pod on the example data-science job environment (envs/data-science.txt) with its
+    preload, shared by the e2e tests of job environments and of cells: a preloading pod takes
+    seconds to start in gVisor. One slot, so consecutive jobs always run on children of the
+    same warm runner; two sessions."""
+    from warmfleet.local.fleet import LocalFleet
+    from warmfleet.settings import FleetSettings
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    f = LocalFleet(FleetSettings(pods=1, slots=1, sessions=2, drain_timeout_s=20,
+                                 requirements=os.path.join(root, "envs", "data-science.txt"),
+                                 preload=["numpy", "pandas", "matplotlib.pyplot"]))
+    f.start(ready_timeout=120)
+    yield f
+    f.stop()
+
+
 @pytest.fixture
 def client(fleet):
     from dispatcher import Client

@@ -16,26 +16,12 @@ from support.png import png_size
 
 from dispatcher import Client
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DATA_SCIENCE = os.path.join(ROOT, "envs", "data-science.txt")
-PRELOAD = ["numpy", "pandas", "matplotlib.pyplot"]
 TABLE = "application/vnd.warmfleet.table+json"
 
 
-@pytest.fixture(scope="module")
-def cells_fleet():
-    from warmfleet.local.fleet import FleetSettings, LocalFleet
-
-    f = LocalFleet(FleetSettings(pods=1, slots=1, sessions=2, drain_timeout_s=20, requirements=DATA_SCIENCE,
-                                 preload=PRELOAD))
-    f.start(ready_timeout=120)
-    yield f
-    f.stop()
-
-
 @pytest.fixture
-def cc(cells_fleet):
-    with Client(cells_fleet.client_url) as c:
+def cc(data_science_fleet):
+    with Client(data_science_fleet.client_url) as c:
         yield c
 
 
@@ -175,13 +161,13 @@ def test_an_interrupted_session_call_returns_what_it_displayed(cc):
 
 
 @pytest.mark.timeout(120)
-def test_warmfleet_run_prints_the_result_and_writes_images(cells_fleet, tmp_path):
+def test_warmfleet_run_prints_the_result_and_writes_images(data_science_fleet, tmp_path):
     code = ("import io, matplotlib.pyplot as plt\n"
             "small = plt.figure(figsize=(2, 1)); buf = io.BytesIO(); small.savefig(buf, format='png'); plt.close(small)\n"
             "class Picture:\n    def _repr_png_(self):\n        return buf.getvalue()\n"
             "plt.plot([1, 2]); plt.show()\nprint('out')\ndisplay(Picture())\n{'a': 1}")
     done = subprocess.run(
-        [sys.executable, "-m", "warmfleet.cli.main", "run", "--redis-url", cells_fleet.client_url, "-c", code,
+        [sys.executable, "-m", "warmfleet.cli.main", "run", "--redis-url", data_science_fleet.client_url, "-c", code,
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "out\n{'a': 1}\n"  # the images went to --out
@@ -191,12 +177,12 @@ def test_warmfleet_run_prints_the_result_and_writes_images(cells_fleet, tmp_path
 
 
 @pytest.mark.timeout(120)
-async def test_the_mcp_tool_returns_text_html_and_images(cells_fleet):
+async def test_the_mcp_tool_returns_text_html_and_images(data_science_fleet):
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
     params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "warmfleet.cli.main", "mcp", "--redis-url", cells_fleet.client_url])
+                                   args=["-m", "warmfleet.cli.main", "mcp", "--redis-url", data_science_fleet.client_url])
     code = ("import pandas as pd, matplotlib.pyplot as plt\ndf = pd.DataFrame({'a': [1, 2]})\ndisplay(df)\n"
             "plt.plot(df.a); plt.show()\ndf.a.sum()")
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:

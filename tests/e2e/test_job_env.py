@@ -16,25 +16,12 @@ from dispatcher import Client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA_SCIENCE = os.path.join(ROOT, "envs", "data-science.txt")
-PRELOAD = ["numpy", "pandas", "matplotlib.pyplot"]
 WARMFLEET = os.path.join(os.path.dirname(sys.executable), "warmfleet")
 
 
-@pytest.fixture(scope="module")
-def ds_fleet():
-    """One slot, so consecutive jobs always run on children of the same warm runner."""
-    from warmfleet.local.fleet import LocalFleet
-    from warmfleet.settings import FleetSettings
-
-    f = LocalFleet(FleetSettings(pods=1, slots=1, drain_timeout_s=20, requirements=DATA_SCIENCE, preload=PRELOAD))
-    f.start(ready_timeout=120)
-    yield f
-    f.stop()
-
-
 @pytest.fixture
-def ds(ds_fleet):
-    with Client(ds_fleet.client_url) as c:
+def ds(data_science_fleet):
+    with Client(data_science_fleet.client_url) as c:
         yield c
 
 
@@ -80,13 +67,13 @@ def test_figures_shown_or_left_open_come_back_as_png(ds):
 
 
 @pytest.mark.timeout(120)
-def test_modules_outside_the_env_are_not_importable(ds, ds_fleet):
+def test_modules_outside_the_env_are_not_importable(ds, data_science_fleet):
     for name in ("seaborn", "warmfleet", "executor", "redis", "pydantic", "pip"):
         r = ds.run(f"import {name}")
         assert r.status.value == "error", (name, r)
         assert f"ModuleNotFoundError: No module named '{name}'" in r.stderr, (name, r.stderr)
     r = ds.run("import sys; print([p for p in sys.path if 'site-packages' in p])")
-    assert r.ok and r.stdout.count("site-packages") == 1 and ds_fleet.job_env.site_packages in r.stdout, r
+    assert r.ok and r.stdout.count("site-packages") == 1 and data_science_fleet.job_env.site_packages in r.stdout, r
 
 
 @pytest.mark.timeout(120)
@@ -119,9 +106,9 @@ def test_budgets_hold_on_a_preloaded_child(ds):
 
 
 @pytest.mark.timeout(120)
-def test_run_out_writes_the_returned_figures(ds_fleet, tmp_path):
+def test_run_out_writes_the_returned_figures(data_science_fleet, tmp_path):
     out = subprocess.run(
-        [WARMFLEET, "run", "--redis-url", ds_fleet.client_url, "--out", str(tmp_path / "figs"), "-c",
+        [WARMFLEET, "run", "--redis-url", data_science_fleet.client_url, "--out", str(tmp_path / "figs"), "-c",
          "import matplotlib.pyplot as plt; plt.plot([0, 1]); plt.show()"],
         capture_output=True, text=True, timeout=60,
     )
@@ -131,11 +118,11 @@ def test_run_out_writes_the_returned_figures(ds_fleet, tmp_path):
 
 
 @pytest.mark.timeout(120)
-async def test_mcp_tool_returns_figures_as_images(ds_fleet):
+async def test_mcp_tool_returns_figures_as_images(data_science_fleet):
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "warmfleet.cli.main", "mcp", "--redis-url", ds_fleet.client_url])
+    params = StdioServerParameters(command=sys.executable, args=["-m", "warmfleet.cli.main", "mcp", "--redis-url", data_science_fleet.client_url])
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         res = await session.call_tool("run_python", {"code": "import matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show(); print('drawn')"})

@@ -227,6 +227,9 @@ def displays(result: Result) -> list[dict[str, Any]]:
 def errors(result: Result) -> list[dict[str, Any]]:
     if result.status is Status.OK:
         return []
+    if result.status in (Status.TIMEOUT, Status.CPU_LIMIT, Status.OUTPUT_LIMIT):
+        # The fleet interrupted the cell for a budget: name the budget, not the interrupt.
+        return [{"ename": result.status.value, "evalue": result.error or "", "traceback": []}]
     name = getattr(result, "error_name", None)
     if name:
         traceback = getattr(result, "traceback", None) or []

@@ -26,6 +26,8 @@ import httpx
 import psutil
 
 from warmfleet.bench.warm import run_all
+from warmfleet.http.settings import HttpSettings
+from warmfleet.settings import to_env
 
 START_TIMEOUT_S = 30.0
 TENANT = "bench"
@@ -99,7 +101,7 @@ def service_process(redis_url: str, pools: str = "default") -> Iterator[tuple[st
     finally:
         redis.close()
     port = _free_port()
-    env = {**os.environ, "WARMFLEET_REDIS_URL": redis_url, "WARMFLEET_HTTP_POOLS": json.dumps(pools.split(","))}
+    env = {**os.environ, **to_env(HttpSettings.from_values(redis_url=redis_url, http_pools=pools.split(",")))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "warmfleet.http.app:create_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log", "--loop", "asyncio"],

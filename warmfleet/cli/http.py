@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+from warmfleet.settings import env_name
+
 EXIT_USAGE = 2
 START_TIMEOUT_S = 30.0
 # asyncio's own loop, never uvloop even where it is installed: under uvloop the service
@@ -20,7 +22,7 @@ LOOP = "asyncio"
 
 
 def _redis_url(args: argparse.Namespace) -> str | None:
-    return args.redis_url or os.environ.get("WARMFLEET_REDIS_URL")
+    return args.redis_url or os.environ.get(env_name("redis_url"))
 
 
 def _store(url: str):
@@ -52,7 +54,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
     url = _redis_url(args)
     if not url:
-        print("warmfleet keys: give --redis-url (or set WARMFLEET_REDIS_URL): keys live in the fleet's Redis",
+        print(f"warmfleet keys: give --redis-url (or set {env_name('redis_url')}): keys live in the fleet's Redis",
               file=sys.stderr)
         return EXIT_USAGE
     store = _store(url)
@@ -159,7 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"warmfleet serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not settings.redis_url:
-        print("warmfleet serve: give --redis-url (or WARMFLEET_REDIS_URL): the fleet's Redis", file=sys.stderr)
+        print(f"warmfleet serve: give --redis-url (or {env_name('redis_url')}): the fleet's Redis", file=sys.stderr)
         return EXIT_USAGE
     host, port = split_listen(settings.http_listen)
     app = create_app(settings)
@@ -178,11 +180,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     serve = sub.add_parser("serve", help="the HTTP front door (E2B, SandboxFusion, /v1, MCP over HTTP); "
                            "stateless, run several (needs warmfleet[http])")
-    serve.add_argument("--listen", metavar="HOST:PORT", help="default: WARMFLEET_HTTP_LISTEN or 127.0.0.1:8000")
+    serve.add_argument("--listen", metavar="HOST:PORT", help=f"default: {env_name('http_listen')} or 127.0.0.1:8000")
     serve.add_argument("--redis-url")
-    serve.add_argument("--pools", help="comma-separated pools served (default: WARMFLEET_HTTP_POOLS or default)")
+    serve.add_argument("--pools", help=f"comma-separated pools served (default: {env_name('http_pools')} or default)")
     serve.add_argument("--metrics-port", type=int,
-                       help="Prometheus metrics on this port, not on the tenants' (default: WARMFLEET_HTTP_METRICS_PORT, 0: none)")
+                       help=f"Prometheus metrics on this port, not on the tenants' "
+                            f"(default: {env_name('http_metrics_port')}, 0: none)")
     serve.add_argument("--graceful-s", type=float, default=30.0, help="on SIGTERM, let streams finish this long")
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=cmd_serve)

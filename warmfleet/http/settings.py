@@ -1,5 +1,5 @@
 """The HTTP service's settings: its role in the settings tree (warmfleet/settings/http.py),
-read from WARMFLEET_* like every role's (WARMFLEET_REDIS_URL, WARMFLEET_HTTP_*)."""
+read from the environment like every role's (the Redis URL, the http_* group)."""
 
 from __future__ import annotations
 

@@ -6,11 +6,11 @@ user: the client's commands on the served pools' keys and the service's own keys
 
 from __future__ import annotations
 
-import json
 
-from warmfleet.cli.k8s.manifest_parts import dns_rule, unprivileged_security_context
+from warmfleet.cli.k8s.manifest_parts import container_env, dns_rule, unprivileged_security_context
 
 from warmfleet.contract import keys
+from warmfleet.settings import env_name
 
 NAME = "warmfleet-http"
 HTTP_PORT, HTTP_METRICS_PORT = 8080, 9466
@@ -47,10 +47,8 @@ def http_deployment(definition: dict) -> dict:
         "image": definition["image"],
         "command": ["python", "-m", "warmfleet.http"],
         "env": [
-            {"name": "WARMFLEET_REDIS_URL", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "redis-url"}}},
-            {"name": "WARMFLEET_HTTP_POOLS", "value": json.dumps(pools)},
-            {"name": "WARMFLEET_HTTP_LISTEN", "value": f"0.0.0.0:{HTTP_PORT}"},
-            {"name": "WARMFLEET_HTTP_METRICS_PORT", "value": str(HTTP_METRICS_PORT)},
+            {"name": env_name("redis_url"), "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "redis-url"}}},
+            *container_env(http_pools=pools, http_listen=f"0.0.0.0:{HTTP_PORT}", http_metrics_port=HTTP_METRICS_PORT),
         ],
         "ports": [{"name": "http", "containerPort": HTTP_PORT}, {"name": "metrics", "containerPort": HTTP_METRICS_PORT}],
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import os
 import time
+from collections.abc import Callable
 
 from warmfleet.contract import messages
 from warmfleet.contract.messages import Chunk, RunOutcome
@@ -47,9 +48,11 @@ class OutputCapture:
             return False
         return True
 
-    def drain(self, name: str, fd: int) -> None:
+    def drain(self, name: str, fd: int, take: Callable[[str, bytes], object] | None = None) -> None:
         """What is left in the stream's (non-blocking) pipe, up to the point where it goes
-        over the cap: read after the writer ended or answered."""
+        over the cap: read after the writer ended or answered. `take` (default: add) is
+        where each read goes: a streaming session call also hands it on."""
+        take = take or self.add
         while not self.truncated[name]:
             try:
                 data = os.read(fd, 1 << 16)
@@ -57,7 +60,7 @@ class OutputCapture:
                 return
             if not data:
                 return
-            self.add(name, data)
+            take(name, data)
 
     def flush_if_due(self) -> None:
         if self.chan is not None and time.monotonic() - self.last_flush >= self.flush_every_s:

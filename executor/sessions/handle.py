@@ -259,17 +259,7 @@ class SessionProcess:
         if self._capture is None:
             return
         for name, fd in self._out.items():
-            if self.on_output is None:
-                self._capture.drain(name, fd)
-                continue
-            while not self._capture.truncated[name]:
-                try:
-                    data = os.read(fd, 1 << 16)
-                except OSError:  # BlockingIOError: nothing more for now
-                    break
-                if not data:
-                    break
-                self._take(name, data)
+            self._capture.drain(name, fd, self._take)
 
     async def _recv(self) -> Message:
         assert self._reader is not None

@@ -214,17 +214,31 @@ def _save_figures(figures: Figures) -> None:
             pass
 
 
-def _run_bash(code_text: str) -> int:
-    """bash -c CODE in a child (same session, uid and limits), so out/ is collected after.
-    The wall-clock timer stays on us: SIGALRM ends this process, and the runner's group
-    kill ends bash."""
+def run_bash(code: str) -> int:
+    """`bash -c CODE` in a child on our stdout, stderr, environment, uid and limits; its wait
+    status. Shared by bash jobs and bash session calls. Anything raised while we wait (a
+    session call's interrupt) kills bash first, so it cannot outlive the call."""
     pid = os.fork()
     if pid == 0:
         try:
-            os.execve(BASH, ["bash", "-c", code_text], dict(os.environ))
+            os.execve(BASH, ["bash", "-c", code], dict(os.environ))
         finally:
             os._exit(127)
-    _, status = os.waitpid(pid, 0)
+    try:
+        return os.waitpid(pid, 0)[1]
+    except BaseException:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+        raise
+
+
+def _run_bash(code_text: str) -> int:
+    """A bash job, so out/ is collected after. The wall-clock timer stays on us: SIGALRM
+    ends this process, and the runner's group kill ends bash."""
+    status = run_bash(code_text)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         signal.signal(sig, signal.SIG_DFL)

@@ -32,6 +32,7 @@ import sys
 import time
 
 from executor.lean.cell import Cell, print_traceback
+from executor.lean.child import run_bash
 from executor.lean.jobenv import LIBRARY_ENV, Figures, seed_matplotlib_config
 from executor.lean.jobfiles import collect_outputs, place_inputs
 from executor.lean.lockdown import hide_executor, limit, limit_resources, lock_down, reset_environment_and_stdio
@@ -41,7 +42,6 @@ from warmfleet.contract.messages import Call, CallOutcome, SessionBroken, Sessio
 
 OUT_DIR = "out"
 MAX_CONTEXTS = 32
-BASH = "/bin/bash"  # a bash call's interpreter (as a bash job's: executor/lean/child.py)
 
 
 class CallInterrupted(BaseException):
@@ -240,28 +240,13 @@ def fresh_globals() -> dict:
 
 
 def _run_bash(code: str) -> None:
-    """A bash cell: `bash -c CODE` in a child on our stdout/stderr (so its output streams
-    as it is written), in the workspace, with the session's environment. A non-zero exit
-    ends the call as `exit N` would; an interrupt kills it (and the supervisor kills
-    whatever it left of the uid)."""
+    """A bash cell: `bash -c CODE` on our stdout/stderr (so its output streams as it is
+    written), in the workspace, with the session's environment. A non-zero exit ends the
+    call as `exit N` would; an interrupt kills it (and the supervisor kills whatever it left
+    of the uid)."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.execve(BASH, ["bash", "-c", code], dict(os.environ))
-        finally:
-            os._exit(127)
-    try:
-        _, status = os.waitpid(pid, 0)
-    except BaseException:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except OSError:
-            pass
-        raise
-    code_ = os.waitstatus_to_exitcode(status)
+    code_ = os.waitstatus_to_exitcode(run_bash(code))
     if code_ != 0:
         raise SystemExit(128 - code_ if code_ < 0 else code_)
 

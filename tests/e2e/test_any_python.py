@@ -55,8 +55,8 @@ def interpreter_in_a_0700_dir(tmp_path) -> str:
     return str(exe)
 
 
-def dependency_closure(name: str) -> list[metadata.Distribution]:
-    """The installed distributions `name` needs (its extras left out)."""
+def dependency_closure(name: str, extras: tuple[str, ...] = ()) -> list[metadata.Distribution]:
+    """The installed distributions `name` with these extras needs (other extras left out)."""
     seen: dict[str, metadata.Distribution] = {}
     todo = [name]
     while todo:
@@ -67,14 +67,16 @@ def dependency_closure(name: str) -> list[metadata.Distribution]:
             dist = metadata.distribution(n)
         except metadata.PackageNotFoundError:
             continue  # a marker excluded it
+        wanted = extras if n == name else ()
         seen[n] = dist
-        todo += [re.split(r"[\s;<>=!~\[(]", r, maxsplit=1)[0] for r in dist.requires or [] if "extra ==" not in r]
-    return [d for n, d in seen.items() if n != "warmfleet"]
+        todo += [re.split(r"[\s;<>=!~\[(]", r, maxsplit=1)[0] for r in dist.requires or []
+                 if "extra ==" not in r or any(f'extra == "{e}"' in r for e in wanted)]
+    return [d for n, d in seen.items() if n != name]
 
 
 @pytest.fixture(scope="module")
 def venv_of_a_hidden_python(tmp_path_factory):
-    """A venv of that interpreter with warmfleet's dependencies (linked from ours, no
+    """A venv of that interpreter with warmfleet[fleet]'s dependencies (linked from ours, no
     network) and this checkout on its path."""
     tmp = tmp_path_factory.mktemp("anypython")
     exe = interpreter_in_a_0700_dir(tmp)
@@ -82,7 +84,7 @@ def venv_of_a_hidden_python(tmp_path_factory):
     subprocess.run([exe, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    for dist in dependency_closure("warmfleet"):
+    for dist in dependency_closure("warmfleet", ("fleet",)):  # `up` is a server role
         for f in dist.files or []:
             if ".." not in f.parts:
                 link_or_copy(str(dist.locate_file(f)), os.path.join(site, str(f)))

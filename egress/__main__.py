@@ -49,9 +49,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except ModuleNotFoundError as exc:  # a client-only install (pip install warmfleet): say which extra
-        from warmfleet.plumbing.extras import fleet_extra_missing
+        from warmfleet.plumbing.extras import exit_naming_the_extra
 
-        if (message := fleet_extra_missing(exc, "python -m egress")) is None:
-            raise
-        print(message, file=sys.stderr)
-        sys.exit(2)
+        exit_naming_the_extra(exc, "python -m egress")

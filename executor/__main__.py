@@ -60,9 +60,6 @@ if __name__ == "__main__":
         sys.exit(main())
     except ModuleNotFoundError as exc:  # a client-only install (pip install warmfleet): say which extra
         from executor.exitcodes import ExitCode
-        from warmfleet.plumbing.extras import fleet_extra_missing
+        from warmfleet.plumbing.extras import exit_naming_the_extra
 
-        if (message := fleet_extra_missing(exc, "python -m executor")) is None:
-            raise
-        print(message, file=sys.stderr)
-        sys.exit(ExitCode.CONFIG)
+        exit_naming_the_extra(exc, "python -m executor", ExitCode.CONFIG)

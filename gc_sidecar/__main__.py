@@ -5,11 +5,8 @@ import sys
 try:
     from gc_sidecar.main import main
 except ModuleNotFoundError as exc:  # a client-only install (pip install warmfleet): say which extra
-    from warmfleet.plumbing.extras import fleet_extra_missing
+    from warmfleet.plumbing.extras import exit_naming_the_extra
 
-    if (message := fleet_extra_missing(exc, "python -m gc_sidecar")) is None:
-        raise
-    print(message, file=sys.stderr)
-    sys.exit(2)
+    exit_naming_the_extra(exc, "python -m gc_sidecar")
 
 sys.exit(main())
